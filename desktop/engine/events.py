@@ -1,0 +1,130 @@
+"""The frozen records that cross threads: settings in, one record per token out, one at the end.
+
+These are the contract between the engine (which yields them), the UI worker (which emits them as
+signals), the history database (which stores them) and the CLI (which prints them as JSON Lines).
+Probabilities are floats in [0, 1]; logprobs are natural-log; entropies are in nats; times in ms.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+Role = Literal["system", "user", "assistant"]
+FinishReason = Literal["stop", "length", "cancelled", "error"]
+
+
+@dataclass(frozen=True)
+class Message:
+    """One turn of a conversation."""
+
+    role: Role
+    content: str
+
+
+@dataclass(frozen=True)
+class GenerationSettings:
+    """How to pick each next token. Applied in this order (as transformers' LogitsProcessorList):
+    repetition penalty, temperature, top-k, top-p, min-p, then sample (greedy when temperature == 0).
+
+    seed: None draws a random seed, which is reported in `GenerationDone.seed` so the reply can be
+    reproduced exactly. top_logprobs: how many alternatives each `TokenStep` carries.
+    """
+
+    max_new_tokens: int = 256
+    temperature: float = 0.7
+    top_k: int = 0  # 0 = off
+    top_p: float = 1.0  # 1.0 = off
+    min_p: float = 0.0  # 0.0 = off
+    repetition_penalty: float = 1.0  # 1.0 = off
+    seed: int | None = None
+    top_logprobs: int = 10
+    stop_strings: tuple[str, ...] = ()
+    stop_ids: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class Alternative:
+    """A candidate token at one step.
+
+    logprob/prob: under the model's own distribution (softmax of the raw logits, as OpenAI's
+    logprobs). sampling_prob: under the distribution actually sampled from (after penalty,
+    temperature, top-k, top-p, min-p); 0.0 for a token those filters removed.
+    token: the token's text decoded alone (may contain U+FFFD-free byte notation such as `<F0 9F>`
+    for a fragment of a UTF-8 character). bytes: the token's raw bytes.
+    """
+
+    id: int
+    token: str
+    bytes: bytes
+    logprob: float
+    prob: float
+    sampling_prob: float
+
+
+@dataclass(frozen=True)
+class PromptInfo:
+    """Yielded once before prefill: what the model is about to read ("reading your message").
+
+    prompt_text: the whole prompt as the model sees it (rendered chat template, BOS and role
+    markers included). prompt_ids: its token ids. dropped_messages: how many of the oldest turns
+    were left out to fit the context window (system prompt and last user turn are always kept).
+    """
+
+    prompt_text: str
+    prompt_ids: tuple[int, ...]
+    dropped_messages: int
+    context_size: int
+
+
+@dataclass(frozen=True)
+class TokenStep:
+    """One generated token and what the model weighed to pick it.
+
+    index: 0-based position in the reply. text: what this token adds to the visible reply (""
+    while it completes only part of a UTF-8 character or part of a held-back stop string; the
+    join of all `text` equals the reply). token/bytes: the token alone, for the inspector.
+    rank: 0-based rank of the chosen token under the model's distribution. entropy: of the model's
+    distribution, in nats. top: the `top_logprobs` most likely tokens under the model's
+    distribution, most likely first. step_ms: wall time of the step that produced this token
+    (prefill for index 0, decode step after) plus sampling.
+    """
+
+    index: int
+    id: int
+    token: str
+    text: str
+    bytes: bytes
+    logprob: float
+    prob: float
+    sampling_prob: float
+    rank: int
+    entropy: float
+    top: tuple[Alternative, ...]
+    step_ms: float
+
+
+@dataclass(frozen=True)
+class GenerationDone:
+    """The last record of every generation, also after an error or a cancel.
+
+    ttft_ms: from the start of prefill to the first token. decode_tokens_per_s: tokens after the
+    first divided by their time (0.0 when fewer than 2 tokens). provider: the execution provider
+    actually used (e.g. "CPUExecutionProvider"). error: the user-facing message when
+    finish_reason == "error".
+    """
+
+    finish_reason: FinishReason
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+    ttft_ms: float
+    decode_tokens_per_s: float
+    provider: str
+    seed: int
+    dropped_messages: int = 0
+    error: str | None = None
+    settings: GenerationSettings = field(default_factory=GenerationSettings)
+
+
+Event = PromptInfo | TokenStep | GenerationDone
