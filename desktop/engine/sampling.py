@@ -1,0 +1,161 @@
+"""Pure-numpy sampling and the per-token statistics of a logits row.
+
+Owns: turning one row of raw logits (`float32[vocab]`) into the next token id, the distribution it
+was sampled from, and the model's own distribution summary (logprob, rank, entropy, top-k).
+Knows nothing about models, tokenizers or sessions.
+
+The processors apply in transformers' LogitsProcessorList order (see `GenerationSettings`):
+repetition penalty, temperature, top-k, top-p, min-p, then a draw (argmax when temperature == 0).
+Sources: repetition penalty from Keskar et al. 2019 (CTRL) as transformers implements it; top-p from
+Holtzman et al. 2019; min-p from Nguyen et al. 2024.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from desktop.engine.errors import SamplingError
+from desktop.engine.events import GenerationSettings
+
+
+def apply_repetition_penalty(
+    logits: np.ndarray, seen_ids: np.ndarray, penalty: float
+) -> np.ndarray:
+    """Penalize tokens already seen: positive logits divided by `penalty`, negative multiplied.
+
+    logits: float32[vocab] (not modified). seen_ids: int64[n] (duplicates allowed).
+    Returns a new float32[vocab]. Case E1: [2, -2, 0.5], seen {0, 1}, penalty 2 -> [1, -4, 0.5].
+    """
+    out = np.array(logits, dtype=np.float32, copy=True)  # (vocab,)
+    if penalty == 1.0 or len(seen_ids) == 0:
+        return out
+    ids = np.unique(seen_ids)  # (n_unique,)
+    picked = out[ids]  # (n_unique,)
+    out[ids] = np.where(picked > 0, picked / penalty, picked * penalty)
+    return out
+
+
+def _clean(logits: np.ndarray) -> np.ndarray:
+    """NaN -> -inf; raise SamplingError when no finite logit remains (case E4)."""
+    row = np.where(np.isnan(logits), -np.inf, logits).astype(np.float32, copy=False)  # (vocab,)
+    if not np.isfinite(row).any():
+        raise SamplingError(
+            "The model produced no usable scores for the next token (all -inf or NaN); "
+            "the reply stops here."
+        )
+    return row
+
+
+def sampling_distribution(logits: np.ndarray, settings: GenerationSettings) -> np.ndarray:
+    """The distribution a token is drawn from, after temperature, top-k, top-p and min-p.
+
+    logits: float32[vocab], already repetition-penalized. Returns float32[vocab] summing to 1,
+    0.0 for every filtered token. Temperature 0 (greedy) gives a one-hot row at the argmax (E2).
+    A top-p or min-p that would remove everything keeps the most likely token (E3).
+    Raises SamplingError when no logit is finite (E4).
+    """
+    row = _clean(logits)  # (vocab,)
+    probs = np.zeros_like(row)  # (vocab,)
+    if settings.temperature <= 0.0:
+        probs[int(np.argmax(row))] = 1.0
+        return probs
+    scaled = row / np.float32(settings.temperature)  # (vocab,)
+    if 0 < settings.top_k < scaled.size:
+        kth = np.partition(scaled, -settings.top_k)[-settings.top_k]
+        scaled = np.where(scaled >= kth, scaled, -np.inf)
+    shifted = np.exp(scaled - scaled.max())  # (vocab,)
+    probs = shifted / shifted.sum()  # (vocab,)
+    if settings.top_p < 1.0:
+        order = np.argsort(-probs, kind="stable")  # (vocab,)
+        cumulative = np.cumsum(probs[order])  # (vocab,)
+        # keep the smallest prefix whose mass reaches top_p; always at least the first token
+        keep_count = max(1, int(np.searchsorted(cumulative, settings.top_p, side="left")) + 1)
+        mask = np.zeros(probs.size, dtype=bool)
+        mask[order[:keep_count]] = True
+        probs = np.where(mask, probs, 0.0)
+    if settings.min_p > 0.0:
+        probs = np.where(probs >= settings.min_p * probs.max(), probs, 0.0)
+    total = probs.sum()
+    return (probs / total).astype(np.float32)
+
+
+@dataclass
+class Sampler:
+    """Draws token ids with one seeded generator, so a seed reproduces a reply exactly (E5)."""
+
+    settings: GenerationSettings
+    seed: int
+
+    def __post_init__(self) -> None:
+        self._rng = np.random.default_rng(self.seed)
+
+    def sample(self, logits: np.ndarray, seen_ids: np.ndarray) -> tuple[int, np.ndarray]:
+        """Pick the next token. logits: float32[vocab]; seen_ids: int64[n] (prompt + reply so far).
+
+        Returns (token_id, float32[vocab] sampling distribution). Raises SamplingError (E4).
+        """
+        penalized = apply_repetition_penalty(logits, seen_ids, self.settings.repetition_penalty)
+        probs = sampling_distribution(penalized, self.settings)  # (vocab,)
+        if self.settings.temperature <= 0.0:
+            return int(np.argmax(probs)), probs
+        cdf = np.cumsum(probs, dtype=np.float64)  # (vocab,)
+        draw = self._rng.random() * cdf[-1]
+        token = int(np.searchsorted(cdf, draw, side="right"))
+        token = min(token, probs.size - 1)
+        while probs[token] == 0.0:  # float edge: never land on a filtered token
+            token -= 1
+        return token, probs
+
+
+def draw_seed() -> int:
+    """A fresh random seed (recorded with the reply so it can be reproduced)."""
+    return int(np.random.SeedSequence().entropy % (2**31))
+
+
+@dataclass(frozen=True)
+class RowStats:
+    """The model's own distribution over one row: softmax of the raw logits.
+
+    top_ids: int64[k] most likely first. top_logprobs: float32[k]. entropy in nats.
+    """
+
+    logsumexp: float
+    entropy: float
+    top_ids: np.ndarray
+    top_logprobs: np.ndarray
+
+    def logprob(self, logits: np.ndarray, token_id: int) -> float:
+        return float(logits[token_id]) - self.logsumexp
+
+
+def row_stats(logits: np.ndarray, k: int) -> RowStats:
+    """Softmax summary of one logits row in O(vocab): one exp pass, one argpartition.
+
+    logits: float32[vocab] raw (NaN is treated as -inf). k: number of alternatives (0 allowed).
+    Entropy H = log Z - sum(p * x) with x the shifted logits, in nats.
+    """
+    row = np.where(np.isnan(logits), -np.inf, logits) if np.isnan(logits).any() else logits
+    peak = row.max()  # ()
+    shifted = row - peak  # (vocab,)
+    weights = np.exp(shifted)  # (vocab,)
+    total = weights.sum(dtype=np.float64)
+    log_total = float(np.log(total))
+    finite = np.isfinite(shifted)
+    mean_shifted = float(np.dot(weights[finite], shifted[finite])) / total
+    entropy = max(0.0, log_total - mean_shifted)
+    logsumexp = float(peak) + log_total
+    k = min(k, row.size)
+    if k > 0:
+        part = np.argpartition(-row, k - 1)[:k]  # (k,) unordered
+        top_ids = part[np.argsort(-row[part], kind="stable")]  # (k,)
+    else:
+        top_ids = np.zeros(0, dtype=np.int64)
+    top_logprobs = (row[top_ids] - logsumexp).astype(np.float32)  # (k,)
+    return RowStats(logsumexp, entropy, top_ids.astype(np.int64), top_logprobs)
+
+
+def rank_of(logits: np.ndarray, token_id: int) -> int:
+    """0-based rank of `token_id` in float32[vocab] logits (ties count in its favour)."""
+    return int(np.count_nonzero(logits > logits[token_id]))
