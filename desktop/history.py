@@ -1,0 +1,560 @@
+"""Saved conversations and their per-token records, in a SQLite file (stdlib sqlite3, no Qt).
+
+Owns: opening the history database (WAL, migrations from desktop/history_migrations.py), turning
+the engine's records (`TokenStep`, `Alternative`, `GenerationDone`, `GenerationSettings`,
+`PromptInfo`) into rows and back so that they compare equal (floats keep their 8 bytes, `bytes`
+stay bytes, alternatives come back as tuples), search, and the user-facing `HistoryError`.
+Does not know: Qt, how records are shown, how they are exported (desktop/history_export.py).
+
+A database written by a newer Tokenglass, a corrupt file, or an SQLite file that is not ours is
+never changed: a fresh database is opened beside it (history-1.sqlite3, ...) and `History.notice`
+says what happened, so the app starts anyway. Every write is one transaction (BEGIN IMMEDIATE) with
+synchronous=FULL, so a crash or a kill loses nothing already committed and never corrupts the file.
+One `History` may be shared between threads: a lock serializes its calls.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from desktop import paths
+from desktop.engine.errors import EngineError
+from desktop.engine.events import (
+    Alternative,
+    GenerationDone,
+    GenerationSettings,
+    PromptInfo,
+    Role,
+    TokenStep,
+)
+from desktop.history_migrations import SchemaTooNewError, check_not_newer, migrate
+
+BUSY_TIMEOUT_S = 5.0  # how long a write waits for another process (GUI and CLI) holding the lock
+TITLE_MAX_CHARS = 60
+
+
+class HistoryError(EngineError):
+    """The history database cannot do what was asked; `str(err)` is a sentence for the user."""
+
+
+@dataclass(frozen=True)
+class ConversationSummary:
+    """One row of the conversation list. Times are timezone-aware (UTC)."""
+
+    id: int
+    title: str
+    model: str
+    created_at: datetime
+    updated_at: datetime
+    message_count: int
+
+
+@dataclass(frozen=True)
+class StoredMessage:
+    """One saved message. For an assistant reply `done`, `settings`, `seed`, `provider` and
+    `steps` are what the engine produced (equal to the records saved); for a user message they
+    are None / () . partial: the reply was stopped (or failed) before its end.
+    prompt: what the model read for this reply, when it was saved with the reply.
+    """
+
+    id: int
+    role: Role
+    text: str
+    created_at: datetime
+    model: str | None
+    settings: GenerationSettings | None
+    seed: int | None
+    provider: str | None
+    done: GenerationDone | None
+    steps: tuple[TokenStep, ...]
+    partial: bool
+    prompt: PromptInfo | None = None
+
+
+class History:
+    """The chat history database. See the module docstring; API in /work/notes/history_api.md.
+
+    path: the SQLite file (default `paths.history_db()`); `self.path` is the file actually used,
+    which differs from `path` when that one was unusable (then `self.notice` explains why).
+    Raises HistoryError when no database can be opened at all (e.g. a read-only folder).
+    """
+
+    def __init__(self, path: Path | None = None) -> None:
+        requested = Path(path) if path is not None else paths.history_db()
+        self.notice: str | None = None
+        self.path = requested
+        problem = _probe(requested)
+        if problem is not None:
+            self.path = _fresh_path_beside(requested)
+            self.notice = (
+                f"{problem} It was left untouched; new chats are saved in {self.path} instead."
+            )
+        self._lock = threading.RLock()
+        self._db = self._connect(self.path)
+
+    # -- connection ---------------------------------------------------------------------------
+
+    @staticmethod
+    def _connect(path: Path) -> sqlite3.Connection:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            db = sqlite3.connect(
+                path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+            )
+            db.execute("PRAGMA journal_mode = WAL")
+            db.execute("PRAGMA synchronous = FULL")  # a commit is on disk before it returns
+            db.execute("PRAGMA foreign_keys = ON")
+            db.create_function("tg_fold", 1, _fold, deterministic=True)
+            migrate(db)
+        except (sqlite3.Error, OSError, SchemaTooNewError) as err:
+            raise HistoryError(f"The chat history {path} cannot be opened: {err}.") from err
+        return db
+
+    def close(self) -> None:
+        """Close the database (idempotent). The WAL is checkpointed into the main file."""
+        with self._lock:
+            if self._db is not None:
+                self._db.close()
+                self._db = None  # type: ignore[assignment]
+
+    def __enter__(self) -> History:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    @contextmanager
+    def _transaction(self, action: str, *, write: bool = True) -> Iterator[sqlite3.Connection]:
+        """One transaction; sqlite3 errors become a HistoryError saying what could not be done."""
+        with self._lock:
+            if self._db is None:
+                raise HistoryError("The chat history is closed.")
+            try:
+                self._db.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+                try:
+                    yield self._db
+                except BaseException:
+                    self._db.execute("ROLLBACK")
+                    raise
+                self._db.execute("COMMIT")
+            except sqlite3.Error as err:
+                raise HistoryError(f"Could not {action} in {self.path}: {err}.") from err
+
+    # -- conversations ------------------------------------------------------------------------
+
+    def create_conversation(self, title: str, model: str) -> int:
+        """A new, empty conversation; returns its id."""
+        now = _now()
+        with self._transaction("create a conversation") as db:
+            cursor = db.execute(
+                "INSERT INTO conversations (title, model, created_at, updated_at) "
+                "VALUES (?, ?, ?, ?)",
+                (_clean_title(title), model, now, now),
+            )
+            return int(cursor.lastrowid)  # type: ignore[arg-type]
+
+    def list_conversations(self, search: str | None = None) -> list[ConversationSummary]:
+        """Conversations, most recently updated first. search: keep only those whose title or
+        some message contains this text (case-insensitive, Unicode case folding)."""
+        query = (
+            "SELECT c.id, c.title, c.model, c.created_at, c.updated_at, "
+            "(SELECT count(*) FROM messages m WHERE m.conversation_id = c.id) "
+            "FROM conversations c"
+        )
+        params: tuple[str, ...] = ()
+        if search is not None and search.strip():
+            query += (
+                " WHERE instr(tg_fold(c.title), ?1) > 0 OR EXISTS (SELECT 1 FROM messages m "
+                "WHERE m.conversation_id = c.id AND instr(tg_fold(m.text), ?1) > 0)"
+            )
+            params = (_fold(search.strip()),)
+        query += " ORDER BY c.updated_at DESC, c.id DESC"
+        with self._transaction("list conversations", write=False) as db:
+            rows = db.execute(query, params).fetchall()
+        return [_summary(row) for row in rows]
+
+    def conversation(self, conv_id: int) -> ConversationSummary:
+        """One conversation's summary. Raises HistoryError when there is none with this id."""
+        with self._transaction("read a conversation", write=False) as db:
+            row = db.execute(
+                "SELECT c.id, c.title, c.model, c.created_at, c.updated_at, "
+                "(SELECT count(*) FROM messages m WHERE m.conversation_id = c.id) "
+                "FROM conversations c WHERE c.id = ?",
+                (conv_id,),
+            ).fetchone()
+        if row is None:
+            raise _no_conversation(conv_id)
+        return _summary(row)
+
+    def rename_conversation(self, conv_id: int, title: str) -> None:
+        with self._transaction("rename the conversation") as db:
+            cursor = db.execute(
+                "UPDATE conversations SET title = ?, updated_at = ? WHERE id = ?",
+                (_clean_title(title), _now(), conv_id),
+            )
+            if cursor.rowcount == 0:
+                raise _no_conversation(conv_id)
+
+    def delete_conversation(self, conv_id: int) -> None:
+        """Delete the conversation with its messages and token records."""
+        with self._transaction("delete the conversation") as db:
+            if db.execute("DELETE FROM conversations WHERE id = ?", (conv_id,)).rowcount == 0:
+                raise _no_conversation(conv_id)
+
+    # -- messages -----------------------------------------------------------------------------
+
+    def add_user_message(self, conv_id: int, text: str) -> int:
+        """Save the user's message (call it when the message is sent); returns its id."""
+        with self._transaction("save your message") as db:
+            return _insert_message(db, conv_id, {"role": "user", "text": text})
+
+    def add_assistant_message(
+        self,
+        conv_id: int,
+        done: GenerationDone,
+        steps: Sequence[TokenStep],
+        model: str,
+        prompt: PromptInfo | None = None,
+        partial: bool = False,
+    ) -> int:
+        """Save a reply with its per-token records, all in one transaction; returns its id.
+
+        partial: the reply was stopped before its end; a reply whose finish_reason is
+        "cancelled" or "error" is saved as partial whatever this says.
+        """
+        fields = _done_fields(done)
+        fields.update(role="assistant", text=done.text, model=model)
+        fields["partial"] = int(partial or done.finish_reason in ("cancelled", "error"))
+        if prompt is not None:
+            fields.update(
+                prompt_text=prompt.prompt_text,
+                prompt_ids=json.dumps([int(i) for i in prompt.prompt_ids]),
+                prompt_dropped_messages=int(prompt.dropped_messages),
+                context_size=int(prompt.context_size),
+            )
+        with self._transaction("save the reply") as db:
+            message_id = _insert_message(db, conv_id, fields)
+            db.executemany(
+                "INSERT INTO token_steps VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (_step_row(message_id, pos, step) for pos, step in enumerate(steps)),
+            )
+            db.executemany(
+                "INSERT INTO alternatives VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    _alternative_row(message_id, pos, top_rank, alt)
+                    for pos, step in enumerate(steps)
+                    for top_rank, alt in enumerate(step.top)
+                ),
+            )
+            return message_id
+
+    def messages(self, conv_id: int) -> list[StoredMessage]:
+        """The conversation's messages, oldest first, with their token records.
+        Raises HistoryError when there is no conversation with this id."""
+        with self._transaction("read the conversation", write=False) as db:
+            if not db.execute("SELECT 1 FROM conversations WHERE id = ?", (conv_id,)).fetchone():
+                raise _no_conversation(conv_id)
+            db.row_factory = sqlite3.Row
+            try:
+                rows = db.execute(
+                    "SELECT * FROM messages WHERE conversation_id = ? ORDER BY id", (conv_id,)
+                ).fetchall()
+                step_rows = db.execute(
+                    "SELECT t.* FROM token_steps t JOIN messages m ON m.id = t.message_id "
+                    "WHERE m.conversation_id = ? ORDER BY t.message_id, t.position",
+                    (conv_id,),
+                ).fetchall()
+                alt_rows = db.execute(
+                    "SELECT a.* FROM alternatives a JOIN messages m ON m.id = a.message_id "
+                    "WHERE m.conversation_id = ? ORDER BY a.message_id, a.position, a.top_rank",
+                    (conv_id,),
+                ).fetchall()
+            finally:
+                db.row_factory = None
+        return _assemble(rows, step_rows, alt_rows)
+
+    def delete_messages_from(self, conv_id: int, message_id: int) -> None:
+        """Delete `message_id` and every later message of the conversation (for Regenerate and
+        edit-and-resend)."""
+        with self._transaction("delete messages") as db:
+            if not db.execute("SELECT 1 FROM conversations WHERE id = ?", (conv_id,)).fetchone():
+                raise _no_conversation(conv_id)
+            db.execute(
+                "DELETE FROM messages WHERE conversation_id = ? AND id >= ?", (conv_id, message_id)
+            )
+            db.execute("UPDATE conversations SET updated_at = ? WHERE id = ?", (_now(), conv_id))
+
+
+def default_title(text: str) -> str:
+    """A conversation title from its first message: the first non-empty line, at most
+    TITLE_MAX_CHARS characters (an ellipsis marks a cut)."""
+    line = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
+    if not line:
+        return "New chat"
+    return line if len(line) <= TITLE_MAX_CHARS else line[: TITLE_MAX_CHARS - 1].rstrip() + "…"
+
+
+def save_cli_turn(
+    history: History,
+    conv_id: int | None,
+    user_text: str,
+    done: GenerationDone,
+    steps: Sequence[TokenStep],
+    model: str,
+    prompt: PromptInfo | None = None,
+) -> int:
+    """Save one CLI chat turn: the user's message and the reply with its token records.
+
+    conv_id None starts a conversation titled after `user_text`. Returns the conversation id, to
+    pass back on the next turn. A cancelled reply (Ctrl-C) is saved as partial.
+    Raises HistoryError when the database cannot be written.
+    """
+    if conv_id is None:
+        conv_id = history.create_conversation(default_title(user_text), model)
+    history.add_user_message(conv_id, user_text)
+    history.add_assistant_message(conv_id, done, steps, model, prompt=prompt)
+    return conv_id
+
+
+# -- opening a file that may be unusable ----------------------------------------------------------
+
+
+def _probe(path: Path) -> str | None:
+    """None when `path` is absent, empty, or a history database this version can use; else a
+    sentence saying what is wrong with it. Opens the file read-only: it is never changed."""
+    if not path.exists() or (path.is_file() and path.stat().st_size == 0):
+        return None
+    try:
+        db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    except sqlite3.Error as err:
+        return f"The chat history {path} could not be opened ({err})."
+    try:
+        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
+        if tables and "_migrations" not in tables:
+            return f"{path} is an SQLite database but not a Tokenglass chat history."
+        check_not_newer(db)
+        result = db.execute("PRAGMA quick_check").fetchone()[0]
+        if result != "ok":
+            return f"The chat history {path} is damaged ({result})."
+    except SchemaTooNewError as err:
+        return (
+            f"The chat history {path} was written by a newer version of Tokenglass (schema "
+            f"version {err.applied}; this version knows {err.known}). Open it with that version."
+        )
+    except sqlite3.DatabaseError as err:
+        return f"The chat history {path} could not be read ({err}); the file is damaged."
+    finally:
+        db.close()
+    return None
+
+
+def _fresh_path_beside(path: Path) -> Path:
+    """The first of history-1.sqlite3, history-2.sqlite3, ... that is absent or usable."""
+    for n in range(1, 1000):
+        candidate = path.with_name(f"{path.stem}-{n}{path.suffix}")
+        if _probe(candidate) is None:
+            return candidate
+    raise HistoryError(f"No usable chat history file could be made beside {path}.")
+
+
+# -- records <-> rows -----------------------------------------------------------------------------
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds")
+
+
+def _fold(text: str | None) -> str | None:
+    return None if text is None else text.casefold()
+
+
+def _clean_title(title: str) -> str:
+    title = " ".join(title.split())
+    if not title:
+        raise HistoryError("A conversation needs a title that is not empty.")
+    return title
+
+
+def _no_conversation(conv_id: int) -> HistoryError:
+    return HistoryError(f"There is no saved conversation with id {conv_id}.")
+
+
+def _summary(row: Sequence) -> ConversationSummary:
+    return ConversationSummary(
+        id=row[0],
+        title=row[1],
+        model=row[2],
+        created_at=datetime.fromisoformat(row[3]),
+        updated_at=datetime.fromisoformat(row[4]),
+        message_count=row[5],
+    )
+
+
+def _float_in(value: float) -> float:
+    """A float to store. NaN is stored as NULL by SQLite (and read back as NaN by _float_out)."""
+    return float(value)
+
+
+def _float_out(value: float | None) -> float:
+    return math.nan if value is None else float(value)
+
+
+def _insert_message(db: sqlite3.Connection, conv_id: int, fields: dict[str, object]) -> int:
+    if not db.execute("SELECT 1 FROM conversations WHERE id = ?", (conv_id,)).fetchone():
+        raise _no_conversation(conv_id)
+    now = _now()
+    fields = {"conversation_id": conv_id, "created_at": now, **fields}
+    columns = ", ".join(fields)
+    marks = ", ".join("?" for _ in fields)
+    cursor = db.execute(
+        f"INSERT INTO messages ({columns}) VALUES ({marks})", tuple(fields.values())
+    )
+    db.execute("UPDATE conversations SET updated_at = ? WHERE id = ?", (now, conv_id))
+    return int(cursor.lastrowid)  # type: ignore[arg-type]
+
+
+def _done_fields(done: GenerationDone) -> dict[str, object]:
+    return {
+        "finish_reason": done.finish_reason,
+        "error": done.error,
+        "settings": _settings_to_json(done.settings),
+        "seed": str(int(done.seed)),
+        "provider": done.provider,
+        "prompt_tokens": int(done.prompt_tokens),
+        "completion_tokens": int(done.completion_tokens),
+        "dropped_messages": int(done.dropped_messages),
+        "ttft_ms": _float_in(done.ttft_ms),
+        "decode_tokens_per_s": _float_in(done.decode_tokens_per_s),
+    }
+
+
+def _settings_to_json(settings: GenerationSettings) -> str:
+    # json writes floats with repr(), which round-trips every double exactly.
+    return json.dumps(dataclasses.asdict(settings), ensure_ascii=False)
+
+
+def _settings_from_json(text: str) -> GenerationSettings:
+    """GenerationSettings from JSON; keys a newer version added are ignored, missing keys take
+    their defaults, JSON lists become the tuples the dataclass holds."""
+    raw = json.loads(text)
+    known = {f.name for f in dataclasses.fields(GenerationSettings)}
+    values = {k: tuple(v) if isinstance(v, list) else v for k, v in raw.items() if k in known}
+    return GenerationSettings(**values)
+
+
+def _step_row(message_id: int, position: int, step: TokenStep) -> tuple:
+    return (
+        message_id,
+        position,
+        int(step.index),
+        int(step.id),
+        step.token,
+        step.text,
+        bytes(step.bytes),
+        _float_in(step.logprob),
+        _float_in(step.prob),
+        _float_in(step.sampling_prob),
+        int(step.rank),
+        _float_in(step.entropy),
+        _float_in(step.step_ms),
+    )
+
+
+def _alternative_row(message_id: int, position: int, top_rank: int, alt: Alternative) -> tuple:
+    return (
+        message_id,
+        position,
+        top_rank,
+        int(alt.id),
+        alt.token,
+        bytes(alt.bytes),
+        _float_in(alt.logprob),
+        _float_in(alt.prob),
+        _float_in(alt.sampling_prob),
+    )
+
+
+def _assemble(
+    rows: list[sqlite3.Row], step_rows: list[sqlite3.Row], alt_rows: list[sqlite3.Row]
+) -> list[StoredMessage]:
+    """StoredMessages from the rows of one conversation (all ordered by message, position)."""
+    alternatives: dict[tuple[int, int], list[Alternative]] = {}
+    for a in alt_rows:
+        alternatives.setdefault((a["message_id"], a["position"]), []).append(
+            Alternative(
+                id=a["token_id"],
+                token=a["token"],
+                bytes=bytes(a["bytes"]),
+                logprob=_float_out(a["logprob"]),
+                prob=_float_out(a["prob"]),
+                sampling_prob=_float_out(a["sampling_prob"]),
+            )
+        )
+    steps: dict[int, list[TokenStep]] = {}
+    for s in step_rows:
+        steps.setdefault(s["message_id"], []).append(
+            TokenStep(
+                index=s["step_index"],
+                id=s["token_id"],
+                token=s["token"],
+                text=s["text"],
+                bytes=bytes(s["bytes"]),
+                logprob=_float_out(s["logprob"]),
+                prob=_float_out(s["prob"]),
+                sampling_prob=_float_out(s["sampling_prob"]),
+                rank=s["rank"],
+                entropy=_float_out(s["entropy"]),
+                top=tuple(alternatives.get((s["message_id"], s["position"]), ())),
+                step_ms=_float_out(s["step_ms"]),
+            )
+        )
+    return [_message(row, tuple(steps.get(row["id"], ()))) for row in rows]
+
+
+def _message(row: sqlite3.Row, steps: tuple[TokenStep, ...]) -> StoredMessage:
+    done = None
+    if row["finish_reason"] is not None:
+        done = GenerationDone(
+            finish_reason=row["finish_reason"],
+            text=row["text"],
+            prompt_tokens=row["prompt_tokens"],
+            completion_tokens=row["completion_tokens"],
+            ttft_ms=_float_out(row["ttft_ms"]),
+            decode_tokens_per_s=_float_out(row["decode_tokens_per_s"]),
+            provider=row["provider"],
+            seed=int(row["seed"]),
+            dropped_messages=row["dropped_messages"],
+            error=row["error"],
+            settings=_settings_from_json(row["settings"]),
+        )
+    prompt = None
+    if row["prompt_ids"] is not None:
+        prompt = PromptInfo(
+            prompt_text=row["prompt_text"],
+            prompt_ids=tuple(json.loads(row["prompt_ids"])),
+            dropped_messages=row["prompt_dropped_messages"],
+            context_size=row["context_size"],
+        )
+    return StoredMessage(
+        id=row["id"],
+        role=row["role"],
+        text=row["text"],
+        created_at=datetime.fromisoformat(row["created_at"]),
+        model=row["model"],
+        settings=done.settings if done else None,
+        seed=done.seed if done else None,
+        provider=done.provider if done else None,
+        done=done,
+        steps=steps,
+        partial=bool(row["partial"]),
+        prompt=prompt,
+    )

@@ -1,0 +1,165 @@
+"""One saved conversation as JSON (per-token logprobs in OpenAI's shape) or as a Markdown chat log.
+
+JSON: each assistant message carries `logprobs.content[]`, one entry per token, in the shape of
+OpenAI's Chat Completions `choices[].logprobs.content[]` ({token, logprob, bytes: list of ints,
+top_logprobs: [{token, logprob, bytes}]}) plus Tokenglass's own fields (id, prob, rank, entropy,
+sampling_prob, text, step_ms; and id, prob, sampling_prob on each alternative). The output is
+strict JSON (RFC 8259): a float that is not finite (a -inf logprob, a NaN) is written as null.
+Does not know: SQLite (it reads `StoredMessage`s), files, the CLI.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from datetime import datetime
+
+from desktop.engine.events import Alternative, TokenStep
+from desktop.history import ConversationSummary, StoredMessage
+
+EXPORT_FORMAT = "tokenglass.conversation"
+EXPORT_VERSION = 1
+
+
+def _num(value: float) -> float | None:
+    """A float for strict JSON: non-finite values become null."""
+    return value if math.isfinite(value) else None
+
+
+def alternative_json(alt: Alternative) -> dict:
+    return {
+        "token": alt.token,
+        "logprob": _num(alt.logprob),
+        "bytes": list(alt.bytes),
+        "id": alt.id,
+        "prob": _num(alt.prob),
+        "sampling_prob": _num(alt.sampling_prob),
+    }
+
+
+def token_json(step: TokenStep) -> dict:
+    """One entry of `logprobs.content[]` (OpenAI's fields first, then ours)."""
+    return {
+        "token": step.token,
+        "logprob": _num(step.logprob),
+        "bytes": list(step.bytes),
+        "top_logprobs": [alternative_json(alt) for alt in step.top],
+        "id": step.id,
+        "prob": _num(step.prob),
+        "rank": step.rank,
+        "entropy": _num(step.entropy),
+        "sampling_prob": _num(step.sampling_prob),
+        "text": step.text,
+        "index": step.index,
+        "step_ms": _num(step.step_ms),
+    }
+
+
+def message_json(message: StoredMessage) -> dict:
+    """One message: {id, role, content, created_at} and, for a reply, the generation's record."""
+    out: dict = {
+        "id": message.id,
+        "role": message.role,
+        "content": message.text,
+        "created_at": message.created_at.isoformat(),
+    }
+    if message.done is None:
+        return out
+    done = message.done
+    settings = {k: _jsonable(v) for k, v in dataclasses.asdict(done.settings).items()}
+    out.update(
+        model=message.model,
+        partial=message.partial,
+        finish_reason=done.finish_reason,
+        error=done.error,
+        seed=done.seed,
+        provider=done.provider,
+        settings=settings,
+        usage={"prompt_tokens": done.prompt_tokens, "completion_tokens": done.completion_tokens},
+        timings={
+            "ttft_ms": _num(done.ttft_ms),
+            "decode_tokens_per_s": _num(done.decode_tokens_per_s),
+        },
+        dropped_messages=done.dropped_messages,
+        logprobs={"content": [token_json(step) for step in message.steps]},
+    )
+    return out
+
+
+def conversation_json(summary: ConversationSummary, messages: list[StoredMessage]) -> dict:
+    """The whole conversation as a JSON-ready dict (see the module docstring)."""
+    return {
+        "format": EXPORT_FORMAT,
+        "version": EXPORT_VERSION,
+        "id": summary.id,
+        "title": summary.title,
+        "model": summary.model,
+        "created_at": summary.created_at.isoformat(),
+        "updated_at": summary.updated_at.isoformat(),
+        "messages": [message_json(m) for m in messages],
+    }
+
+
+def to_json(summary: ConversationSummary, messages: list[StoredMessage]) -> str:
+    """Strict JSON text (UTF-8 characters kept as they are, 2-space indent)."""
+    return json.dumps(
+        conversation_json(summary, messages), ensure_ascii=False, indent=2, allow_nan=False
+    )
+
+
+def to_markdown(summary: ConversationSummary, messages: list[StoredMessage]) -> str:
+    """A readable transcript: a heading per message, the text as written, and under each reply
+    one line of facts (tokens, TTFT, tokens/s, seed, provider, sampling settings)."""
+    lines = [
+        f"# {summary.title}",
+        "",
+        f"Model: {summary.model} · started {_local(summary.created_at)} · {len(messages)} messages",
+        "",
+    ]
+    for message in messages:
+        heading = {"user": "You", "assistant": "Assistant", "system": "System"}[message.role]
+        if message.role == "assistant" and message.model:
+            heading += f" ({message.model})"
+        lines += [f"## {heading} · {_local(message.created_at)}", "", message.text.rstrip(), ""]
+        if message.done is not None:
+            lines += [f"*{_facts(message)}*", ""]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _facts(message: StoredMessage) -> str:
+    done = message.done
+    assert done is not None
+    s = done.settings
+    sampling = "greedy" if s.temperature == 0 else f"temperature {s.temperature:g}"
+    for name, value, off in (
+        ("top-k", s.top_k, 0),
+        ("top-p", s.top_p, 1.0),
+        ("min-p", s.min_p, 0.0),
+        ("repetition penalty", s.repetition_penalty, 1.0),
+    ):
+        if value != off:
+            sampling += f", {name} {value:g}"
+    facts = [
+        f"{done.completion_tokens} tokens",
+        f"TTFT {done.ttft_ms:.0f} ms",
+        f"{done.decode_tokens_per_s:.1f} tokens/s",
+        sampling,
+        f"seed {done.seed}",
+        done.provider,
+    ]
+    if message.partial:
+        facts.insert(0, "stopped before the end" if done.error is None else f"error: {done.error}")
+    return " · ".join(facts)
+
+
+def _local(moment: datetime) -> str:
+    return moment.astimezone().strftime("%Y-%m-%d %H:%M")
+
+
+def _jsonable(value: object) -> object:
+    if isinstance(value, tuple):
+        return list(value)
+    if isinstance(value, float):
+        return _num(value)
+    return value

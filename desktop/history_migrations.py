@@ -1,0 +1,171 @@
+"""The history database's schema, as an append-only list of migrations (after simonw/llm's
+llm/migrations.py).
+
+Each migration is a function that takes an open connection and changes the schema. `migrate(db)`
+applies, in order, every migration whose name is not yet recorded in the `_migrations` table, each
+in its own transaction together with its record, and sets `PRAGMA user_version` to the number
+applied (a cheap "which schema is this" for tools and for older versions of Tokenglass).
+
+Rules: never edit or reorder a migration that has shipped; append a new one. This module knows
+nothing of the records stored (desktop/history.py converts them) and never opens files itself.
+
+Float columns (logprob, prob, ...) are declared WITHOUT a type on purpose: a column with REAL
+affinity stores an integral float as an integer on disk and hands back 0.0 for -0.0, while a
+column without a type keeps the 8 bytes of every IEEE double as given. (NaN cannot be stored at all:
+SQLite turns it into NULL, which history.py reads back as NaN.)
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+Migration = Callable[[sqlite3.Connection], None]
+
+MIGRATIONS: list[Migration] = []
+MIGRATIONS_TABLE = "_migrations"
+
+
+def migration(fn: Migration) -> Migration:
+    """Register `fn` as the next migration (decorator). Its name is what the database records."""
+    MIGRATIONS.append(fn)
+    return fn
+
+
+class SchemaTooNewError(Exception):
+    """The database records migrations this version of Tokenglass does not know."""
+
+    def __init__(self, applied: int, known: int, unknown: list[str]) -> None:
+        self.applied, self.known, self.unknown = applied, known, unknown
+        super().__init__(f"schema has {applied} migrations, this version knows {known}")
+
+
+def applied_migrations(db: sqlite3.Connection) -> list[str]:
+    """The names recorded in `_migrations` (empty for a database that has none yet), in order."""
+    has_table = db.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (MIGRATIONS_TABLE,)
+    ).fetchone()
+    if not has_table:
+        return []
+    return [row[0] for row in db.execute(f"SELECT name FROM {MIGRATIONS_TABLE} ORDER BY rowid")]
+
+
+def check_not_newer(db: sqlite3.Connection, migrations: list[Migration] | None = None) -> None:
+    """Raise `SchemaTooNewError` when `db` was written by a newer schema than `migrations` knows."""
+    migrations = MIGRATIONS if migrations is None else migrations
+    known = [fn.__name__ for fn in migrations]
+    applied = applied_migrations(db)
+    user_version = db.execute("PRAGMA user_version").fetchone()[0]
+    unknown = [name for name in applied if name not in known]
+    if unknown or user_version > len(known):
+        raise SchemaTooNewError(max(len(applied), user_version), len(known), unknown)
+
+
+def migrate(db: sqlite3.Connection, migrations: list[Migration] | None = None) -> list[str]:
+    """Apply the migrations `db` lacks, in order; return the names applied now.
+
+    `db` must be in autocommit mode (isolation_level=None): each migration runs in its own
+    BEGIN IMMEDIATE ... COMMIT with its record, so a crash leaves it either applied or not.
+    Raises SchemaTooNewError (before changing anything) when `db` is from a newer version.
+    """
+    migrations = MIGRATIONS if migrations is None else migrations
+    check_not_newer(db, migrations)
+    db.execute(
+        f"CREATE TABLE IF NOT EXISTS {MIGRATIONS_TABLE} "
+        "(name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)"
+    )
+    done = set(applied_migrations(db))
+    applied_now = []
+    for number, fn in enumerate(migrations, start=1):
+        if fn.__name__ in done:
+            continue
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            fn(db)
+            db.execute(
+                f"INSERT INTO {MIGRATIONS_TABLE} (name, applied_at) VALUES (?, ?)",
+                (fn.__name__, datetime.now(UTC).isoformat(timespec="microseconds")),
+            )
+            db.execute(f"PRAGMA user_version = {number}")
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        applied_now.append(fn.__name__)
+    return applied_now
+
+
+@migration
+def m001_conversations_messages_tokens(db: sqlite3.Connection) -> None:
+    """Conversations, their messages, and each assistant message's per-token records."""
+    db.execute(
+        """CREATE TABLE conversations (
+    id INTEGER PRIMARY KEY,
+    title TEXT NOT NULL,
+    model TEXT NOT NULL,
+    created_at TEXT NOT NULL, -- ISO 8601 in UTC, microseconds
+    updated_at TEXT NOT NULL
+)"""
+    )
+    db.execute("CREATE INDEX conversations_updated_at ON conversations (updated_at)")
+    db.execute(
+        """CREATE TABLE messages (
+    id INTEGER PRIMARY KEY,
+    conversation_id INTEGER NOT NULL REFERENCES conversations (id) ON DELETE CASCADE,
+    role TEXT NOT NULL CHECK (role IN ('system', 'user', 'assistant')),
+    text TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    model TEXT,
+    partial INTEGER NOT NULL DEFAULT 0, -- 1: the reply was stopped before its end
+    -- GenerationDone (NULL for user messages)
+    finish_reason TEXT,
+    error TEXT,
+    settings TEXT, -- GenerationSettings as JSON
+    seed TEXT, -- decimal: a seed may not fit SQLite's signed 64-bit INTEGER
+    provider TEXT,
+    prompt_tokens INTEGER,
+    completion_tokens INTEGER,
+    dropped_messages INTEGER,
+    ttft_ms, -- float, milliseconds
+    decode_tokens_per_s, -- float
+    -- PromptInfo: what the model read (NULL when not recorded)
+    prompt_text TEXT,
+    prompt_ids TEXT, -- JSON list of token ids
+    prompt_dropped_messages INTEGER,
+    context_size INTEGER
+)"""
+    )
+    db.execute("CREATE INDEX messages_conversation_id ON messages (conversation_id, id)")
+    db.execute(
+        """CREATE TABLE token_steps (
+    message_id INTEGER NOT NULL REFERENCES messages (id) ON DELETE CASCADE,
+    position INTEGER NOT NULL, -- order in the reply (0-based)
+    step_index INTEGER NOT NULL, -- TokenStep.index
+    token_id INTEGER NOT NULL,
+    token TEXT NOT NULL,
+    text TEXT NOT NULL,
+    bytes BLOB NOT NULL,
+    logprob, -- floats: no declared type, see the module docstring
+    prob,
+    sampling_prob,
+    rank INTEGER NOT NULL,
+    entropy, -- nats
+    step_ms,
+    PRIMARY KEY (message_id, position)
+) WITHOUT ROWID"""
+    )
+    db.execute(
+        """CREATE TABLE alternatives (
+    message_id INTEGER NOT NULL REFERENCES messages (id) ON DELETE CASCADE,
+    position INTEGER NOT NULL, -- token_steps.position
+    top_rank INTEGER NOT NULL, -- 0 = most likely
+    token_id INTEGER NOT NULL,
+    token TEXT NOT NULL,
+    bytes BLOB NOT NULL,
+    logprob,
+    prob,
+    sampling_prob,
+    PRIMARY KEY (message_id, position, top_rank)
+) WITHOUT ROWID"""
+    )
