@@ -1,0 +1,68 @@
+"""Command line: `python -m model_export SOURCE --out DIR [--quantize ...] [--force] [--no-check]`
+and `python -m model_export default` (the default model into the user's models folder).
+
+Also the console script `tokenglass-export`. An `ExportError` becomes one line on stderr and
+exit status 2; the output folder is then absent (the export writes atomically).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .errors import ExportError
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tokenglass-export",
+        description="Export a trained transformer (HF folder, hub id or .gguf) to an ONNX model "
+        "folder with a KV cache. `default` builds the default model (SmolLM2-135M-Instruct).",
+    )
+    parser.add_argument(
+        "source", help="a Hugging Face folder, a hub id, a .gguf file, or 'default'"
+    )
+    parser.add_argument("--out", type=Path, help="the model folder to write")
+    parser.add_argument("--quantize", choices=("none", "int8", "int4"), default="none")
+    parser.add_argument("--force", action="store_true", help="replace an existing output folder")
+    parser.add_argument(
+        "--no-check", action="store_true", help="skip the ONNX vs PyTorch self-check"
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.source == "default" and args.out is None:
+            from .default_model import build_default_model
+
+            path = build_default_model(force=args.force)
+            print(path)
+            return 0
+        if args.out is None:
+            raise ExportError("--out DIR is required")
+        from .api import export
+
+        report = export(
+            args.source, args.out, quantize=args.quantize, force=args.force, check=not args.no_check
+        )
+    except ExportError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted; nothing was written", file=sys.stderr)
+        return 130
+    summary = {k: report.get(k) for k in ("name", "wall_s", "peak_rss_mb", "folder_bytes")}
+    if "check" in report:
+        summary["logits_max_abs_diff"] = report["check"]["logits_max_abs_diff"]
+        summary["greedy_equal"] = report["check"]["greedy_equal"]
+    print(json.dumps(summary))
+    print(args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,164 @@
+"""`export()`: one SOURCE in, one checked model folder out, written atomically.
+
+The folder (the layout transformers.js and onnx-community use):
+    config.json, generation_config.json, tokenizer.json, tokenizer_config.json,
+    special_tokens_map.json, onnx/model.onnx [, onnx/model_int8.onnx | onnx/model_q4.onnx],
+    export_report.json
+Everything is written into a hidden temporary folder beside OUT and renamed at the end, so a
+failed or interrupted export leaves no half folder; an existing OUT is replaced only with force.
+"""
+
+from __future__ import annotations
+
+import resource
+import shutil
+import sys
+import time
+import uuid
+from pathlib import Path
+
+from . import check as selfcheck
+from .errors import ExportError
+from .onnx_graph import export_decoder, io_names
+from .quantize import VARIANT_FILES
+from .quantize import quantize as quantize_graph
+from .sources import LoadedSource, resolve
+from .tokenizer_files import write_generation_files, write_json, write_tokenizer_files
+
+QUANTIZE_CHOICES = ("none", "int8", "int4")
+
+
+def export(
+    source: str | Path,
+    out_dir: Path,
+    *,
+    quantize: str = "none",
+    force: bool = False,
+    check: bool = True,
+) -> dict:
+    """Export SOURCE (HF folder, hub id or .gguf) to the model folder `out_dir`.
+
+    Returns the export report (also written as export_report.json). Raises `ExportError` with a
+    one-line reason for a bad source, an existing `out_dir` without `force`, or a failed check
+    (logits off by more than 1e-3, greedy tokens differing, quantized top-1 agreement < 90%).
+    """
+    if quantize not in QUANTIZE_CHOICES:
+        raise ExportError(
+            f"unknown --quantize {quantize!r}: choose one of {', '.join(QUANTIZE_CHOICES)}"
+        )
+    out_dir = Path(out_dir).expanduser().resolve()
+    if out_dir.exists() and not force:
+        raise ExportError(f"{out_dir} already exists; pass --force to replace it")
+    started = time.perf_counter()
+    loaded = resolve(source)
+    load_s = time.perf_counter() - started
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_dir.parent / f".{out_dir.name}.partial-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
+    try:
+        if loaded.model.config.is_encoder_decoder:
+            report = _export_seq2seq(loaded, tmp, check=check)
+        else:
+            report = _export_decoder(loaded, tmp, quantize=quantize, check=check)
+        report.update(_common_report(source, loaded, tmp, started, load_s))
+        write_json(tmp / "export_report.json", report)
+        _replace(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return report
+
+
+def _export_decoder(loaded: LoadedSource, tmp: Path, *, quantize: str, check: bool) -> dict:
+    model, tokenizer = loaded.model, loaded.tokenizer
+    t0 = time.perf_counter()
+    onnx_path = export_decoder(model, tmp / "onnx")
+    inputs, outputs = io_names(onnx_path)
+    report: dict = {
+        "onnx_export_s": round(time.perf_counter() - t0, 2),
+        "inputs": inputs,
+        "outputs": outputs,
+    }
+    write_generation_files(model, tokenizer, tmp)
+    max_length = getattr(model.config, "max_position_embeddings", None) or getattr(
+        model.config, "n_positions", None
+    )
+    write_tokenizer_files(tokenizer, tmp, max_length=max_length)
+    if check:
+        t0 = time.perf_counter()
+        report["check"] = selfcheck.check_against_torch(model, tokenizer, onnx_path)
+        report["check"]["seconds"] = round(time.perf_counter() - t0, 2)
+        _require(report["check"])
+    if quantize != "none":
+        variant = quantize_graph(onnx_path, quantize)
+        report["quantized"] = {"kind": quantize, "file": f"onnx/{variant.name}"}
+        if check:
+            agreement = selfcheck.top1_agreement(tokenizer, onnx_path, variant)
+            report["quantized"]["top1_agreement"] = agreement
+            report["quantized"]["positions"] = selfcheck.AGREEMENT_POSITIONS
+            if agreement < selfcheck.MIN_AGREEMENT:
+                raise ExportError(
+                    f"{quantize} quantization degrades the model: top-1 agreement with the "
+                    f"unquantized model is {agreement:.1%} over {selfcheck.AGREEMENT_POSITIONS} "
+                    f"positions (at least {selfcheck.MIN_AGREEMENT:.0%} needed)"
+                )
+    return report
+
+
+def _require(result: dict) -> None:
+    if result["logits_max_abs_diff"] > result["logits_atol"]:
+        raise ExportError(
+            "self-check failed: ONNX logits differ from PyTorch by "
+            f"{result['logits_max_abs_diff']:.2e} (more than {result['logits_atol']:.0e})"
+        )
+    if not result["greedy_equal"]:
+        raise ExportError(
+            "self-check failed: ONNX greedy tokens differ from PyTorch's from token "
+            f"{result['greedy_first_difference']}"
+        )
+
+
+def _export_seq2seq(loaded: LoadedSource, tmp: Path, *, check: bool) -> dict:
+    try:
+        from .seq2seq import export_seq2seq
+    except ImportError as err:
+        raise ExportError(
+            f"encoder-decoder export ({loaded.model.config.model_type}) "
+            "is not available in this build"
+        ) from err
+    return dict(export_seq2seq(loaded.model, loaded.tokenizer, tmp, check=check))
+
+
+def _common_report(
+    source: str | Path, loaded: LoadedSource, tmp: Path, started: float, load_s: float
+) -> dict:
+    sizes = {
+        str(p.relative_to(tmp)): p.stat().st_size for p in sorted(tmp.rglob("*")) if p.is_file()
+    }
+    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
+    peak_mb = peak_kb / (1024 * 1024) if sys.platform == "darwin" else peak_kb / 1024
+    return {
+        "source": str(source),
+        "name": loaded.name,
+        "model_type": loaded.model.config.model_type,
+        "from_gguf": loaded.gguf_path is not None,
+        "load_s": round(load_s, 2),
+        "wall_s": round(time.perf_counter() - started, 2),
+        "peak_rss_mb": round(peak_mb, 1),
+        "file_sizes": sizes,
+        "folder_bytes": sum(sizes.values()),
+    }
+
+
+def _replace(tmp: Path, out_dir: Path) -> None:
+    """Rename `tmp` to `out_dir`, moving an existing `out_dir` aside first and deleting it after."""
+    old = None
+    if out_dir.exists():
+        old = out_dir.parent / f".{out_dir.name}.old-{uuid.uuid4().hex[:8]}"
+        out_dir.rename(old)
+    tmp.rename(out_dir)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+__all__ = ["QUANTIZE_CHOICES", "VARIANT_FILES", "export"]
