@@ -1,0 +1,294 @@
+"""Text <-> token ids: encoding with byte spans, exactly-one-BOS prompts, and streaming decoding.
+
+Owns: the `tokenizers` library, each token's raw bytes, and an incremental detokenizer that never
+shows part of a UTF-8 character (cases A1, A2) and keeps SentencePiece spaces right (A3 to A7).
+Does not know about models, sessions or chat templates (see chat_template.py).
+
+Why our own per-token byte decoding: decoding one id at a time through `tokenizers` drops
+SentencePiece spaces (A3) and its Metaspace decoder joins "▁in▁the" + "▁house" into "inthe house"
+(A5, still in tokenizers 0.23). So each token's bytes are computed once from the tokenizer's own
+decoder description (ByteLevel, ByteFallback, Replace, Metaspace, Strip, WordPiece, BPEDecoder),
+and the reply is the UTF-8 stream of those bytes. Unknown decoders fall back to `decode([id])`.
+"""
+
+from __future__ import annotations
+
+import codecs
+import json
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from tokenizers import Tokenizer
+
+_BYTE_FALLBACK = re.compile(r"^<0x([0-9A-Fa-f]{2})>$")
+
+
+@dataclass(frozen=True)
+class TokenPiece:
+    """One token of a text. token: its text alone (byte notation such as `<F0 9F>` for part of a
+    UTF-8 character). bytes: its raw bytes. start/end: character offsets into the input text.
+    special: a control token (BOS, EOS, role markers)."""
+
+    id: int
+    token: str
+    bytes: bytes
+    start: int
+    end: int
+    special: bool
+
+
+@lru_cache(maxsize=1)
+def _byte_level_decoder() -> dict[str, int]:
+    """GPT-2's printable-character alphabet for bytes, inverted (source: openai/gpt-2 encoder.py)."""
+    printable = (
+        list(range(ord("!"), ord("~") + 1))
+        + list(range(ord("¡"), ord("¬") + 1))
+        + list(range(ord("®"), ord("ÿ") + 1))
+    )
+    chars = printable[:]
+    extra = 0
+    for byte in range(256):
+        if byte not in printable:
+            printable.append(byte)
+            chars.append(256 + extra)
+            extra += 1
+    return {chr(c): b for b, c in zip(printable, chars, strict=True)}
+
+
+def label_for_bytes(raw: bytes) -> str:
+    """Display text of raw bytes: valid UTF-8 as text, other bytes as `<F0 9F>` (never U+FFFD)."""
+    parts: list[str] = []
+    while raw:
+        try:
+            parts.append(raw.decode("utf-8"))
+            break
+        except UnicodeDecodeError as err:
+            parts.append(raw[: err.start].decode("utf-8"))
+            bad_end = err.end
+            while bad_end < len(raw):  # group a run of undecodable bytes into one <..>
+                try:
+                    raw[bad_end:].decode("utf-8")
+                    break
+                except UnicodeDecodeError as rest:
+                    if rest.start != 0:
+                        break
+                    bad_end += rest.end
+            parts.append("<" + " ".join(f"{b:02X}" for b in raw[err.start : bad_end]) + ">")
+            raw = raw[bad_end:]
+    return "".join(parts)
+
+
+class _DecoderProgram:
+    """Each token's bytes from the tokenizer.json `decoder` description.
+
+    strip_leading: how many leading spaces the full decode drops at the start of a text
+    (Metaspace with a prepend scheme, Strip(start=n), WordPiece).
+    """
+
+    def __init__(self, spec: dict | None):
+        self.steps: list[dict] = []
+        self.supported = True
+        self.strip_leading = 0
+        self._flatten(spec)
+
+    def _flatten(self, spec: dict | None) -> None:
+        if spec is None:
+            return
+        kind = spec.get("type")
+        if kind == "Sequence":
+            for sub in spec.get("decoders", []):
+                self._flatten(sub)
+            return
+        if kind == "Metaspace" and spec.get("prepend_scheme", "always") != "never":
+            if spec.get("add_prefix_space", True):
+                self.strip_leading = max(self.strip_leading, 1)
+        if kind == "Strip" and spec.get("content", " ") == " ":
+            self.strip_leading = max(self.strip_leading, int(spec.get("start", 0)))
+        if kind == "WordPiece":
+            self.strip_leading = max(self.strip_leading, 1)
+        if kind not in {"ByteLevel", "ByteFallback", "Fuse", "Replace", "Metaspace", "Strip"}:
+            if kind not in {"WordPiece", "BPEDecoder"}:
+                self.supported = False
+        self.steps.append(spec)
+
+    def token_bytes(self, piece: str) -> bytes:
+        text = piece
+        for step in self.steps:
+            kind = step["type"]
+            if kind == "ByteFallback":
+                match = _BYTE_FALLBACK.match(text)
+                if match:
+                    return bytes([int(match.group(1), 16)])
+            elif kind == "Replace":
+                pattern = step["pattern"]
+                if "String" in pattern:
+                    text = text.replace(pattern["String"], step["content"])
+                else:
+                    text = re.sub(pattern["Regex"], step["content"], text)
+            elif kind == "Metaspace":
+                text = text.replace(step.get("replacement", "▁"), " ")
+            elif kind == "ByteLevel":
+                table = _byte_level_decoder()
+                return b"".join(
+                    bytes([table[c]]) if c in table else c.encode("utf-8") for c in text
+                )
+            elif kind == "WordPiece":
+                prefix = step.get("prefix", "##")
+                text = text[len(prefix) :] if text.startswith(prefix) else " " + text
+            elif kind == "BPEDecoder":
+                text = text.replace(step.get("suffix", "</w>"), " ")
+        return text.encode("utf-8")
+
+
+class TextTokenizer:
+    """A model's tokenizer: tokenizer.json plus the special tokens named in tokenizer_config.json.
+
+    Raises nothing itself; `ModelFolderError` for unreadable files is raised by manifest.py.
+    """
+
+    def __init__(self, tokenizer_json: Path | str, tokenizer_config: dict | None = None):
+        self._tok = Tokenizer.from_file(str(tokenizer_json))
+        spec = json.loads(Path(tokenizer_json).read_text(encoding="utf-8"))
+        self.config = tokenizer_config or {}
+        self._program = _DecoderProgram(spec.get("decoder"))
+        self._special_ids = {
+            t["id"] for t in spec.get("added_tokens", []) if t.get("special", False)
+        }
+        self._dummy_prefix = _prepends_dummy_prefix(spec)
+        self.vocab_size = self._tok.get_vocab_size(with_added_tokens=True)
+        self.bos_id = self.token_id(_token_content(self.config.get("bos_token")))
+        with_special = self._tok.encode("a", add_special_tokens=True).ids
+        plain = self._tok.encode("a", add_special_tokens=False).ids
+        self.adds_bos = self.bos_id is not None and with_special[:1] == [self.bos_id] != plain[:1]
+        self._bytes_cache: dict[int, bytes] = {}
+
+    # ---- vocabulary -------------------------------------------------------------------------
+    def token_id(self, token: str | None) -> int | None:
+        return None if token is None else self._tok.token_to_id(token)
+
+    def is_special(self, token_id: int) -> bool:
+        return token_id in self._special_ids
+
+    def token_bytes(self, token_id: int) -> bytes:
+        """The raw bytes token `token_id` adds to a text (special tokens: their written form)."""
+        cached = self._bytes_cache.get(token_id)
+        if cached is not None:
+            return cached
+        piece = self._tok.id_to_token(token_id)
+        if piece is None:
+            raw = b""
+        elif token_id in self._special_ids or not self._program.supported:
+            raw = piece if token_id in self._special_ids else self._tok.decode([token_id])
+            raw = raw.encode("utf-8")
+        else:
+            raw = self._program.token_bytes(piece)
+        self._bytes_cache[token_id] = raw
+        return raw
+
+    def token_label(self, token_id: int) -> str:
+        """The token's text alone, for display (`<F0 9F>` for part of a character)."""
+        return label_for_bytes(self.token_bytes(token_id))
+
+    # ---- encoding ---------------------------------------------------------------------------
+    def pieces(self, text: str, add_special_tokens: bool = False) -> list[TokenPiece]:
+        """Tokenize `text` with character spans. A text starting with a space keeps it (A6)."""
+        shift = 1 if self._dummy_prefix and text.startswith(" ") else 0
+        enc = self._tok.encode(" " * shift + text, add_special_tokens=add_special_tokens)
+        out = []
+        for token_id, (start, end) in zip(enc.ids, enc.offsets, strict=True):
+            out.append(
+                TokenPiece(
+                    id=token_id,
+                    token=self.token_label(token_id),
+                    bytes=self.token_bytes(token_id),
+                    start=max(0, start - shift),
+                    end=max(0, end - shift),
+                    special=self.is_special(token_id),
+                )
+            )
+        return out
+
+    def encode(self, text: str, add_special_tokens: bool = False) -> list[int]:
+        """Token ids of a plain text (A6: a leading space survives the round trip)."""
+        shift = " " if self._dummy_prefix and text.startswith(" ") else ""
+        return self._tok.encode(shift + text, add_special_tokens=add_special_tokens).ids
+
+    def encode_prompt(self, text: str, rendered_by_template: bool) -> list[int]:
+        """Ids of a whole prompt with exactly one BOS when the model uses one (case B1).
+
+        A template's output already has its control tokens: it is encoded without the
+        tokenizer's own additions, then given a BOS only when it lacks one. A plain text (no
+        template, e.g. seq2seq input) gets the tokenizer's additions (T5's `</s>`, BART's `<s>`).
+        """
+        ids = self.encode(text, add_special_tokens=not rendered_by_template)
+        bos = self.bos_id
+        if bos is not None and self.adds_bos and ids[:1] != [bos]:
+            ids = [bos, *ids]
+        while bos is not None and ids[:2] == [bos, bos]:
+            ids = ids[1:]
+        return ids
+
+    def decode(self, ids: Iterable[int]) -> str:
+        """The text of `ids` as a reply shows it (special tokens left out)."""
+        stream = self.stream()
+        return "".join(stream.feed(i) for i in ids) + stream.flush()
+
+    def stream(self) -> StreamDecoder:
+        return StreamDecoder(self)
+
+
+class StreamDecoder:
+    """Incremental detokenizer: `feed(id)` returns the text the id completes ("" while a UTF-8
+    character is incomplete). The join of all returned chunks equals `decode(ids)` (A1 to A5).
+    """
+
+    def __init__(self, tokenizer: TextTokenizer):
+        self._tok = tokenizer
+        self._utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._strip = tokenizer._program.strip_leading
+        self._started = False
+
+    def feed(self, token_id: int) -> str:
+        if self._tok.is_special(token_id):
+            return ""
+        raw = self._tok.token_bytes(token_id)
+        if not self._started and raw:
+            self._started = True
+            raw = raw[_leading_spaces(raw, self._strip) :]
+        return self._utf8.decode(raw)
+
+    def flush(self) -> str:
+        """End of stream: an incomplete trailing character is dropped, never shown as U+FFFD."""
+        self._utf8.reset()
+        return ""
+
+
+def _leading_spaces(raw: bytes, limit: int) -> int:
+    count = 0
+    while count < limit and raw[count : count + 1] == b" ":
+        count += 1
+    return count
+
+
+def _token_content(value: object) -> str | None:
+    """tokenizer_config.json writes special tokens as a string or as {"content": ...}."""
+    if isinstance(value, dict):
+        return value.get("content")
+    return value if isinstance(value, str) else None
+
+
+def _prepends_dummy_prefix(spec: dict) -> bool:
+    """True when a Metaspace pre-tokenizer adds SentencePiece's "▁" only to texts that do not
+    already start with a space; encoding " " + text then keeps that space through decoding (A6)."""
+    pre = spec.get("pre_tokenizer") or {}
+    candidates: Sequence[dict] = pre.get("pretokenizers", [pre]) if pre else []
+    for item in candidates:
+        if item.get("type") == "Metaspace":
+            scheme = item.get("prepend_scheme")
+            if scheme is None:
+                return bool(item.get("add_prefix_space", True))
+            return scheme in ("always", "first")
+    return False
