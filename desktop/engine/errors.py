@@ -14,7 +14,7 @@ class ModelFolderError(EngineError):
 
 
 class ProviderError(EngineError):
-    """An execution provider was asked for that ONNX Runtime cannot give (and no fallback was allowed)."""
+    """An execution provider was asked for that ONNX Runtime cannot give (no fallback allowed)."""
 
 
 class ChatTemplateError(EngineError):

@@ -25,7 +25,7 @@ class Message:
 @dataclass(frozen=True)
 class GenerationSettings:
     """How to pick each next token. Applied in this order (as transformers' LogitsProcessorList):
-    repetition penalty, temperature, top-k, top-p, min-p, then sample (greedy when temperature == 0).
+    repetition penalty, temperature, top-k, top-p, min-p, then sample (greedy at temperature 0).
 
     seed: None draws a random seed, which is reported in `GenerationDone.seed` so the reply can be
     reproduced exactly. top_logprobs: how many alternatives each `TokenStep` carries.

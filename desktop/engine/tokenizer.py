@@ -23,6 +23,16 @@ from pathlib import Path
 
 from tokenizers import Tokenizer
 
+_KNOWN_DECODERS = {
+    "ByteLevel",
+    "ByteFallback",
+    "Fuse",
+    "Replace",
+    "Metaspace",
+    "Strip",
+    "WordPiece",
+    "BPEDecoder",
+}
 _BYTE_FALLBACK = re.compile(r"^<0x([0-9A-Fa-f]{2})>$")
 
 
@@ -42,7 +52,7 @@ class TokenPiece:
 
 @lru_cache(maxsize=1)
 def _byte_level_decoder() -> dict[str, int]:
-    """GPT-2's printable-character alphabet for bytes, inverted (source: openai/gpt-2 encoder.py)."""
+    """GPT-2's printable alphabet for bytes, inverted (source: openai/gpt-2 src/encoder.py)."""
     printable = (
         list(range(ord("!"), ord("~") + 1))
         + list(range(ord("¡"), ord("¬") + 1))
@@ -102,16 +112,15 @@ class _DecoderProgram:
             for sub in spec.get("decoders", []):
                 self._flatten(sub)
             return
-        if kind == "Metaspace" and spec.get("prepend_scheme", "always") != "never":
-            if spec.get("add_prefix_space", True):
-                self.strip_leading = max(self.strip_leading, 1)
+        prepends = spec.get("prepend_scheme", "always") != "never"
+        if kind == "Metaspace" and prepends and spec.get("add_prefix_space", True):
+            self.strip_leading = max(self.strip_leading, 1)
         if kind == "Strip" and spec.get("content", " ") == " ":
             self.strip_leading = max(self.strip_leading, int(spec.get("start", 0)))
         if kind == "WordPiece":
             self.strip_leading = max(self.strip_leading, 1)
-        if kind not in {"ByteLevel", "ByteFallback", "Fuse", "Replace", "Metaspace", "Strip"}:
-            if kind not in {"WordPiece", "BPEDecoder"}:
-                self.supported = False
+        if kind not in _KNOWN_DECODERS:
+            self.supported = False
         self.steps.append(spec)
 
     def token_bytes(self, piece: str) -> bytes:
