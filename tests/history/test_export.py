@@ -1,0 +1,119 @@
+"""Export: JSON parses and matches what was saved (OpenAI's logprobs shape); Markdown reads as a
+chat log. Also the `history` and `export` subcommands, run through their argparse registration."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+
+import pytest
+
+from desktop.history import History, HistoryError
+from desktop.history_export import to_json, to_markdown
+from tests.history.records import make_done, make_prompt, make_steps
+
+
+@pytest.fixture
+def saved(tmp_path):
+    """A conversation in the default database: a user message, a reply, a stopped reply."""
+    steps = make_steps(12, top=4)
+    with History() as history:
+        conv = history.create_conversation("Egg timer", "SmolLM2-135M-Instruct")
+        history.add_user_message(conv, "How long do I boil an egg?")
+        history.add_assistant_message(conv, make_done(steps), steps, "SmolLM2-135M-Instruct")
+        history.add_assistant_message(
+            conv,
+            make_done(steps[:3], "cancelled"),
+            steps[:3],
+            "SmolLM2-135M-Instruct",
+            make_prompt(),
+        )
+        yield conv, history.conversation(conv), history.messages(conv)
+
+
+def _float_or_none(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
+def test_export_json_parses_and_matches_what_was_saved(saved):
+    _conv, summary, messages = saved
+    data = json.loads(to_json(summary, messages))
+
+    assert (data["id"], data["title"], data["model"]) == (summary.id, "Egg timer", summary.model)
+    assert [m["role"] for m in data["messages"]] == ["user", "assistant", "assistant"]
+    assert [m["content"] for m in data["messages"]] == [m.text for m in messages]
+    assert "logprobs" not in data["messages"][0]
+
+    for exported, stored in zip(data["messages"][1:], messages[1:], strict=True):
+        assert exported["partial"] == stored.partial
+        assert (
+            exported["seed"] == 2**64 - 1 and exported["finish_reason"] == stored.done.finish_reason
+        )
+        assert exported["settings"]["stop_strings"] == ["\n\n", "User:"]
+        assert exported["settings"]["temperature"] == 0.1 + 0.2  # exact
+        assert exported["usage"]["completion_tokens"] == len(stored.steps)
+        content = exported["logprobs"]["content"]
+        assert len(content) == len(stored.steps)
+        for entry, step in zip(content, stored.steps, strict=True):
+            assert entry["token"] == step.token
+            assert entry["logprob"] == _float_or_none(step.logprob)
+            assert entry["bytes"] == list(step.bytes)
+            assert bytes(entry["bytes"]) == step.bytes
+            assert (entry["id"], entry["rank"]) == (step.id, step.rank)
+            assert entry["prob"] == step.prob and entry["entropy"] == step.entropy
+            assert entry["text"] == step.text
+            assert [
+                (a["token"], a["logprob"], bytes(a["bytes"]), a["id"], a["prob"])
+                for a in entry["top_logprobs"]
+            ] == [(a.token, _float_or_none(a.logprob), a.bytes, a.id, a.prob) for a in step.top]
+    assert [m["partial"] for m in data["messages"][1:]] == [False, True]
+    # -inf logprobs (a token the model ruled out) are null: the file is strict JSON
+    assert data["messages"][1]["logprobs"]["content"][0]["top_logprobs"][-1]["logprob"] is None
+
+
+def test_export_markdown_is_a_readable_transcript(saved):
+    _conv, summary, messages = saved
+    md = to_markdown(summary, messages)
+    assert md.startswith("# Egg timer\n")
+    assert "## You · " in md and "How long do I boil an egg?" in md
+    assert md.count("## Assistant (SmolLM2-135M-Instruct) · ") == 2
+    assert messages[1].text.rstrip() in md
+    assert "*12 tokens · TTFT 123 ms · 0.1 tokens/s · temperature 0.3, top-k 40" in md
+    assert "*stopped before the end · 3 tokens" in md
+
+
+def _cli(argv):
+    from desktop.cli_history import register
+
+    parser = argparse.ArgumentParser(prog="tokenglass")
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+def test_cli_history_lists_and_searches(saved, capsys):
+    conv, *_ = saved
+    assert _cli(["history"]) == 0
+    out = capsys.readouterr().out
+    assert "Egg timer" in out and f"{conv:>5}" in out
+
+    assert _cli(["history", "--json", "--search", "boil"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert [(c["id"], c["title"], c["message_count"]) for c in listed] == [(conv, "Egg timer", 3)]
+
+    assert _cli(["history", "--json", "--search", "zebra"]) == 0
+    assert json.loads(capsys.readouterr().out) == []
+
+
+def test_cli_export_to_stdout_and_to_a_file(saved, capsys, tmp_path):
+    conv, summary, messages = saved
+    assert _cli(["export", str(conv), "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out) == json.loads(to_json(summary, messages))
+
+    out = tmp_path / "chat.md"
+    assert _cli(["export", str(conv), "--format", "md", "--out", str(out)]) == 0
+    assert out.read_text(encoding="utf-8") == to_markdown(summary, messages)
+
+    with pytest.raises(HistoryError, match="no saved conversation with id 999"):
+        _cli(["export", "999", "--format", "md"])

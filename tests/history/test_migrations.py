@@ -1,0 +1,161 @@
+"""Migrations on an empty database give exactly the expected schema, applied once, recorded."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+from desktop.history import History
+from desktop.history_migrations import MIGRATIONS, migrate
+
+EXPECTED_OBJECTS = [
+    ("table", "_migrations", "_migrations"),
+    ("index", "sqlite_autoindex__migrations_1", "_migrations"),
+    ("table", "conversations", "conversations"),
+    ("index", "conversations_updated_at", "conversations"),
+    ("table", "messages", "messages"),
+    ("index", "messages_conversation_id", "messages"),
+    ("table", "token_steps", "token_steps"),
+    ("table", "alternatives", "alternatives"),
+]
+
+# PRAGMA table_info rows: (cid, name, declared type, notnull, default, pk position)
+EXPECTED_COLUMNS = {
+    "_migrations": [
+        (0, "name", "TEXT", 0, None, 1),
+        (1, "applied_at", "TEXT", 1, None, 0),
+    ],
+    "conversations": [
+        (0, "id", "INTEGER", 0, None, 1),
+        (1, "title", "TEXT", 1, None, 0),
+        (2, "model", "TEXT", 1, None, 0),
+        (3, "created_at", "TEXT", 1, None, 0),
+        (4, "updated_at", "TEXT", 1, None, 0),
+    ],
+    "messages": [
+        (0, "id", "INTEGER", 0, None, 1),
+        (1, "conversation_id", "INTEGER", 1, None, 0),
+        (2, "role", "TEXT", 1, None, 0),
+        (3, "text", "TEXT", 1, None, 0),
+        (4, "created_at", "TEXT", 1, None, 0),
+        (5, "model", "TEXT", 0, None, 0),
+        (6, "partial", "INTEGER", 1, "0", 0),
+        (7, "finish_reason", "TEXT", 0, None, 0),
+        (8, "error", "TEXT", 0, None, 0),
+        (9, "settings", "TEXT", 0, None, 0),
+        (10, "seed", "TEXT", 0, None, 0),
+        (11, "provider", "TEXT", 0, None, 0),
+        (12, "prompt_tokens", "INTEGER", 0, None, 0),
+        (13, "completion_tokens", "INTEGER", 0, None, 0),
+        (14, "dropped_messages", "INTEGER", 0, None, 0),
+        (15, "ttft_ms", "", 0, None, 0),
+        (16, "decode_tokens_per_s", "", 0, None, 0),
+        (17, "prompt_text", "TEXT", 0, None, 0),
+        (18, "prompt_ids", "TEXT", 0, None, 0),
+        (19, "prompt_dropped_messages", "INTEGER", 0, None, 0),
+        (20, "context_size", "INTEGER", 0, None, 0),
+    ],
+    "token_steps": [
+        (0, "message_id", "INTEGER", 1, None, 1),
+        (1, "position", "INTEGER", 1, None, 2),
+        (2, "step_index", "INTEGER", 1, None, 0),
+        (3, "token_id", "INTEGER", 1, None, 0),
+        (4, "token", "TEXT", 1, None, 0),
+        (5, "text", "TEXT", 1, None, 0),
+        (6, "bytes", "BLOB", 1, None, 0),
+        (7, "logprob", "", 0, None, 0),
+        (8, "prob", "", 0, None, 0),
+        (9, "sampling_prob", "", 0, None, 0),
+        (10, "rank", "INTEGER", 1, None, 0),
+        (11, "entropy", "", 0, None, 0),
+        (12, "step_ms", "", 0, None, 0),
+    ],
+    "alternatives": [
+        (0, "message_id", "INTEGER", 1, None, 1),
+        (1, "position", "INTEGER", 1, None, 2),
+        (2, "top_rank", "INTEGER", 1, None, 3),
+        (3, "token_id", "INTEGER", 1, None, 0),
+        (4, "token", "TEXT", 1, None, 0),
+        (5, "bytes", "BLOB", 1, None, 0),
+        (6, "logprob", "", 0, None, 0),
+        (7, "prob", "", 0, None, 0),
+        (8, "sampling_prob", "", 0, None, 0),
+    ],
+}
+
+# PRAGMA foreign_key_list rows, reduced to (table, from, to, on_delete)
+EXPECTED_FOREIGN_KEYS = {
+    "_migrations": [],
+    "conversations": [],
+    "messages": [("conversations", "conversation_id", "id", "CASCADE")],
+    "token_steps": [("messages", "message_id", "id", "CASCADE")],
+    "alternatives": [("messages", "message_id", "id", "CASCADE")],
+}
+
+EXPECTED_INDEX_COLUMNS = {
+    "conversations_updated_at": ["updated_at"],
+    "messages_conversation_id": ["conversation_id", "id"],
+}
+
+
+def _fresh(tmp_path) -> sqlite3.Connection:
+    db = sqlite3.connect(tmp_path / "h.sqlite3", isolation_level=None)
+    assert migrate(db) == ["m001_conversations_messages_tokens"]
+    return db
+
+
+def test_empty_database_gets_exactly_the_expected_schema(tmp_path):
+    db = _fresh(tmp_path)
+    objects = db.execute("SELECT type, name, tbl_name FROM sqlite_master ORDER BY rowid").fetchall()
+    assert objects == EXPECTED_OBJECTS
+    for table, columns in EXPECTED_COLUMNS.items():
+        assert db.execute(f"PRAGMA table_info({table})").fetchall() == columns, table
+        fks = [(r[2], r[3], r[4], r[6]) for r in db.execute(f"PRAGMA foreign_key_list({table})")]
+        assert fks == EXPECTED_FOREIGN_KEYS[table], table
+    for index, columns in EXPECTED_INDEX_COLUMNS.items():
+        assert [r[2] for r in db.execute(f"PRAGMA index_info({index})")] == columns
+    without_rowid = {
+        name
+        for name, sql in db.execute("SELECT name, sql FROM sqlite_master WHERE type = 'table'")
+        if sql.endswith("WITHOUT ROWID")
+    }
+    assert without_rowid == {"token_steps", "alternatives"}
+    assert db.execute("PRAGMA user_version").fetchone() == (len(MIGRATIONS),)
+    assert [r[0] for r in db.execute("SELECT name FROM _migrations")] == [
+        fn.__name__ for fn in MIGRATIONS
+    ]
+
+
+def test_migrations_apply_once_and_a_new_one_is_applied_to_an_old_database(tmp_path):
+    db = _fresh(tmp_path)
+    assert migrate(db) == []  # nothing left to apply
+
+    def m002_add_pinned(conn: sqlite3.Connection) -> None:
+        conn.execute("ALTER TABLE conversations ADD COLUMN pinned INTEGER NOT NULL DEFAULT 0")
+
+    assert migrate(db, [*MIGRATIONS, m002_add_pinned]) == ["m002_add_pinned"]
+    assert db.execute("PRAGMA user_version").fetchone() == (2,)
+    assert "pinned" in [r[1] for r in db.execute("PRAGMA table_info(conversations)")]
+
+
+def test_a_failing_migration_leaves_nothing_behind(tmp_path):
+    db = _fresh(tmp_path)
+
+    def m002_broken(conn: sqlite3.Connection) -> None:
+        conn.execute("CREATE TABLE half_done (x)")
+        conn.execute("THIS IS NOT SQL")
+
+    with pytest.raises(sqlite3.OperationalError):
+        migrate(db, [*MIGRATIONS, m002_broken])
+    names = {r[0] for r in db.execute("SELECT name FROM sqlite_master")}
+    assert "half_done" not in names
+    assert db.execute("PRAGMA user_version").fetchone() == (1,)
+    assert db.execute("SELECT count(*) FROM _migrations").fetchone() == (1,)
+
+
+def test_history_opens_in_wal_mode_with_foreign_keys(tmp_path):
+    with History(tmp_path / "h.sqlite3") as history:
+        assert history._db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+        assert history._db.execute("PRAGMA foreign_keys").fetchone() == (1,)
+        assert history.notice is None
