@@ -1,0 +1,237 @@
+"""Small QPainter charts: the top-k alternatives of one step, a per-token probability strip for a
+reply, and the legend of the probability scale.
+
+Views only: they draw what they are given and emit the index a person clicked.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from PySide6.QtCore import QPointF, QRectF, QSize, Qt, Signal
+from PySide6.QtGui import QColor, QFontMetrics, QMouseEvent, QPainter, QPaintEvent, QPen
+from PySide6.QtWidgets import QSizePolicy, QWidget
+
+from desktop.engine.events import Alternative, TokenStep
+from desktop.ui import theme
+from desktop.ui.token_view import percent, surprisal_bits, token_label
+
+RAW_COLOUR = {False: "#2f6fd6", True: "#5b93ea"}
+SAMPLING_COLOUR = {False: "#e8871e", True: "#f0a24a"}
+
+
+class AlternativesChart(QWidget):
+    """Horizontal bars for the top-k alternatives of one step: the model's raw probability and,
+    beside it, the probability after temperature / top-k / top-p / min-p. The chosen token is
+    marked with ▶ and bold text."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._alternatives: tuple[Alternative, ...] = ()
+        self._chosen = -1
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Minimum)
+        self.setAccessibleName("Top alternatives chart")
+
+    def set_step(self, alternatives: Sequence[Alternative], chosen_id: int) -> None:
+        self._alternatives = tuple(alternatives)
+        self._chosen = chosen_id
+        self.setAccessibleDescription(
+            "; ".join(
+                f"{token_label(a.token, a.bytes)} {percent(a.prob)} raw, "
+                f"{percent(a.sampling_prob)} sampled"
+                for a in self._alternatives
+            )
+        )
+        self.updateGeometry()
+        self.update()
+
+    def row_height(self) -> int:
+        return QFontMetrics(self.font()).height() * 2 + 4
+
+    def sizeHint(self) -> QSize:
+        return QSize(260, max(1, len(self._alternatives)) * self.row_height() + 28)
+
+    def minimumSizeHint(self) -> QSize:
+        return self.sizeHint()
+
+    def paintEvent(self, _event: QPaintEvent) -> None:
+        dark = theme.app_is_dark()
+        painter = QPainter(self)
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        metrics = QFontMetrics(self.font())
+        text_colour = self.palette().windowText().color()
+        # Legend line.
+        y = 4.0
+        for x, colour, label in (
+            (0, RAW_COLOUR[dark], "model"),
+            (90, SAMPLING_COLOUR[dark], "sampled"),
+        ):
+            painter.fillRect(QRectF(x, y + 3, 10, 10), QColor(colour))
+            painter.setPen(text_colour)
+            painter.drawText(QPointF(x + 14, y + metrics.ascent()), label)
+        y += metrics.height() + 8
+        label_w = min(110, self.width() // 3)
+        bar_x = label_w + 6
+        bar_w = max(20, self.width() - bar_x - 58)
+        half = (self.row_height() - 6) / 2
+        for alt in self._alternatives:
+            chosen = alt.id == self._chosen
+            font = self.font()
+            font.setBold(chosen)
+            painter.setFont(font)
+            painter.setPen(text_colour)
+            label = ("▶ " if chosen else "") + token_label(alt.token, alt.bytes)
+            label = QFontMetrics(font).elidedText(label, Qt.TextElideMode.ElideRight, label_w)
+            painter.drawText(QRectF(0, y, label_w, 2 * half), Qt.AlignmentFlag.AlignVCenter, label)
+            for row, (value, colour) in enumerate(
+                ((alt.prob, RAW_COLOUR[dark]), (alt.sampling_prob, SAMPLING_COLOUR[dark]))
+            ):
+                top = y + row * half
+                painter.fillRect(
+                    QRectF(bar_x, top + 1, max(1.0, bar_w * value), half - 2), QColor(colour)
+                )
+                painter.setPen(text_colour)
+                small = self.font()
+                small.setPointSizeF(max(6.0, small.pointSizeF() * 0.85))
+                painter.setFont(small)
+                painter.drawText(
+                    QRectF(bar_x + bar_w + 4, top, 56, half),
+                    Qt.AlignmentFlag.AlignVCenter,
+                    percent(value),
+                )
+            y += self.row_height()
+        painter.end()
+
+
+class TokenStripChart(QWidget):
+    """One bar per token of a reply: height = probability (or surprisal in bits), colour = the
+    scale's bin. Clicking a bar emits token_clicked(index); the selected token is outlined."""
+
+    token_clicked = Signal(int)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._probs: list[float] = []
+        self._selected = -1
+        self.surprisal = False
+        self.setMinimumHeight(90)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+        self.setAccessibleName("Probability per token")
+
+    def set_steps(self, steps: Sequence[TokenStep]) -> None:
+        self._probs = [s.prob for s in steps]
+        self.update()
+
+    def add_step(self, step: TokenStep) -> None:
+        self._probs.append(step.prob)
+        self.update()
+
+    def set_selected(self, index: int) -> None:
+        self._selected = index
+        self.update()
+
+    def set_surprisal(self, on: bool) -> None:
+        self.surprisal = on
+        self.update()
+
+    def _value(self, prob: float) -> float:
+        """Bar height as a fraction: probability, or surprisal capped at 16 bits."""
+        if not self.surprisal:
+            return prob
+        bits = surprisal_bits(prob)
+        return 1.0 if math.isinf(bits) else min(bits, 16.0) / 16.0
+
+    def _bar_width(self) -> float:
+        return (self.width() - 2) / max(1, len(self._probs))
+
+    def index_at(self, x: float) -> int:
+        if not self._probs:
+            return -1
+        return max(0, min(len(self._probs) - 1, int((x - 1) / self._bar_width())))
+
+    def mousePressEvent(self, event: QMouseEvent) -> None:
+        index = self.index_at(event.position().x())
+        if index >= 0:
+            self.set_selected(index)
+            self.token_clicked.emit(index)
+
+    def paintEvent(self, _event: QPaintEvent) -> None:
+        dark = theme.app_is_dark()
+        painter = QPainter(self)
+        height = self.height() - 14
+        painter.fillRect(self.rect(), self.palette().base())
+        bar_w = self._bar_width()
+        for index, prob in enumerate(self._probs):
+            h = max(1.0, height * self._value(prob))
+            rect = QRectF(
+                1 + index * bar_w, 2 + height - h, max(1.0, bar_w - (1 if bar_w > 3 else 0)), h
+            )
+            painter.fillRect(rect, QColor(theme.probability_bin(prob).bar))
+        if 0 <= self._selected < len(self._probs):
+            painter.setPen(QPen(self.palette().highlight().color(), 2))
+            painter.drawRect(QRectF(1 + self._selected * bar_w, 1, max(2.0, bar_w), height + 2))
+        painter.setPen(theme.muted_color(dark))
+        small = self.font()
+        small.setPointSizeF(max(6.0, small.pointSizeF() * 0.8))
+        painter.setFont(small)
+        caption = "surprisal (bits, ≤16) per token" if self.surprisal else "probability per token"
+        painter.drawText(QPointF(3, self.height() - 2), caption)
+        painter.end()
+
+
+class ScaleLegend(QWidget):
+    """The probability scale: each bin's colour swatch with its underline cue and range."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setAccessibleName("Probability legend")
+        self.setAccessibleDescription(
+            "Token background and underline show probability: "
+            + ", ".join(
+                f"{b.label}: {'no underline' if b.underline.value == 0 else b.underline.name}"
+                for b in theme.PROBABILITY_SCALE
+            )
+        )
+        self.setMinimumHeight(QFontMetrics(self.font()).height() + 10)
+
+    def sizeHint(self) -> QSize:
+        return QSize(360, QFontMetrics(self.font()).height() + 10)
+
+    def paintEvent(self, _event: QPaintEvent) -> None:
+        dark = theme.app_is_dark()
+        painter = QPainter(self)
+        metrics = QFontMetrics(self.font())
+        x = 2.0
+        cell = (self.width() - 4) / len(theme.PROBABILITY_SCALE)
+        for band in theme.PROBABILITY_SCALE:
+            rect = QRectF(x, 3, cell - 4, metrics.height() + 4)
+            painter.fillRect(rect, QColor(band.dark if dark else band.light))
+            painter.setPen(self.palette().text().color())
+            painter.drawText(rect, Qt.AlignmentFlag.AlignCenter, band.label)
+            _draw_underline(painter, rect, band.underline, dark)
+            x += cell
+        painter.end()
+
+
+def _draw_underline(painter: QPainter, rect: QRectF, style, dark: bool) -> None:
+    """Draws the bin's underline cue along the bottom of a legend cell."""
+    from PySide6.QtGui import QTextCharFormat  # local: only the enum is needed
+
+    pen = QPen(QColor("#f0f0f0" if dark else "#202020"), 1)
+    y = rect.bottom() - 2
+    left, right = rect.left() + 8, rect.right() - 8
+    kind = QTextCharFormat.UnderlineStyle
+    if style == kind.NoUnderline:
+        return
+    if style == kind.WaveUnderline:
+        painter.setPen(pen)
+        x = left
+        while x < right:
+            painter.drawLine(QPointF(x, y), QPointF(x + 2, y - 2))
+            painter.drawLine(QPointF(x + 2, y - 2), QPointF(x + 4, y))
+            x += 4
+        return
+    pen.setStyle(Qt.PenStyle.DotLine if style == kind.DotLine else Qt.PenStyle.DashLine)
+    painter.setPen(pen)
+    painter.drawLine(QPointF(left, y), QPointF(right, y))

@@ -1,0 +1,103 @@
+"""The conversation list (left dock): search, new chat, open, rename, delete with confirmation.
+
+A view: the controller fills it with `(id, title, subtitle)` rows and reacts to its signals.
+Signals: open_requested(int), rename_requested(int, str), delete_requested(int),
+search_changed(str), new_requested.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from PySide6.QtCore import QPoint, Qt, Signal
+from PySide6.QtWidgets import (
+    QInputDialog,
+    QLineEdit,
+    QListWidget,
+    QListWidgetItem,
+    QMenu,
+    QMessageBox,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+
+class ConversationList(QWidget):
+    open_requested = Signal(int)
+    rename_requested = Signal(int, str)
+    delete_requested = Signal(int)
+    search_changed = Signal(str)
+    new_requested = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("conversations")
+        self.new_button = QPushButton("New chat")
+        self.new_button.setObjectName("newChat")
+        self.new_button.clicked.connect(self.new_requested)
+        self.search = QLineEdit()
+        self.search.setPlaceholderText("Search chats")
+        self.search.setClearButtonEnabled(True)
+        self.search.setAccessibleName("Search chats")
+        self.search.textChanged.connect(self.search_changed)
+        self.items = QListWidget()
+        self.items.setAccessibleName("Conversations")
+        self.items.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.items.setWordWrap(True)
+        self.items.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.items.customContextMenuRequested.connect(self._menu)
+        self.items.itemActivated.connect(self._activated)
+        self.items.itemClicked.connect(self._activated)
+        self.notice = None
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(8, 8, 8, 8)
+        layout.addWidget(self.new_button)
+        layout.addWidget(self.search)
+        layout.addWidget(self.items, 1)
+
+    def set_rows(self, rows: Sequence[tuple[int, str, str]], current: int | None) -> None:
+        self.items.blockSignals(True)
+        self.items.clear()
+        for conv_id, title, subtitle in rows:
+            item = QListWidgetItem(f"{title}\n{subtitle}")
+            item.setData(Qt.ItemDataRole.UserRole, conv_id)
+            item.setToolTip(title)
+            self.items.addItem(item)
+            if conv_id == current:
+                item.setSelected(True)
+                self.items.setCurrentItem(item)
+        self.items.blockSignals(False)
+
+    def _activated(self, item: QListWidgetItem) -> None:
+        self.open_requested.emit(int(item.data(Qt.ItemDataRole.UserRole)))
+
+    def _menu(self, pos: QPoint) -> None:
+        item = self.items.itemAt(pos)
+        if item is None:
+            return
+        menu = QMenu(self)
+        rename = menu.addAction("Rename…")
+        delete = menu.addAction("Delete…")
+        chosen = menu.exec(self.items.mapToGlobal(pos))
+        conv_id = int(item.data(Qt.ItemDataRole.UserRole))
+        if chosen is rename:
+            self.ask_rename(conv_id, item.toolTip())
+        elif chosen is delete:
+            self.ask_delete(conv_id, item.toolTip())
+
+    def ask_rename(self, conv_id: int, title: str) -> None:
+        new_title, ok = QInputDialog.getText(self, "Rename chat", "Title", text=title)
+        if ok and new_title.strip():
+            self.rename_requested.emit(conv_id, new_title.strip())
+
+    def ask_delete(self, conv_id: int, title: str) -> None:
+        answer = QMessageBox.question(
+            self,
+            "Delete chat",
+            f"Delete “{title}”? This cannot be undone.",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+            QMessageBox.StandardButton.No,
+        )
+        if answer == QMessageBox.StandardButton.Yes:
+            self.delete_requested.emit(conv_id)

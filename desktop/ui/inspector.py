@@ -1,0 +1,139 @@
+"""The token inspector (right dock): the pinned token's numbers, its top-k alternatives as bars
+(raw model distribution beside the sampling distribution), and the per-token chart of the selected
+reply. A view: the controller calls `set_reply` / `show_step`; clicks on the chart come back as
+`token_clicked(index)`.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Sequence
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QScrollArea,
+    QVBoxLayout,
+    QWidget,
+)
+
+from desktop.engine.events import TokenStep
+from desktop.ui import theme
+from desktop.ui.charts import AlternativesChart, ScaleLegend, TokenStripChart
+from desktop.ui.token_view import bytes_label, is_fragment, percent, surprisal_bits, visible_token
+
+
+class InspectorPanel(QWidget):
+    token_clicked = Signal(int)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("inspector")
+        self.steps: list[TokenStep] = []
+        self.current = -1
+
+        self.legend = ScaleLegend()
+        self.title = QLabel("Click a token of a reply to inspect it.")
+        self.title.setObjectName("inspectorTitle")
+        self.title.setWordWrap(True)
+        self.title.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.title.setFont(theme.mono_font())
+
+        self.values: dict[str, QLabel] = {}
+        form = QFormLayout()
+        form.setLabelAlignment(Qt.AlignmentFlag.AlignRight)
+        for key, label in (
+            ("prob", "Probability"),
+            ("logprob", "Logprob"),
+            ("sampling", "Sampling prob."),
+            ("rank", "Rank"),
+            ("entropy", "Entropy"),
+            ("surprisal", "Surprisal"),
+            ("step", "Step time"),
+            ("bytes", "Bytes"),
+        ):
+            value = QLabel("–")
+            value.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+            self.values[key] = value
+            form.addRow(label, value)
+
+        self.alternatives = AlternativesChart()
+        self.strip = TokenStripChart()
+        self.strip.token_clicked.connect(self.token_clicked)
+        self.surprisal_box = QCheckBox("Show surprisal instead of probability")
+        self.surprisal_box.toggled.connect(self.strip.set_surprisal)
+
+        inner = QWidget()
+        column = QVBoxLayout(inner)
+        column.addWidget(_heading("Probability scale"))
+        column.addWidget(self.legend)
+        column.addWidget(_heading("Selected token"))
+        column.addWidget(self.title)
+        column.addLayout(form)
+        column.addWidget(_heading("Top alternatives"))
+        column.addWidget(self.alternatives)
+        column.addWidget(_heading("This reply"))
+        column.addWidget(self.strip)
+        row = QHBoxLayout()
+        row.addWidget(self.surprisal_box)
+        row.addStretch(1)
+        column.addLayout(row)
+        column.addStretch(1)
+
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        scroll.setWidget(inner)
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.addWidget(scroll)
+
+    def set_reply(self, steps: Sequence[TokenStep]) -> None:
+        """Shows the per-token chart of a reply (the list is kept, not copied, while streaming)."""
+        self.steps = steps if isinstance(steps, list) else list(steps)
+        self.strip.set_steps(self.steps)
+        self.current = -1
+        self.strip.set_selected(-1)
+
+    def add_step(self, step: TokenStep) -> None:
+        self.strip.add_step(step)
+
+    def show_step(self, index: int) -> None:
+        """Pins token `index` of the current reply."""
+        if not 0 <= index < len(self.steps):
+            return
+        self.current = index
+        step = self.steps[index]
+        self.strip.set_selected(index)
+        fragment = bool(step.bytes) and is_fragment(step.bytes)
+        shown = bytes_label(step.bytes) if fragment else visible_token(step.token)
+        note = " (part of a UTF-8 character)" if fragment else ""
+        self.title.setText(
+            f"<span style='font-size:15pt'><b>{html.escape(shown)}</b></span>"
+            f"<br>token {index + 1} of {len(self.steps)} · id {step.id}{note}"
+        )
+        bits = surprisal_bits(step.prob)
+        self.values["prob"].setText(percent(step.prob))
+        self.values["logprob"].setText(f"{step.logprob:.4f}")
+        self.values["sampling"].setText(percent(step.sampling_prob))
+        self.values["rank"].setText(f"{step.rank + 1} of the vocabulary")
+        self.values["entropy"].setText(f"{step.entropy:.3f} nats")
+        self.values["surprisal"].setText(f"{bits:.2f} bits")
+        self.values["step"].setText(
+            f"{step.step_ms:.1f} ms" + (" (prefill)" if index == 0 else " (decode step)")
+        )
+        self.values["bytes"].setText(bytes_label(step.bytes) if step.bytes else "–")
+        self.alternatives.set_step(step.top, step.id)
+        self.setAccessibleDescription(
+            f"{shown}: probability {percent(step.prob)}, rank {step.rank + 1}, "
+            f"entropy {step.entropy:.2f} nats"
+        )
+
+
+def _heading(text: str) -> QLabel:
+    label = QLabel(text)
+    label.setObjectName("heading")
+    return label

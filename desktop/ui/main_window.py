@@ -1,0 +1,93 @@
+"""The main window's layout: chat in the centre, chats and settings on the left, the token
+inspector on the right, a tool bar and a status bar (model, provider, context used / size).
+
+A view: it owns widgets and their placement, not behaviour. `closing` is emitted from closeEvent
+so the controller can stop a running reply before the window goes.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtGui import QAction, QCloseEvent, QIcon, QKeySequence, QShortcut
+from PySide6.QtWidgets import QDockWidget, QLabel, QMainWindow, QToolBar, QWidget
+
+from desktop import paths
+from desktop.ui.conversations import ConversationList
+from desktop.ui.inspector import InspectorPanel
+from desktop.ui.messages import ChatView
+from desktop.ui.settings_panel import SettingsPanel
+
+
+class MainWindow(QMainWindow):
+    closing = Signal()
+    stop_shortcut = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Tokenglass")
+        icon = paths.assets_dir() / "icon.svg"
+        if icon.is_file():
+            self.setWindowIcon(QIcon(str(icon)))
+        self.resize(1360, 860)
+
+        self.chat = ChatView()
+        self.setCentralWidget(self.chat)
+        self.conversations = ConversationList()
+        self.settings = SettingsPanel()
+        self.inspector = InspectorPanel()
+        self.chats_dock = self._dock(
+            "Chats", self.conversations, Qt.DockWidgetArea.LeftDockWidgetArea
+        )
+        self.settings_dock = self._dock(
+            "Settings", self.settings, Qt.DockWidgetArea.LeftDockWidgetArea
+        )
+        self.tabifyDockWidget(self.chats_dock, self.settings_dock)
+        self.chats_dock.raise_()
+        self.inspector_dock = self._dock(
+            "Token inspector", self.inspector, Qt.DockWidgetArea.RightDockWidgetArea
+        )
+        self.resizeDocks([self.chats_dock], [270], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.inspector_dock], [360], Qt.Orientation.Horizontal)
+
+        toolbar = QToolBar("Main")
+        toolbar.setObjectName("mainToolbar")
+        toolbar.setMovable(False)
+        toolbar.setIconSize(QSize(16, 16))
+        self.addToolBar(toolbar)
+        self.new_chat_action = QAction("New chat", self)
+        self.new_chat_action.setShortcut(QKeySequence.StandardKey.New)
+        self.copy_reply_action = QAction("Copy last reply", self)
+        toolbar.addAction(self.new_chat_action)
+        toolbar.addAction(self.copy_reply_action)
+        toolbar.addSeparator()
+        for dock in (self.chats_dock, self.settings_dock, self.inspector_dock):
+            toolbar.addAction(dock.toggleViewAction())
+
+        self.model_label = QLabel("No model")
+        self.provider_label = QLabel("")
+        self.context_label = QLabel("")
+        for label in (self.model_label, self.provider_label, self.context_label):
+            label.setObjectName("status")
+            self.statusBar().addPermanentWidget(label)
+        self.model_label.setAccessibleName("Model")
+        self.provider_label.setAccessibleName("Execution provider")
+        self.context_label.setAccessibleName("Context used")
+
+        stop = QShortcut(QKeySequence(Qt.Key.Key_Escape), self)
+        stop.setContext(Qt.ShortcutContext.WindowShortcut)
+        stop.activated.connect(self.stop_shortcut)
+
+    def _dock(self, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
+        dock = QDockWidget(title, self)
+        dock.setObjectName(title.replace(" ", "") + "Dock")
+        dock.setWidget(widget)
+        dock.setFeatures(
+            QDockWidget.DockWidgetFeature.DockWidgetClosable
+            | QDockWidget.DockWidgetFeature.DockWidgetMovable
+        )
+        self.addDockWidget(area, dock)
+        return dock
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        self.closing.emit()
+        super().closeEvent(event)

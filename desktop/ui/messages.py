@@ -1,0 +1,374 @@
+"""The chat column: message bubbles (user and assistant), the error banner and the input box.
+
+Views only. A user bubble shows the message as text, as its tokens (ids on hover), or as the whole
+prompt the model read; which pieces to show is handed in by the controller. An assistant bubble
+streams token spans coloured by probability, shows "reading your message" before the first token,
+and keeps a footer (tokens, TTFT, tokens/s, provider) after the reply ends.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Sequence
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QKeyEvent
+from PySide6.QtWidgets import (
+    QButtonGroup,
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QPlainTextEdit,
+    QPushButton,
+    QScrollArea,
+    QSizePolicy,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from desktop.engine.events import GenerationDone, TokenStep
+from desktop.ui import theme
+from desktop.ui.token_view import (
+    TokenSpanView,
+    bytes_label,
+    piece_format,
+    step_accessible,
+    step_tooltip,
+    visible_token,
+)
+
+
+def _tool(text: str, tip: str) -> QToolButton:
+    button = QToolButton()
+    button.setText(text)
+    button.setToolTip(tip)
+    button.setAccessibleName(tip)
+    button.setAutoRaise(True)
+    return button
+
+
+class UserMessageWidget(QFrame):
+    """Signals: view_mode_changed(str) with "text" | "tokens" | "prompt"; copy_requested;
+    edit_requested."""
+
+    view_mode_changed = Signal(str)
+    copy_requested = Signal()
+    edit_requested = Signal()
+
+    def __init__(self, text: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("userBubble")
+        self.text = text
+        self.mode = "text"
+        who = QLabel("You")
+        who.setObjectName("role")
+        self.modes = QButtonGroup(self)
+        row = QHBoxLayout()
+        row.addWidget(who)
+        row.addStretch(1)
+        self.mode_buttons: dict[str, QToolButton] = {}
+        for mode, label, tip in (
+            ("text", "Text", "Show the message as text"),
+            ("tokens", "Tokens", "Show the message as its tokens (ids on hover)"),
+            ("prompt", "Prompt", "Show the whole prompt the model read (chat template included)"),
+        ):
+            button = _tool(label, tip)
+            button.setCheckable(True)
+            button.setChecked(mode == "text")
+            self.modes.addButton(button)
+            self.mode_buttons[mode] = button
+            button.clicked.connect(self._mode_clicked)
+            row.addWidget(button)
+        self.mode_buttons["prompt"].setEnabled(False)
+        self.edit_button = _tool("Edit", "Edit this message and send it again")
+        self.edit_button.clicked.connect(self.edit_requested)
+        self.copy_button = _tool("Copy", "Copy this message")
+        self.copy_button.clicked.connect(self.copy_requested)
+        row.addWidget(self.edit_button)
+        row.addWidget(self.copy_button)
+        self.body = TokenSpanView()
+        self.body.setAccessibleName("Your message")
+        self.info = QLabel("")
+        self.info.setObjectName("footer")
+        column = QVBoxLayout(self)
+        column.setContentsMargins(10, 6, 10, 8)
+        column.addLayout(row)
+        column.addWidget(self.body)
+        column.addWidget(self.info)
+        self.show_text()
+
+    def _mode_clicked(self) -> None:
+        for mode, button in self.mode_buttons.items():
+            if button is self.sender():
+                self.view_mode_changed.emit(mode)
+
+    def _set_mode(self, mode: str) -> None:
+        self.mode = mode
+        self.mode_buttons[mode].setChecked(True)
+
+    def show_text(self) -> None:
+        self._set_mode("text")
+        self.body.clear_spans()
+        self.body.append_span(self.text, self.body.currentCharFormat(), "", self.text)
+        self.info.setText("")
+
+    def show_pieces(self, pieces: Sequence, mode: str, note: str = "") -> None:
+        """pieces: objects with id, token, bytes, special and a display `text` attribute or the
+        token itself. Shown as alternating spans; special tokens in italics."""
+        self._set_mode(mode)
+        dark = theme.app_is_dark()
+        self.body.clear_spans()
+        for index, piece in enumerate(pieces):
+            shown = getattr(piece, "display", None) or piece.token
+            tip = (
+                f"<b><code>{html.escape(visible_token(piece.token))}</code></b><br>id {piece.id}"
+                + (" · special token" if piece.special else "")
+                + f"<br>bytes {bytes_label(piece.bytes)}"
+            )
+            self.body.append_span(
+                shown,
+                piece_format(index, piece.special, dark),
+                tip,
+                f"token {piece.token}, id {piece.id}",
+            )
+        self.info.setText(note or f"{len(pieces)} tokens")
+
+    def enable_prompt(self, on: bool) -> None:
+        self.mode_buttons["prompt"].setEnabled(on)
+
+    def set_last(self, last: bool) -> None:
+        self.edit_button.setVisible(last)
+
+
+class AssistantMessageWidget(QFrame):
+    """Signals: token_selected(int) (click or arrow keys), copy_requested, regenerate_requested."""
+
+    token_selected = Signal(int)
+    copy_requested = Signal()
+    regenerate_requested = Signal()
+
+    def __init__(self, model_name: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("assistantBubble")
+        self.steps: list[TokenStep] = []
+        self.done: GenerationDone | None = None
+        who = QLabel("Assistant")
+        who.setObjectName("role")
+        self.model_label = QLabel(model_name)
+        self.model_label.setObjectName("muted")
+        self.regenerate_button = _tool("Regenerate", "Generate this reply again")
+        self.regenerate_button.clicked.connect(self.regenerate_requested)
+        self.copy_button = _tool("Copy", "Copy this reply")
+        self.copy_button.clicked.connect(self.copy_requested)
+        row = QHBoxLayout()
+        row.addWidget(who)
+        row.addWidget(self.model_label)
+        row.addStretch(1)
+        row.addWidget(self.regenerate_button)
+        row.addWidget(self.copy_button)
+        self.reading = QLabel("Reading your message…")
+        self.reading.setObjectName("reading")
+        self.body = TokenSpanView()
+        self.body.setAccessibleName("Assistant reply; use the arrow keys to move between tokens")
+        self.body.span_activated.connect(self.token_selected)
+        self.body.setVisible(False)
+        self.footer = QLabel("")
+        self.footer.setObjectName("footer")
+        self.footer.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.error = QLabel("")
+        self.error.setObjectName("error")
+        self.error.setWordWrap(True)
+        self.error.setVisible(False)
+        column = QVBoxLayout(self)
+        column.setContentsMargins(10, 6, 10, 8)
+        column.addLayout(row)
+        column.addWidget(self.reading)
+        column.addWidget(self.body)
+        column.addWidget(self.error)
+        column.addWidget(self.footer)
+        self.set_busy(True)
+
+    @property
+    def text(self) -> str:
+        return "".join(step.text for step in self.steps)
+
+    def set_busy(self, busy: bool) -> None:
+        self.regenerate_button.setEnabled(not busy)
+        self.copy_button.setEnabled(not busy)
+
+    def set_last(self, last: bool) -> None:
+        self.regenerate_button.setVisible(last)
+
+    def set_reading(self, prompt_tokens: int, dropped: int = 0) -> None:
+        text = f"Reading your message… ({prompt_tokens} prompt tokens)"
+        if dropped:
+            text += f" · {dropped} oldest messages left out to fit the context window"
+        self.reading.setText(text)
+
+    def append_step(self, step: TokenStep) -> None:
+        if not self.steps:
+            self.reading.setVisible(False)
+            self.body.setVisible(True)
+        self.steps.append(step)
+        fmt = theme.token_format(step.prob, theme.app_is_dark())
+        self.body.append_span(step.text, fmt, step_tooltip(step), step_accessible(step))
+
+    def set_steps(self, steps: Sequence[TokenStep]) -> None:
+        """Fills a stored reply at once (from history)."""
+        for step in steps:
+            self.append_step(step)
+
+    def finish(self, done: GenerationDone, partial: bool = False) -> None:
+        self.done = done
+        self.reading.setVisible(False)
+        self.body.setVisible(bool(self.steps))
+        if done.error:
+            self.show_error(done.error)
+        self.footer.setText(footer_text(done, partial))
+        self.set_busy(False)
+
+    def show_error(self, message: str) -> None:
+        self.reading.setVisible(False)
+        self.error.setText(message)
+        self.error.setVisible(True)
+        self.set_busy(False)
+
+
+def footer_text(done: GenerationDone, partial: bool = False) -> str:
+    """ "42 tokens · TTFT 180 ms · 31.2 tokens/s · CPUExecutionProvider · seed 7"."""
+    parts = [
+        f"{done.completion_tokens} tokens",
+        f"TTFT {done.ttft_ms:.0f} ms",
+        f"{done.decode_tokens_per_s:.1f} tokens/s",
+        done.provider or "provider unknown",
+        f"seed {done.seed}",
+    ]
+    if done.finish_reason == "cancelled" or partial:
+        parts.append("stopped")
+    elif done.finish_reason == "length":
+        parts.append("max new tokens reached")
+    return " · ".join(parts)
+
+
+class InputBox(QPlainTextEdit):
+    """Enter sends, Shift+Enter makes a new line, Esc stops."""
+
+    submitted = Signal()
+    stop_requested = Signal()
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
+            if event.modifiers() & Qt.KeyboardModifier.ShiftModifier:
+                self.insertPlainText("\n")
+            else:
+                self.submitted.emit()
+            event.accept()
+            return
+        if event.key() == Qt.Key.Key_Escape:
+            self.stop_requested.emit()
+            event.accept()
+            return
+        super().keyPressEvent(event)
+
+
+class ChatView(QWidget):
+    """The centre: a scrolling column of bubbles above the input row."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.column_widget = QWidget()
+        self.column_widget.setObjectName("chatColumn")
+        self.column = QVBoxLayout(self.column_widget)
+        self.column.setContentsMargins(16, 12, 16, 12)
+        self.column.setSpacing(10)
+        self.empty = QLabel(
+            "Ask the model something. Each token of its reply is coloured by how likely the model "
+            "found it; click one to see the alternatives it weighed."
+        )
+        self.empty.setObjectName("empty")
+        self.empty.setWordWrap(True)
+        self.empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.column.addWidget(self.empty)
+        self.column.addStretch(1)
+        self.scroll = QScrollArea()
+        self.scroll.setWidgetResizable(True)
+        self.scroll.setFrameShape(QFrame.Shape.NoFrame)
+        self.scroll.setWidget(self.column_widget)
+        self.scroll.verticalScrollBar().rangeChanged.connect(self._follow)
+        self._stick = True
+        self.scroll.verticalScrollBar().valueChanged.connect(self._track)
+
+        self.input = InputBox()
+        self.input.setObjectName("input")
+        self.input.setPlaceholderText(
+            "Message the model (Enter sends, Shift+Enter new line, Esc stops)"
+        )
+        self.input.setAccessibleName("Message")
+        self.input.setFixedHeight(76)
+        self.send_button = QPushButton("Send")
+        self.send_button.setObjectName("send")
+        self.send_button.setDefault(True)
+        self.stop_button = QPushButton("Stop")
+        self.stop_button.setObjectName("stop")
+        self.stop_button.setVisible(False)
+        self.regenerate_button = QPushButton("Regenerate")
+        self.edit_button = QPushButton("Edit last")
+        buttons = QVBoxLayout()
+        buttons.addWidget(self.send_button)
+        buttons.addWidget(self.stop_button)
+        small = QHBoxLayout()
+        small.addWidget(self.regenerate_button)
+        small.addWidget(self.edit_button)
+        buttons.addLayout(small)
+        row = QHBoxLayout()
+        row.setContentsMargins(16, 6, 16, 12)
+        row.addWidget(self.input, 1)
+        row.addLayout(buttons)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(0)
+        layout.addWidget(self.scroll, 1)
+        layout.addLayout(row)
+
+    def add_bubble(self, widget: QWidget) -> None:
+        self.empty.setVisible(False)
+        widget.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Maximum)
+        self.column.insertWidget(self.column.count() - 1, widget)
+        self._stick = True
+
+    def remove_bubble(self, widget: QWidget) -> None:
+        self.column.removeWidget(widget)
+        widget.deleteLater()
+
+    def clear_bubbles(self) -> None:
+        for index in reversed(range(self.column.count())):
+            widget = self.column.itemAt(index).widget()
+            if widget is not None and widget is not self.empty:
+                self.remove_bubble(widget)
+        self.empty.setVisible(True)
+
+    def set_busy(self, busy: bool) -> None:
+        self.send_button.setVisible(not busy)
+        self.stop_button.setVisible(busy)
+        self.regenerate_button.setEnabled(not busy)
+        self.edit_button.setEnabled(not busy)
+
+    def _track(self, value: int) -> None:
+        bar = self.scroll.verticalScrollBar()
+        self._stick = value >= bar.maximum() - 4
+
+    def _follow(self, _low: int, high: int) -> None:
+        if self._stick:
+            self.scroll.verticalScrollBar().setValue(high)
+
+
+class ErrorBanner(QLabel):
+    """A clear message in the chat column (model failed to load, provider missing, ...)."""
+
+    def __init__(self, message: str, parent: QWidget | None = None) -> None:
+        super().__init__(message, parent)
+        self.setObjectName("error")
+        self.setWordWrap(True)
+        self.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.setAccessibleName("Error")

@@ -1,0 +1,248 @@
+"""A read-only text view made of token spans: hover for a tooltip, click or arrow keys to select.
+
+Owns: drawing spans (background by probability bin plus an underline style as the non-colour cue,
+see theme.py), mapping a mouse position to a span, the selected span's highlight, keyboard
+navigation (Left/Right/Home/End when the view has focus) and the accessible text of the selected
+span for screen readers. Spans may be empty (a token that is only part of a UTF-8 character adds
+no visible text until the token that completes it); they can still be selected.
+
+Knows the engine's `TokenStep` and `TokenPiece` only through the helpers that build span texts.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from dataclasses import dataclass
+
+from PySide6.QtCore import QEvent, QSize, Qt, Signal
+from PySide6.QtGui import QColor, QKeyEvent, QMouseEvent, QTextCharFormat, QTextCursor
+from PySide6.QtWidgets import QFrame, QSizePolicy, QTextEdit, QToolTip, QWidget
+
+from desktop.engine.events import TokenStep
+
+
+def visible_token(token: str) -> str:
+    """A token's text with its invisible characters made visible (space ·, newline ↵, tab →)."""
+    if token == "":
+        return "∅"
+    return token.replace(" ", "·").replace("\n", "↵").replace("\t", "→")
+
+
+def bytes_label(data: bytes) -> str:
+    """Raw bytes as `<F0 9F 98>`."""
+    return "<" + " ".join(f"{b:02X}" for b in data) + ">"
+
+
+def is_fragment(data: bytes) -> bool:
+    """True when `data` is not a complete UTF-8 string (a token that is part of a character)."""
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return True
+    return False
+
+
+def token_label(token: str, data: bytes) -> str:
+    """How the inspector and tooltips name a token: its bytes when it is a UTF-8 fragment."""
+    return bytes_label(data) if data and is_fragment(data) else visible_token(token)
+
+
+def percent(prob: float) -> str:
+    if prob >= 0.995:
+        return f"{prob * 100:.1f} %"
+    if prob >= 0.001:
+        return f"{prob * 100:.1f} %"
+    return f"{prob * 100:.2g} %"
+
+
+def step_tooltip(step: TokenStep, alternatives: int = 5) -> str:
+    """Rich-text tooltip: the token, its probability and rank, and the top alternatives."""
+    rows = []
+    for alt in step.top[:alternatives]:
+        mark = "▶ " if alt.id == step.id else ""
+        rows.append(
+            f"<tr><td>{mark}<code>{html.escape(token_label(alt.token, alt.bytes))}</code></td>"
+            f"<td align='right'>{percent(alt.prob)}</td></tr>"
+        )
+    head = (
+        f"<b><code>{html.escape(token_label(step.token, step.bytes))}</code></b> "
+        f"(id {step.id})<br>p = {percent(step.prob)} · rank {step.rank + 1} · "
+        f"entropy {step.entropy:.2f} nats"
+    )
+    return f"{head}<table cellspacing='4'>{''.join(rows)}</table>"
+
+
+def step_accessible(step: TokenStep) -> str:
+    """What a screen reader says for a token of a reply."""
+    return (
+        f"token {step.index + 1}: {visible_token(step.token)}, probability {percent(step.prob)}, "
+        f"rank {step.rank + 1}"
+    )
+
+
+def surprisal_bits(prob: float) -> float:
+    """-log2(p) in bits; infinite for p == 0."""
+    return math.inf if prob <= 0.0 else -math.log2(prob)
+
+
+@dataclass
+class Span:
+    start: int
+    end: int
+    tooltip: str
+    accessible: str
+
+
+class TokenSpanView(QTextEdit):
+    """Read-only text built from spans; grows to its content's height (no scroll bars).
+
+    Signals: span_activated(int) when a span is clicked or reached with the arrow keys.
+    """
+
+    span_activated = Signal(int)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setReadOnly(True)
+        self.setFrameShape(QFrame.Shape.NoFrame)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+        self.setTextInteractionFlags(
+            Qt.TextInteractionFlag.TextSelectableByMouse
+            | Qt.TextInteractionFlag.TextSelectableByKeyboard
+        )
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self.viewport().setCursor(Qt.CursorShape.PointingHandCursor)
+        self.document().setDocumentMargin(2)
+        self.document().documentLayout().documentSizeChanged.connect(self._fit_height)
+        self.spans: list[Span] = []
+        self.selected = -1
+        self._fit_height()
+
+    # ---- building ----------------------------------------------------------------------------
+    def clear_spans(self) -> None:
+        self.clear()
+        self.spans.clear()
+        self.selected = -1
+        self.setExtraSelections([])
+
+    def append_span(self, text: str, fmt: QTextCharFormat, tooltip: str, accessible: str) -> int:
+        """Appends one span at the end; returns its index."""
+        cursor = QTextCursor(self.document())
+        cursor.movePosition(QTextCursor.MoveOperation.End)
+        start = cursor.position()
+        if text:
+            cursor.insertText(text, fmt)
+        self.spans.append(Span(start, cursor.position(), tooltip, accessible))
+        return len(self.spans) - 1
+
+    def append_plain(self, text: str) -> None:
+        """Appends text that belongs to no span (e.g. a separator)."""
+        cursor = QTextCursor(self.document())
+        cursor.movePosition(QTextCursor.MoveOperation.End)
+        cursor.insertText(text, QTextCharFormat())
+
+    def restyle(self, index: int, fmt: QTextCharFormat) -> None:
+        span = self.spans[index]
+        if span.end > span.start:
+            cursor = QTextCursor(self.document())
+            cursor.setPosition(span.start)
+            cursor.setPosition(span.end, QTextCursor.MoveMode.KeepAnchor)
+            cursor.setCharFormat(fmt)
+
+    # ---- selection ---------------------------------------------------------------------------
+    def span_at(self, pos) -> int:
+        """The index of the span under a viewport position, or -1."""
+        cursor = self.cursorForPosition(pos)
+        rect = self.cursorRect(cursor)
+        position = cursor.position()
+        # cursorForPosition gives the nearest boundary: pick the character on the clicked side.
+        if pos.x() < rect.x() and position > 0:
+            position -= 1
+        for index, span in enumerate(self.spans):
+            if span.start <= position < span.end:
+                return index
+        return -1
+
+    def select_span(self, index: int, emit: bool = False) -> None:
+        if not self.spans:
+            return
+        index = max(0, min(index, len(self.spans) - 1))
+        self.selected = index
+        span = self.spans[index]
+        selections = []
+        if span.end > span.start:
+            extra = QTextEdit.ExtraSelection()
+            cursor = QTextCursor(self.document())
+            cursor.setPosition(span.start)
+            cursor.setPosition(span.end, QTextCursor.MoveMode.KeepAnchor)
+            extra.cursor = cursor
+            fmt = QTextCharFormat()
+            fmt.setBackground(self.palette().highlight())
+            fmt.setForeground(self.palette().highlightedText())
+            extra.format = fmt
+            selections.append(extra)
+        self.setExtraSelections(selections)
+        self.setAccessibleDescription(span.accessible)
+        if emit:
+            self.span_activated.emit(index)
+
+    # ---- events ------------------------------------------------------------------------------
+    def mousePressEvent(self, event: QMouseEvent) -> None:
+        super().mousePressEvent(event)
+        if event.button() == Qt.MouseButton.LeftButton:
+            index = self.span_at(event.position().toPoint())
+            if index >= 0:
+                self.select_span(index, emit=True)
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        key = event.key()
+        moves = {
+            Qt.Key.Key_Left: self.selected - 1,
+            Qt.Key.Key_Right: self.selected + 1,
+            Qt.Key.Key_Home: 0,
+            Qt.Key.Key_End: len(self.spans) - 1,
+        }
+        if key in moves and self.spans and event.modifiers() == Qt.KeyboardModifier.NoModifier:
+            target = 0 if self.selected < 0 and key == Qt.Key.Key_Right else moves[key]
+            self.select_span(target, emit=True)
+            event.accept()
+            return
+        super().keyPressEvent(event)
+
+    def event(self, event: QEvent) -> bool:
+        if event.type() == QEvent.Type.ToolTip:
+            index = self.span_at(self.viewport().mapFromGlobal(event.globalPos()))
+            if index >= 0 and self.spans[index].tooltip:
+                QToolTip.showText(event.globalPos(), self.spans[index].tooltip, self)
+            else:
+                QToolTip.hideText()
+            return True
+        return super().event(event)
+
+    # ---- size --------------------------------------------------------------------------------
+    def _fit_height(self, *_args) -> None:
+        height = math.ceil(self.document().size().height()) + 2 * self.frameWidth() + 2
+        self.setFixedHeight(max(height, self.fontMetrics().height() + 6))
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self._fit_height()
+
+    def sizeHint(self) -> QSize:
+        return QSize(400, self.height())
+
+
+def piece_format(index: int, special: bool, dark: bool) -> QTextCharFormat:
+    """Alternating soft backgrounds so token boundaries in a user's message are visible;
+    special tokens (BOS, role markers) are italic on a stronger tint."""
+    fmt = QTextCharFormat()
+    if special:
+        fmt.setBackground(QColor("#5b4a8a" if dark else "#e4dcf7"))
+        fmt.setFontItalic(True)
+    else:
+        colours = ("#34404f", "#2b3442") if dark else ("#dde7f5", "#eef3fa")
+        fmt.setBackground(QColor(colours[index % 2]))
+    return fmt

@@ -1,0 +1,125 @@
+"""Off-GUI-thread work: iterate the engine's generator, or load a model, on a QThread.
+
+A worker is a QObject moved to its own QThread. It emits one signal per record the engine yields
+(`PromptInfo`, `TokenStep`, `GenerationDone`), so slots run on the GUI thread through queued
+connections (cases G1-G4). Cancelling is cooperative: `cancel()` sets a `threading.Event` the
+engine checks between decode steps; a thread is never terminated. Errors cross as a signal
+carrying the user-facing message (case G2): no widget is ever created here.
+
+This module knows the engine's records and error family, not the window.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from PySide6.QtCore import QObject, QThread, Signal, Slot
+
+from desktop.engine.errors import EngineError
+from desktop.engine.events import (
+    GenerationDone,
+    GenerationSettings,
+    Message,
+    PromptInfo,
+    TokenStep,
+)
+
+log = logging.getLogger(__name__)
+
+
+class GenerationWorker(QObject):
+    """Runs `model.generate(messages, settings, cancel)` and emits a signal per record.
+
+    Signals: prompt_ready(PromptInfo) once, token(TokenStep) per token, done(GenerationDone)
+    once at the end (also after a cancel or an engine-reported error), failed(str) when the engine
+    raised before yielding its `GenerationDone` (e.g. `PromptTooLongError`). Exactly one of
+    done / failed is emitted, then finished().
+    """
+
+    prompt_ready = Signal(object)
+    token = Signal(object)
+    done = Signal(object)
+    failed = Signal(str)
+    finished = Signal()
+
+    def __init__(
+        self, model: Any, messages: Sequence[Message], settings: GenerationSettings
+    ) -> None:
+        super().__init__()
+        self._model = model
+        self._messages = tuple(messages)
+        self._settings = settings
+        self.cancel_event = threading.Event()
+
+    def cancel(self) -> None:
+        """Thread-safe: asks the engine to stop after the current step."""
+        self.cancel_event.set()
+
+    @Slot()
+    def run(self) -> None:
+        got_done = False
+        try:
+            records = self._model.generate(self._messages, self._settings, cancel=self.cancel_event)
+            for record in records:
+                if isinstance(record, TokenStep):
+                    self.token.emit(record)
+                elif isinstance(record, PromptInfo):
+                    self.prompt_ready.emit(record)
+                elif isinstance(record, GenerationDone):
+                    got_done = True
+                    self.done.emit(record)
+        except EngineError as err:
+            self.failed.emit(str(err))
+            got_done = True
+        except Exception as err:  # the thread boundary: report anything unforeseen, keep the app up
+            log.exception("generation failed")
+            self.failed.emit(f"Generation failed unexpectedly: {type(err).__name__}: {err}")
+            got_done = True
+        if not got_done:
+            self.failed.emit("The engine ended the reply without a final record.")
+        self.finished.emit()
+
+
+class CallWorker(QObject):
+    """Runs one blocking call (e.g. `load_model(path, provider)`) and emits its result.
+
+    Signals: succeeded(object) with the return value, or failed(str) with the user-facing message;
+    then finished().
+    """
+
+    succeeded = Signal(object)
+    failed = Signal(str)
+    finished = Signal()
+
+    def __init__(self, call: Callable[[], Any]) -> None:
+        super().__init__()
+        self._call = call
+
+    @Slot()
+    def run(self) -> None:
+        try:
+            result = self._call()
+        except EngineError as err:
+            self.failed.emit(str(err))
+        except Exception as err:  # the thread boundary: report anything unforeseen, keep the app up
+            log.exception("background call failed")
+            self.failed.emit(f"{type(err).__name__}: {err}")
+        else:
+            self.succeeded.emit(result)
+        self.finished.emit()
+
+
+def start_in_thread(worker: GenerationWorker | CallWorker, parent: QObject) -> QThread:
+    """Moves `worker` to a new QThread (child of `parent`), runs `worker.run` there and cleans up
+    when it finishes. The caller keeps references to both until `finished`."""
+    thread = QThread(parent)
+    worker.moveToThread(thread)
+    thread.started.connect(worker.run)
+    worker.finished.connect(thread.quit)
+    worker.finished.connect(worker.deleteLater)
+    thread.finished.connect(thread.deleteLater)
+    thread.start()
+    return thread
