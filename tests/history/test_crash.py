@@ -68,11 +68,8 @@ def test_sigkill_mid_write_loses_no_committed_message_and_corrupts_nothing(tmp_p
     for round_no, min_lines in enumerate((3, 5, 8)):
         all_committed += _run_and_kill(db_path, round_no, min_lines)
 
-        raw = sqlite3.connect(db_path)
-        assert raw.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
-        raw.close()
-
-        with History(db_path) as history:
+        assert db_path.with_name(db_path.name + "-wal").exists()  # killed before any checkpoint
+        with History(db_path) as history:  # as the app starts: probe read-only, then open
             assert history.notice is None and history.path == db_path
             for conv, user_id, reply_id, n in all_committed:
                 by_id = {m.id: m for m in history.messages(conv)}
@@ -84,3 +81,7 @@ def test_sigkill_mid_write_loses_no_committed_message_and_corrupts_nothing(tmp_p
                 for message in history.messages(conv):
                     if message.role == "assistant":
                         assert len(message.steps) == STEPS_PER_REPLY
+
+        raw = sqlite3.connect(db_path)
+        assert raw.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+        raw.close()
