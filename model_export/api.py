@@ -19,6 +19,7 @@ from pathlib import Path
 
 from . import check as selfcheck
 from .errors import ExportError
+from .gguf_tokenizer import check_gguf_tokenizer
 from .onnx_graph import export_decoder, io_names
 from .quantize import VARIANT_FILES
 from .quantize import quantize as quantize_graph
@@ -84,6 +85,8 @@ def _export_decoder(loaded: LoadedSource, tmp: Path, *, quantize: str, check: bo
         model.config, "n_positions", None
     )
     write_tokenizer_files(tokenizer, tmp, max_length=max_length)
+    if loaded.gguf_path is not None:
+        report["tokenizer_check"] = check_gguf_tokenizer(tmp, loaded.gguf_path)
     if check:
         t0 = time.perf_counter()
         report["check"] = selfcheck.check_against_torch(model, tokenizer, onnx_path)

