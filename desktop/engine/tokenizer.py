@@ -34,6 +34,17 @@ _KNOWN_DECODERS = {
     "BPEDecoder",
 }
 _BYTE_FALLBACK = re.compile(r"^<0x([0-9A-Fa-f]{2})>$")
+_ERRORS = "tokenglass-byte-notation"
+
+
+def _byte_notation(err: UnicodeError) -> tuple[str, int]:
+    """Codec error handler: invalid UTF-8 bytes shown as `<C3 28>`, never as U+FFFD."""
+    assert isinstance(err, UnicodeDecodeError)
+    bad = err.object[err.start : err.end]
+    return "<" + " ".join(f"{b:02X}" for b in bad) + ">", err.end
+
+
+codecs.register_error(_ERRORS, _byte_notation)
 
 
 @dataclass(frozen=True)
@@ -252,11 +263,12 @@ class TextTokenizer:
 class StreamDecoder:
     """Incremental detokenizer: `feed(id)` returns the text the id completes ("" while a UTF-8
     character is incomplete). The join of all returned chunks equals `decode(ids)` (A1 to A5).
+    Bytes that can never be UTF-8 (a random model's output) show as `<C3 28>`, not U+FFFD.
     """
 
     def __init__(self, tokenizer: TextTokenizer):
         self._tok = tokenizer
-        self._utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._utf8 = codecs.getincrementaldecoder("utf-8")(errors=_ERRORS)
         self._strip = tokenizer._program.strip_leading
         self._started = False
 

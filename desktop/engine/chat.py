@@ -1,0 +1,120 @@
+"""The engine's public face: `load_model(path)` -> `ChatModel` (see notes/engine_api.md).
+
+Owns: wiring a model folder's manifest, tokenizer, chat template, sessions and stepper into one
+object that the UI worker, the CLI and the self-test iterate. Knows no Qt; one generation at a
+time per model (a lock), cancellation through a threading.Event.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from desktop.engine.chat_template import ChatTemplate, find_template
+from desktop.engine.events import GenerationDone, GenerationSettings, Message, PromptInfo, TokenStep
+from desktop.engine.generate import LoopLimits, generate
+from desktop.engine.manifest import ModelManifest, read_manifest
+from desktop.engine.prompt import build_prompt
+from desktop.engine.session import ProviderInfo, open_graphs
+from desktop.engine.steppers import make_stepper
+from desktop.engine.tokenizer import TextTokenizer, TokenPiece
+
+__all__ = ["ChatModel", "ProviderInfo", "TokenPiece", "load_model"]
+
+_SPECIAL_KEYS = ("bos_token", "eos_token", "pad_token", "unk_token")
+
+
+class ChatModel:
+    """A loaded model. kind: "decoder" | "encoder-decoder"; context_size: max positions;
+    provider: the execution provider asked for, the ones the session got, and why a GPU
+    provider is not in use (case D3)."""
+
+    def __init__(self, manifest: ModelManifest, provider: str, threads: int | None):
+        self.manifest = manifest
+        self.name = manifest.name
+        self.path = manifest.path
+        self.kind = manifest.kind
+        self.context_size = manifest.context_size
+        self.tokenizer = TextTokenizer(manifest.tokenizer_json, manifest.tokenizer_config)
+        source = find_template(manifest.path, manifest.tokenizer_config)
+        specials = {
+            key: text
+            for key in _SPECIAL_KEYS
+            if (text := _content(manifest.tokenizer_config.get(key))) is not None
+        }
+        self.template = ChatTemplate(source, specials) if source else None
+        self._graphs, self.provider = open_graphs(manifest.graphs, provider, threads)
+        self._stepper = make_stepper(manifest, self._graphs)
+        self._lock = threading.Lock()
+
+    def default_settings(self) -> GenerationSettings:
+        """GenerationSettings from generation_config.json (do_sample false -> greedy)."""
+        config = self.manifest.generation_config
+        base = GenerationSettings()
+        sample = config.get("do_sample")
+        temperature = float(config.get("temperature", base.temperature))
+        return GenerationSettings(
+            max_new_tokens=int(config.get("max_new_tokens", base.max_new_tokens)),
+            temperature=0.0 if sample is False else temperature,
+            top_k=int(config.get("top_k", base.top_k) or 0),
+            top_p=float(config.get("top_p", base.top_p)),
+            min_p=float(config.get("min_p", base.min_p) or 0.0),
+            repetition_penalty=float(config.get("repetition_penalty", base.repetition_penalty)),
+        )
+
+    def tokenize(self, text: str) -> list[TokenPiece]:
+        """The tokens of `text` as the model reads it (no BOS added), with character spans."""
+        return self.tokenizer.pieces(text)
+
+    def render_prompt(
+        self, messages: Sequence[Message], max_new_tokens: int | None = None
+    ) -> PromptInfo:
+        """The exact prompt the model will read, trimmed to the context window (F1).
+
+        Raises EmptyMessageError, PromptTooLongError, ChatTemplateError.
+        """
+        reserve = max_new_tokens or self.default_settings().max_new_tokens
+        return build_prompt(messages, self.tokenizer, self.template, self.context_size, reserve)
+
+    def generate(
+        self,
+        messages: Sequence[Message],
+        settings: GenerationSettings,
+        cancel: threading.Event | None = None,
+    ) -> Iterator[PromptInfo | TokenStep | GenerationDone]:
+        """PromptInfo, then one TokenStep per token, then exactly one GenerationDone.
+
+        Raises EmptyMessageError / PromptTooLongError / ChatTemplateError before the first yield;
+        errors while running end the reply with GenerationDone(finish_reason="error").
+        """
+        prompt = self.render_prompt(messages, settings.max_new_tokens)
+        with self._lock:
+            yield prompt
+            limits = LoopLimits(
+                eos_ids=self.manifest.eos_ids,
+                max_positions=self.context_size,
+                provider=self.provider.name,
+            )
+            yield from generate(self._stepper, self.tokenizer, prompt, settings, limits, cancel)
+
+    def close(self) -> None:
+        """Release the ONNX Runtime sessions."""
+        self._graphs.clear()
+        self._stepper = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"ChatModel({self.name!r}, kind={self.kind!r}, provider={self.provider.name!r})"
+
+
+def load_model(path: str | Path, provider: str = "auto", threads: int | None = None) -> ChatModel:
+    """Open the model folder at `path` on `provider` (auto|cpu|cuda|dml|coreml) with `threads`
+    intra-op threads (None: up to 4). Raises ModelFolderError naming the file and the fault,
+    ProviderError for an unknown provider."""
+    return ChatModel(read_manifest(path), provider, threads)
+
+
+def _content(value: object) -> str | None:
+    if isinstance(value, dict):
+        value = value.get("content")
+    return value if isinstance(value, str) else None

@@ -1,0 +1,198 @@
+"""The generation loop: prefill, then decode steps; one `TokenStep` per token; every stop here.
+
+Owns: the loop's phases (1. prefill, 2. decode steps), the per-token record (the model's own
+distribution: logprob, rank, entropy, top-k alternatives; the sampling distribution's probability),
+and all stop conditions: an end-of-turn id (C1, C2), a user stop id or stop string (C3, text held
+back while it may still become a stop string), max_new_tokens, the context window (no position
+reaches the model's maximum, F1), cancellation (a threading.Event checked between steps) and
+errors (reported in the final record). Knows token ids, not architectures (a Stepper hides them).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from desktop.engine.errors import EngineError
+from desktop.engine.events import (
+    Alternative,
+    FinishReason,
+    GenerationDone,
+    GenerationSettings,
+    PromptInfo,
+    TokenStep,
+)
+from desktop.engine.sampling import Sampler, draw_seed, rank_of, row_stats
+from desktop.engine.tokenizer import TextTokenizer
+
+
+class Stepper(Protocol):
+    position: int
+
+    def prefill(self, prompt_ids: list[int]) -> np.ndarray: ...
+    def step(self, token_id: int) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class LoopLimits:
+    """eos_ids: end-of-turn ids (never displayed). max_positions: the model's context size
+    (prompt positions included for decoder-only models)."""
+
+    eos_ids: frozenset[int]
+    max_positions: int
+    provider: str
+
+
+class StopStrings:
+    """Holds back reply text while it could still grow into a stop string (C3)."""
+
+    def __init__(self, stops: tuple[str, ...]):
+        self.stops = tuple(s for s in stops if s)
+        self.pending = ""
+
+    def push(self, text: str) -> tuple[str, bool]:
+        """Add `text`; returns (text safe to show now, stopped)."""
+        buffer = self.pending + text
+        hits = [buffer.find(s) for s in self.stops if s in buffer]
+        if hits:
+            self.pending = ""
+            return buffer[: min(hits)], True
+        keep = 0
+        for stop in self.stops:  # longest buffer suffix that is a proper prefix of a stop string
+            for size in range(min(len(stop) - 1, len(buffer)), keep, -1):
+                if buffer.endswith(stop[:size]):
+                    keep = size
+                    break
+        self.pending = buffer[len(buffer) - keep :] if keep else ""
+        return buffer[: len(buffer) - keep], False
+
+    def flush(self) -> str:
+        text, self.pending = self.pending, ""
+        return text
+
+
+def token_record(
+    index: int,
+    token_id: int,
+    text: str,
+    logits: np.ndarray,
+    sampling_probs: np.ndarray,
+    tokenizer: TextTokenizer,
+    k: int,
+    step_ms: float,
+) -> TokenStep:
+    """The record of one token. logits: float32[vocab] raw; sampling_probs: float32[vocab]."""
+    stats = row_stats(logits, k)
+    top = tuple(
+        Alternative(
+            id=int(i),
+            token=tokenizer.token_label(int(i)),
+            bytes=tokenizer.token_bytes(int(i)),
+            logprob=float(lp),
+            prob=float(np.exp(lp)),
+            sampling_prob=float(sampling_probs[i]),
+        )
+        for i, lp in zip(stats.top_ids, stats.top_logprobs, strict=True)
+    )
+    logprob = stats.logprob(logits, token_id)
+    return TokenStep(
+        index=index,
+        id=token_id,
+        token=tokenizer.token_label(token_id),
+        text=text,
+        bytes=tokenizer.token_bytes(token_id),
+        logprob=logprob,
+        prob=float(np.exp(logprob)),
+        sampling_prob=float(sampling_probs[token_id]),
+        rank=rank_of(logits, token_id),
+        entropy=stats.entropy,
+        top=top,
+        step_ms=step_ms,
+    )
+
+
+def generate(
+    stepper: Stepper,
+    tokenizer: TextTokenizer,
+    prompt: PromptInfo,
+    settings: GenerationSettings,
+    limits: LoopLimits,
+    cancel: threading.Event | None = None,
+) -> Iterator[TokenStep | GenerationDone]:
+    """Yield one TokenStep per reply token, then exactly one GenerationDone (also on error).
+
+    The decoder position never reaches `limits.max_positions`; the reply then ends with "length".
+    """
+    seed = settings.seed if settings.seed is not None else draw_seed()
+    sampler = Sampler(settings, seed)
+    stop_ids = limits.eos_ids | frozenset(settings.stop_ids)
+    stops = StopStrings(settings.stop_strings)
+    stream = tokenizer.stream()
+    seen = np.empty(len(prompt.prompt_ids) + settings.max_new_tokens, dtype=np.int64)  # (P + N,)
+    seen[: len(prompt.prompt_ids)] = prompt.prompt_ids
+    n_seen = len(prompt.prompt_ids)
+    text_parts: list[str] = []
+    finish: FinishReason = "length"
+    error: str | None = None
+    count = 0
+    ttft_ms = 0.0
+    decode_s = 0.0
+    try:
+        started = time.perf_counter()
+        logits = stepper.prefill(list(prompt.prompt_ids))  # phase 1: prefill
+        while True:  # phase 2: decode loop
+            if cancel is not None and cancel.is_set():
+                finish = "cancelled"
+                break
+            if count >= settings.max_new_tokens:
+                break
+            token_id, probs = sampler.sample(logits, seen[:n_seen])
+            if token_id in stop_ids:
+                finish = "stop"
+                break
+            shown, stopped = stops.push(stream.feed(token_id))
+            now = time.perf_counter()
+            step_ms = (now - started) * 1000.0
+            if count == 0:
+                ttft_ms = step_ms
+            else:
+                decode_s += now - started
+            text_parts.append(shown)
+            yield token_record(
+                count, token_id, shown, logits, probs, tokenizer, settings.top_logprobs, step_ms
+            )
+            count += 1
+            seen[n_seen] = token_id
+            n_seen += 1
+            if stopped:
+                finish = "stop"
+                break
+            if stepper.position >= limits.max_positions or count >= settings.max_new_tokens:
+                break
+            if cancel is not None and cancel.is_set():
+                finish = "cancelled"
+                break
+            started = time.perf_counter()
+            logits = stepper.step(token_id)
+    except EngineError as err:
+        finish, error = "error", str(err)
+    if finish != "stop":
+        text_parts.append(stops.flush())
+    yield GenerationDone(
+        finish_reason=finish,
+        text="".join(text_parts),
+        prompt_tokens=len(prompt.prompt_ids),
+        completion_tokens=count,
+        ttft_ms=ttft_ms,
+        decode_tokens_per_s=(count - 1) / decode_s if count > 1 and decode_s > 0 else 0.0,
+        provider=limits.provider,
+        seed=seed,
+        dropped_messages=prompt.dropped_messages,
+        error=error,
+        settings=settings,
+    )

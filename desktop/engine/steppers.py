@@ -1,0 +1,141 @@
+"""Steppers: `prefill(prompt_ids) -> logits`, then `step(token_id) -> logits`, over ONNX graphs.
+
+Owns: feeding a decoder-only graph (input_ids, attention_mask, position_ids, KV cache) and an
+encoder-decoder pair (encoder once, then decoder steps with the encoder's states and a KV cache;
+merged graphs switch with `use_cache_branch`, older pairs use a separate first-step graph).
+Which inputs exist was decided by manifest.describe_graph from the graphs' own names (case D2);
+this module only fills the inputs a graph has. Logits are float32[vocab] for the last position.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from desktop.engine.errors import ModelFolderError
+from desktop.engine.kv_cache import KVCache
+from desktop.engine.manifest import GraphSpec, ModelManifest, describe_graph
+from desktop.engine.session import Graph
+
+
+def _spec(graph: Graph) -> GraphSpec:
+    return describe_graph(graph.file, graph.inputs, graph.outputs)
+
+
+def _ids(ids: Sequence[int]) -> np.ndarray:
+    return np.asarray(ids, dtype=np.int64).reshape(1, -1)  # (1, T)
+
+
+class DecoderStepper:
+    """A decoder-only model. `position`: tokens already in the KV cache."""
+
+    def __init__(self, manifest: ModelManifest, graphs: dict[str, Graph]):
+        self.graph = graphs["decoder"]
+        self.spec = _spec(self.graph)
+        if not self.spec.takes_cache:
+            raise ModelFolderError(
+                f"{self.graph.file} takes no past_key_values inputs: export it with a KV cache "
+                "(optimum task text-generation-with-past)."
+            )
+        self.cache = KVCache(self.spec.slots, manifest.config)
+        self._outputs = ["logits", *self.spec.self_presents]
+
+    @property
+    def position(self) -> int:
+        return self.cache.length
+
+    def prefill(self, prompt_ids: Sequence[int]) -> np.ndarray:
+        """Run the whole prompt from an empty cache. Returns float32[vocab] next-token logits."""
+        self.cache.reset()
+        return self._run(list(prompt_ids))
+
+    def step(self, token_id: int) -> np.ndarray:
+        """Append one token to the cache. Returns float32[vocab] next-token logits."""
+        return self._run([token_id])
+
+    def _run(self, ids: list[int]) -> np.ndarray:
+        past = self.cache.length
+        total = past + len(ids)
+        feeds = {"input_ids": _ids(ids), **self.cache.feeds()}  # (1, T)
+        if self.spec.attention_mask:
+            feeds[self.spec.attention_mask] = np.ones((1, total), dtype=np.int64)  # (1, past+T)
+        if self.spec.position_ids:
+            feeds[self.spec.position_ids] = np.arange(past, total, dtype=np.int64)[None]  # (1, T)
+        logits, *presents = self.graph.run(feeds, self._outputs)  # logits: (1, T, vocab)
+        to_past = self.spec.present_to_past
+        self.cache.update({to_past[n]: a for n, a in zip(self._outputs[1:], presents, strict=True)})
+        return logits[0, -1].astype(np.float32, copy=False)  # (vocab,)
+
+
+class EncoderDecoderStepper:
+    """An encoder-decoder model: the prompt goes through the encoder once; the reply is decoded
+    from `decoder_start_id` (and BART's forced BOS). `position`: decoder tokens already in the KV cache."""
+
+    def __init__(self, manifest: ModelManifest, graphs: dict[str, Graph]):
+        self.encoder = graphs["encoder"]
+        self.decoder = graphs["decoder"]
+        self.first = graphs.get("decoder_first", self.decoder)
+        self.spec = _spec(self.decoder)
+        self.first_spec = _spec(self.first)
+        if not self.spec.takes_cache or self.spec.encoder_states is None:
+            raise ModelFolderError(
+                f"{self.decoder.file} needs past_key_values.* and encoder_hidden_states inputs."
+            )
+        start = manifest.decoder_start_id
+        self.start_id = start if start is not None else manifest.pad_id
+        if self.start_id is None:
+            raise ModelFolderError(
+                f"{manifest.path / 'config.json'} names no decoder_start_token_id or pad_token_id."
+            )
+        forced = manifest.forced_bos_id
+        self.decoder_prefix = [self.start_id, *([forced] if forced is not None else [])]
+        self.cache = KVCache(self.spec.slots, manifest.config)
+        self._encoder_feeds: dict[str, np.ndarray] = {}
+
+    @property
+    def position(self) -> int:
+        return self.cache.length
+
+    def prefill(self, prompt_ids: Sequence[int]) -> np.ndarray:
+        """Encode the prompt, then run the first decoder step. Returns float32[vocab]."""
+        ids = _ids(prompt_ids)  # (1, S)
+        mask = np.ones_like(ids)  # (1, S)
+        enc_inputs = {"input_ids": ids, "attention_mask": mask}
+        enc_feeds = {k: v for k, v in enc_inputs.items() if k in self.encoder.inputs}
+        (states,) = self.encoder.run(enc_feeds, ["last_hidden_state"])  # (1, S, d_model)
+        self._encoder_feeds = {self.spec.encoder_states: states}
+        if self.spec.encoder_mask:
+            self._encoder_feeds[self.spec.encoder_mask] = mask
+        self.cache.reset()
+        return self._run(self.first, self.first_spec, self.decoder_prefix, first=True)
+
+    def step(self, token_id: int) -> np.ndarray:
+        """Append one reply token. Returns float32[vocab] next-token logits."""
+        return self._run(self.decoder, self.spec, [token_id], first=False)
+
+    def _run(self, graph: Graph, spec: GraphSpec, ids: list[int], first: bool) -> np.ndarray:
+        feeds = {"input_ids": _ids(ids), **self._encoder_feeds}  # (1, T)
+        if spec.takes_cache:
+            feeds.update(self.cache.feeds())
+        if spec.use_cache_branch:
+            feeds[spec.use_cache_branch] = np.array([not first], dtype=np.bool_)  # (1,)
+        if spec.attention_mask:
+            total = self.cache.length + len(ids)
+            feeds[spec.attention_mask] = np.ones((1, total), dtype=np.int64)
+        # cross-attention entries come from the first step only (later ones may echo them back)
+        wanted = ["logits", *spec.self_presents, *(spec.cross_presents if first else ())]
+        logits, *presents = graph.run(feeds, wanted)  # logits: (1, T, vocab)
+        to_past = spec.present_to_past
+        self.cache.update({to_past[n]: a for n, a in zip(wanted[1:], presents, strict=True)})
+        return logits[0, -1].astype(np.float32, copy=False)  # (vocab,)
+
+
+Stepper = DecoderStepper | EncoderDecoderStepper
+
+
+def make_stepper(manifest: ModelManifest, graphs: dict[str, Graph]) -> Stepper:
+    """The stepper for the graphs manifest.py found (encoder present -> encoder-decoder)."""
+    if "encoder" in graphs:
+        return EncoderDecoderStepper(manifest, graphs)
+    return DecoderStepper(manifest, graphs)

@@ -1,0 +1,248 @@
+"""Sessions, KV cache, steppers and the generation loop on tiny exported models (real ONNX Runtime).
+
+Golden references: each tiny export's report holds PyTorch's greedy ids for a fixed input
+(model_export's self-check); the engine must reproduce them, and its cached loop must equal a
+full recompute without cache (nanochat's check).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+
+import numpy as np
+import pytest
+
+from desktop.engine.chat import load_model
+from desktop.engine.errors import EmptyMessageError, PromptTooLongError
+from desktop.engine.events import GenerationDone, GenerationSettings, Message, PromptInfo, TokenStep
+
+GREEDY = GenerationSettings(temperature=0.0, max_new_tokens=12, top_logprobs=5)
+DECODERS = ["tiny_llama_dir", "tiny_gpt2_dir", "tiny_qwen2_dir"]
+SEQ2SEQ = ["tiny_t5_dir", "tiny_bart_dir", "tiny_marian_dir"]
+
+
+def run(model, messages, settings=GREEDY, cancel=None):
+    events = list(model.generate(messages, settings, cancel))
+    assert isinstance(events[0], PromptInfo)
+    assert isinstance(events[-1], GenerationDone)
+    assert sum(isinstance(e, GenerationDone) for e in events) == 1
+    steps = [e for e in events if isinstance(e, TokenStep)]
+    return events[0], steps, events[-1]
+
+
+def greedy_ids(stepper, prompt_ids, n, recompute=False):
+    """n greedy ids: through the KV cache, or by a fresh prefill of everything each step."""
+    out: list[int] = []
+    logits = stepper.prefill(prompt_ids)
+    for _ in range(n):
+        out.append(int(np.argmax(logits)))
+        if recompute:
+            logits = full_recompute(stepper, prompt_ids, out)
+        else:
+            logits = stepper.step(out[-1])
+    return out
+
+
+def full_recompute(stepper, prompt_ids, reply):
+    if hasattr(stepper, "decoder_prefix"):  # encoder-decoder: whole decoder input, no cache
+        saved = stepper.decoder_prefix
+        stepper.decoder_prefix = [*saved, *reply]
+        try:
+            return stepper.prefill(prompt_ids)
+        finally:
+            stepper.decoder_prefix = saved
+    return stepper.prefill([*prompt_ids, *reply])
+
+
+@pytest.mark.parametrize("fixture", DECODERS + SEQ2SEQ)
+def test_cached_greedy_equals_full_recompute(fixture, request):
+    model = load_model(request.getfixturevalue(fixture), provider="cpu", threads=1)
+    prompt = model.render_prompt([Message("user", "What is the capital of France?")])
+    ids = list(prompt.prompt_ids)
+    cached = greedy_ids(model._stepper, ids, 16)
+    assert cached == greedy_ids(model._stepper, ids, 16, recompute=True)
+
+
+@pytest.mark.parametrize("fixture", DECODERS)
+def test_decoder_greedy_matches_pytorch(fixture, request):
+    """D2: our cached loop's greedy ids equal transformers' greedy generate on the source model."""
+    torch = pytest.importorskip("torch")
+    from transformers import AutoModelForCausalLM
+
+    folder = request.getfixturevalue(fixture)
+    model = load_model(folder, provider="cpu", threads=1)
+    ids = list(model.render_prompt([Message("user", "What is the capital of France?")]).prompt_ids)
+    reference = AutoModelForCausalLM.from_pretrained(str(folder.with_name(folder.name + "-hf")))
+    with torch.no_grad():
+        out = reference.generate(
+            torch.tensor([ids]), max_new_tokens=16, do_sample=False, eos_token_id=None,
+            pad_token_id=0, attention_mask=torch.ones(1, len(ids), dtype=torch.long),
+        )  # fmt: skip
+    assert greedy_ids(model._stepper, ids, 16) == out[0, len(ids) :].tolist()
+
+
+@pytest.mark.parametrize("fixture", SEQ2SEQ)
+def test_seq2seq_greedy_matches_pytorch(fixture, request):
+    folder = request.getfixturevalue(fixture)
+    check = json.loads((folder / "export_report.json").read_text())["check"]
+    expected = check["greedy"]["pytorch"]
+    model = load_model(folder, provider="cpu", threads=1)
+    ids = model.tokenizer.encode_prompt(check["source_text"], rendered_by_template=False)
+    stepper = model._stepper
+    forced = 1 if model.manifest.forced_bos_id is not None else 0
+    got = greedy_ids(stepper, ids, len(expected) - forced)
+    assert got == expected[forced:]
+
+
+@pytest.mark.parametrize("fixture", DECODERS + SEQ2SEQ)
+def test_token_records_are_consistent(fixture, request):
+    model = load_model(request.getfixturevalue(fixture), provider="cpu", threads=1)
+    prompt, steps, done = run(model, [Message("user", "Hello world")])
+    assert done.finish_reason in ("length", "stop")
+    assert done.completion_tokens == len(steps) and done.prompt_tokens == len(prompt.prompt_ids)
+    assert "".join(s.text for s in steps) == done.text
+    assert "\ufffd" not in done.text
+    for index, step in enumerate(steps):
+        assert step.index == index and step.rank == 0
+        assert step.top[0].id == step.id and step.sampling_prob == 1.0
+        assert math.isclose(step.top[0].logprob, step.logprob, rel_tol=1e-6)
+        probs = [a.prob for a in step.top]
+        assert probs == sorted(probs, reverse=True) and sum(probs) <= 1.0 + 1e-6
+        assert all(math.isfinite(a.logprob) for a in step.top) and len(step.top) == 5
+        assert 0.0 <= step.entropy <= math.log(model.tokenizer.vocab_size) + 1e-4
+        assert step.step_ms > 0
+
+
+def test_seed_reproduces_a_sampled_reply(tiny_llama_dir):
+    model = load_model(tiny_llama_dir, provider="cpu", threads=1)
+    chat = [Message("user", "Tell me a story")]
+    settings = GenerationSettings(temperature=1.0, top_k=50, max_new_tokens=16, seed=1234)
+    first = [s.id for s in run(model, chat, settings)[1]]
+    assert first == [s.id for s in run(model, chat, settings)[1]]
+    unseeded = GenerationSettings(temperature=1.0, max_new_tokens=16)
+    _, steps, done = run(model, chat, unseeded)
+    replay = GenerationSettings(temperature=1.0, max_new_tokens=16, seed=done.seed)
+    assert [s.id for s in run(model, chat, replay)[1]] == [s.id for s in steps]
+
+
+def test_c1_c2_stop_on_any_end_token_and_never_show_it(tiny_llama_dir, tmp_path):
+    import shutil
+
+    folder = shutil.copytree(tiny_llama_dir, tmp_path / "model")
+    model = load_model(folder, provider="cpu", threads=1)
+    _, steps, _ = run(model, [Message("user", "Tell me a story")])
+    ids = [s.id for s in steps]
+    cut = next(i for i in range(1, len(ids)) if ids[i] not in ids[:i])
+    third = ids[cut]
+    config = json.loads((folder / "generation_config.json").read_text())
+    config["eos_token_id"] = [0, third]
+    (folder / "generation_config.json").write_text(json.dumps(config))
+    model = load_model(folder, provider="cpu", threads=1)
+    assert {0, 2, third} <= model.manifest.eos_ids  # union with config.json and the tokenizer
+    _, stopped, done = run(model, [Message("user", "Tell me a story")])
+    assert done.finish_reason == "stop"
+    assert [s.id for s in stopped] == ids[:cut]
+    assert third not in [s.id for s in stopped]
+
+
+def test_c3_user_stop_ids_and_strings(tiny_llama_dir):
+    model = load_model(tiny_llama_dir, provider="cpu", threads=1)
+    chat = [Message("user", "Tell me a story")]
+    _, steps, done = run(model, chat)
+    ids = [s.id for s in steps]
+    cut = next(i for i in range(1, len(ids)) if ids[i] not in ids[:i])
+    by_id = GenerationSettings(temperature=0.0, max_new_tokens=12, stop_ids=(ids[cut],))
+    _, stopped, end = run(model, chat, by_id)
+    assert end.finish_reason == "stop" and len(stopped) == cut
+    text = done.text
+    offsets = np.cumsum([0] + [len(s.text) for s in steps])
+    # a stop string: the first letters-only piece after the start that occurs nowhere earlier
+    stop = next(
+        s.text
+        for k, s in enumerate(steps)
+        if k > 0 and s.text.isalpha() and text.find(s.text) == offsets[k]
+    )
+    by_text = GenerationSettings(temperature=0.0, max_new_tokens=12, stop_strings=(stop,))
+    _, streamed, end = run(model, chat, by_text)
+    assert end.finish_reason == "stop"
+    assert end.text == text[: text.index(stop)]
+    assert "".join(s.text for s in streamed) == end.text
+
+
+def test_cancel_between_steps(tiny_llama_dir):
+    model = load_model(tiny_llama_dir, provider="cpu", threads=1)
+    cancel = threading.Event()
+    events = []
+    for event in model.generate([Message("user", "Hello")], GREEDY, cancel):
+        events.append(event)
+        if isinstance(event, TokenStep) and event.index == 2:
+            cancel.set()
+    assert isinstance(events[-1], GenerationDone) and events[-1].finish_reason == "cancelled"
+    assert sum(isinstance(e, TokenStep) for e in events) == 3
+
+
+def test_f1_long_conversation_drops_oldest_turns(tiny_llama_dir):
+    model = load_model(tiny_llama_dir, provider="cpu", threads=1)
+    assert model.context_size == 256
+    long = "The quick brown fox jumps over the lazy dog. " * 2
+    chat = [Message("system", "Be brief.")]
+    for i in range(8):
+        chat += [Message("user", f"{i} {long}"), Message("assistant", f"answer {i} {long}")]
+    chat.append(Message("user", "Last question?"))
+    settings = GenerationSettings(temperature=0.0, max_new_tokens=64)
+    prompt, steps, done = run(model, chat, settings)
+    assert 0 < prompt.dropped_messages < 16 and done.dropped_messages == prompt.dropped_messages
+    assert prompt.dropped_messages % 2 == 0  # whole user/assistant exchanges
+    assert "Be brief." in prompt.prompt_text and "Last question?" in prompt.prompt_text
+    assert "0 The quick" not in prompt.prompt_text and "7 The quick" in prompt.prompt_text
+    assert len(prompt.prompt_ids) <= model.context_size - 64
+
+
+def test_f1_no_position_reaches_the_context_size(tiny_llama_dir):
+    model = load_model(tiny_llama_dir, provider="cpu", threads=1)
+    settings = GenerationSettings(temperature=0.0, max_new_tokens=1000)
+    prompt, steps, done = run(model, [Message("user", "Tell me a story")], settings)
+    assert done.finish_reason == "length"
+    # every token but the last was fed back: positions 0 .. context_size - 1 at most
+    assert len(prompt.prompt_ids) + len(steps) - 1 == model.context_size
+    assert model._stepper.position == model.context_size
+
+
+def test_single_message_too_long_and_empty_message(tiny_llama_dir):
+    model = load_model(tiny_llama_dir, provider="cpu", threads=1)
+    with pytest.raises(PromptTooLongError, match="at most 256"):
+        model.render_prompt([Message("user", "fox " * 400)])
+    with pytest.raises(EmptyMessageError):
+        next(model.generate([Message("user", "   ")], GREEDY))
+
+
+def test_d3_unavailable_gpu_provider_falls_back_with_reason(tiny_llama_dir):
+    model = load_model(tiny_llama_dir, provider="cuda", threads=1)
+    assert model.provider.requested == "cuda"
+    assert model.provider.actual == ["CPUExecutionProvider"]
+    assert "CUDAExecutionProvider" in model.provider.fallback_reason
+    assert "running on CPU" in model.provider.fallback_reason
+    *_, done = run(model, [Message("user", "Hello")])
+    assert done.provider == "CPUExecutionProvider" and done.completion_tokens > 0
+
+
+def test_unknown_provider_is_a_clear_error(tiny_llama_dir):
+    from desktop.engine.errors import ProviderError
+
+    with pytest.raises(ProviderError, match="auto, cpu, cuda, dml or coreml"):
+        load_model(tiny_llama_dir, provider="tpu")
+
+
+def test_d6_threads_are_explicit_and_shared(tiny_t5_dir):
+    model = load_model(tiny_t5_dir, provider="cpu", threads=2)
+    for graph in model._graphs.values():
+        options = graph.session.get_session_options()
+        assert options.intra_op_num_threads == 2 and options.inter_op_num_threads == 1
+    assert model.kind == "encoder-decoder"
+
+
+def test_default_settings_follow_generation_config(tiny_llama_dir):
+    model = load_model(tiny_llama_dir, provider="cpu", threads=1)
+    assert model.default_settings().temperature == 0.0  # do_sample: false
