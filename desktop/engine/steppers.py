@@ -70,7 +70,7 @@ class DecoderStepper:
 
 class EncoderDecoderStepper:
     """An encoder-decoder model: the prompt goes through the encoder once; the reply is decoded
-    from `decoder_start_id` (and BART's forced BOS). `position`: decoder tokens already in the KV cache."""
+    from `decoder_start_id` (and BART's forced BOS). `position`: decoder tokens in the KV cache."""
 
     def __init__(self, manifest: ModelManifest, graphs: dict[str, Graph]):
         self.encoder = graphs["encoder"]

@@ -38,10 +38,7 @@ def greedy_ids(stepper, prompt_ids, n, recompute=False):
     logits = stepper.prefill(prompt_ids)
     for _ in range(n):
         out.append(int(np.argmax(logits)))
-        if recompute:
-            logits = full_recompute(stepper, prompt_ids, out)
-        else:
-            logits = stepper.step(out[-1])
+        logits = full_recompute(stepper, prompt_ids, out) if recompute else stepper.step(out[-1])
     return out
 
 
@@ -192,7 +189,7 @@ def test_f1_long_conversation_drops_oldest_turns(tiny_llama_dir):
         chat += [Message("user", f"{i} {long}"), Message("assistant", f"answer {i} {long}")]
     chat.append(Message("user", "Last question?"))
     settings = GenerationSettings(temperature=0.0, max_new_tokens=64)
-    prompt, steps, done = run(model, chat, settings)
+    prompt, _, done = run(model, chat, settings)
     assert 0 < prompt.dropped_messages < 16 and done.dropped_messages == prompt.dropped_messages
     assert prompt.dropped_messages % 2 == 0  # whole user/assistant exchanges
     assert "Be brief." in prompt.prompt_text and "Last question?" in prompt.prompt_text

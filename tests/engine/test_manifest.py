@@ -61,7 +61,7 @@ def test_foreign_graph_is_named(tiny_llama_dir, tiny_t5_dir, tmp_path):
 def test_encoder_without_decoder_is_named(tiny_t5_dir, tmp_path):
     folder = shutil.copytree(tiny_t5_dir, tmp_path / "m")
     (folder / "onnx" / "decoder_model_merged.onnx").unlink()
-    with pytest.raises(ModelFolderError, match="encoder_model.onnx has no decoder beside it"):
+    with pytest.raises(ModelFolderError, match=r"encoder_model\.onnx has no decoder beside it"):
         read_manifest(folder)
 
 
