@@ -196,6 +196,8 @@ class ChatController(QObject):
 
     @Slot()
     def _loader_finished(self) -> None:
+        if self._loader is not None:
+            self._loader[1].deleteLater()
         self._loader = None
 
     @Slot(object)
@@ -405,6 +407,8 @@ class ChatController(QObject):
         if self.run is run:
             self.run = None
             self.window.chat.set_busy(False)
+        if run.thread is not None:
+            run.thread.deleteLater()
         run.deleteLater()
 
     # ---- actions -----------------------------------------------------------------------------

@@ -112,14 +112,21 @@ class CallWorker(QObject):
         self.finished.emit()
 
 
-def start_in_thread(worker: GenerationWorker | CallWorker, parent: QObject) -> QThread:
-    """Moves `worker` to a new QThread (child of `parent`), runs `worker.run` there and cleans up
-    when it finishes. The caller keeps references to both until `finished`."""
+def prepare_thread(worker: GenerationWorker | CallWorker, parent: QObject) -> QThread:
+    """Moves `worker` to a new QThread (child of `parent`) that will run `worker.run`; not
+    started, so the caller can connect to `thread.finished` first. The worker deletes itself when
+    done; the thread is deleted with `parent` or by the caller after `finished` (deleting it from
+    its own `finished` would drop queued deliveries of that signal to other receivers)."""
     thread = QThread(parent)
     worker.moveToThread(thread)
     thread.started.connect(worker.run)
     worker.finished.connect(thread.quit)
     worker.finished.connect(worker.deleteLater)
-    thread.finished.connect(thread.deleteLater)
+    return thread
+
+
+def start_in_thread(worker: GenerationWorker | CallWorker, parent: QObject) -> QThread:
+    """`prepare_thread` and start it. The caller keeps references to both until `finished`."""
+    thread = prepare_thread(worker, parent)
     thread.start()
     return thread
