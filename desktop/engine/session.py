@@ -68,7 +68,9 @@ def _wanted(requested: str) -> list[str]:
     available = ort.get_available_providers()
     if requested == "auto":
         return [PROVIDER_NAMES[p] for p in AUTO_ORDER if PROVIDER_NAMES[p] in available]
-    return list(dict.fromkeys([PROVIDER_NAMES[requested], "CPUExecutionProvider"]))
+    # only providers this build has (asking for others just makes ONNX Runtime warn)
+    wanted = dict.fromkeys([PROVIDER_NAMES[requested], "CPUExecutionProvider"])
+    return [p for p in wanted if p in available]
 
 
 def _options(threads: int, spin: bool) -> ort.SessionOptions:
@@ -89,11 +91,14 @@ class Graph:
         self.file = file
         wanted = _wanted(requested)
         self.fallback_reason: str | None = None
+        asked = PROVIDER_NAMES.get(requested)
+        if asked and asked not in wanted:
+            self.fallback_reason = _why_missing(asked)
         try:
             self.session = ort.InferenceSession(
                 str(file), sess_options=_options(threads, spin), providers=wanted
             )
-        except Exception as err:
+        except Exception as err:  # ORT raises pybind RuntimeError subclasses with no common base
             if wanted == ["CPUExecutionProvider"]:
                 raise ModelFolderError(
                     f"{file} could not be loaded by ONNX Runtime: {err}"
@@ -105,7 +110,7 @@ class Graph:
                     sess_options=_options(threads, spin),
                     providers=["CPUExecutionProvider"],
                 )
-            except Exception as cpu_err:
+            except Exception as cpu_err:  # as above
                 raise ModelFolderError(
                     f"{file} could not be loaded by ONNX Runtime: {cpu_err}"
                 ) from cpu_err
@@ -123,7 +128,7 @@ class Graph:
         """
         try:
             return self.session.run(outputs, feeds)
-        except Exception as err:
+        except Exception as err:  # ORT Fail/InvalidArgument share no base class
             raise EngineError(f"The model failed while running {self.file.name}: {err}") from err
 
     def io_binding(self) -> ort.IOBinding:
@@ -132,7 +137,7 @@ class Graph:
     def run_with_binding(self, binding: ort.IOBinding) -> None:
         try:
             self.session.run_with_iobinding(binding)
-        except Exception as err:
+        except Exception as err:  # as in run()
             raise EngineError(f"The model failed while running {self.file.name}: {err}") from err
 
 

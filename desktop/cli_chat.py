@@ -1,0 +1,210 @@
+"""`tokenglass chat | tokenize | models`: the engine from a terminal.
+
+`chat` streams a reply (or JSON Lines: one object per token in OpenAI's logprobs shape plus our
+fields, then one `"type": "done"` object); without a MESSAGE it reads turns from stdin.
+`tokenize` shows a text's tokens with ids and byte spans; `models` lists installed models.
+Errors are `EngineError`s, turned into one line on stderr by desktop/cli.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from collections.abc import Sequence
+
+from desktop.engine.catalog import list_models, resolve_model
+from desktop.engine.errors import EngineError
+
+PROVIDERS = ("auto", "cpu", "cuda", "dml", "coreml")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    chat = subparsers.add_parser("chat", help="chat with a model in the terminal")
+    chat.add_argument("message", nargs="?", help="one message; without it, read turns from stdin")
+    _model_args(chat)
+    chat.add_argument("--system", help="system prompt")
+    chat.add_argument("--max-new-tokens", type=int)
+    chat.add_argument("--temperature", type=float, help="0 = greedy")
+    chat.add_argument("--top-k", type=int)
+    chat.add_argument("--top-p", type=float)
+    chat.add_argument("--min-p", type=float)
+    chat.add_argument("--repetition-penalty", type=float)
+    chat.add_argument("--seed", type=int)
+    chat.add_argument("--stop", action="append", default=[], help="stop string (repeatable)")
+    chat.add_argument("--top-logprobs", type=int, help="alternatives per token (default 10)")
+    chat.add_argument("--json", action="store_true", help="JSON Lines: one object per token")
+    chat.set_defaults(func=run_chat)
+
+    tokenize = subparsers.add_parser("tokenize", help="show how a text is tokenized")
+    tokenize.add_argument("text")
+    _model_args(tokenize)
+    tokenize.add_argument("--json", action="store_true")
+    tokenize.set_defaults(func=run_tokenize)
+
+    models = subparsers.add_parser("models", help="list installed models")
+    models.add_argument("--json", action="store_true")
+    models.set_defaults(func=run_models)
+
+
+def _model_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", help="installed model name or model folder (default model)")
+    parser.add_argument("--provider", choices=PROVIDERS, default="auto")
+    parser.add_argument("--threads", type=int, help="intra-op threads (default: up to 4)")
+
+
+def _load(args: argparse.Namespace):
+    from desktop.engine.chat import load_model  # onnxruntime is imported only here
+
+    model = load_model(resolve_model(args.model), provider=args.provider, threads=args.threads)
+    if model.provider.fallback_reason:
+        print(f"tokenglass: {model.provider.fallback_reason}", file=sys.stderr)
+    return model
+
+
+def _settings(model, args: argparse.Namespace):
+    base = model.default_settings()
+    overrides = {
+        "max_new_tokens": args.max_new_tokens,
+        "temperature": args.temperature,
+        "top_k": args.top_k,
+        "top_p": args.top_p,
+        "min_p": args.min_p,
+        "repetition_penalty": args.repetition_penalty,
+        "seed": args.seed,
+        "top_logprobs": args.top_logprobs,
+    }
+    changes = {k: v for k, v in overrides.items() if v is not None}
+    if args.stop:
+        changes["stop_strings"] = tuple(s.encode().decode("unicode_escape") for s in args.stop)
+    return dataclasses.replace(base, **changes)
+
+
+def token_json(step) -> dict:
+    """A TokenStep as OpenAI's logprobs entry (token, logprob, bytes, top_logprobs) + ours."""
+    return {
+        "type": "token",
+        "index": step.index,
+        "id": step.id,
+        "token": step.token,
+        "text": step.text,
+        "logprob": step.logprob,
+        "bytes": list(step.bytes),
+        "prob": step.prob,
+        "sampling_prob": step.sampling_prob,
+        "rank": step.rank,
+        "entropy": step.entropy,
+        "step_ms": step.step_ms,
+        "top_logprobs": [
+            {
+                "id": alt.id,
+                "token": alt.token,
+                "logprob": alt.logprob,
+                "bytes": list(alt.bytes),
+                "prob": alt.prob,
+                "sampling_prob": alt.sampling_prob,
+            }
+            for alt in step.top
+        ],
+    }
+
+
+def done_json(done) -> dict:
+    fields = dataclasses.asdict(done)
+    fields["settings"]["stop_strings"] = list(done.settings.stop_strings)
+    fields["settings"]["stop_ids"] = list(done.settings.stop_ids)
+    return {"type": "done", **fields}
+
+
+def _reply(model, messages: Sequence, settings, as_json: bool) -> str:
+    """Stream one reply to stdout; returns its text. Raises EngineError when generation failed."""
+    from desktop.engine.events import GenerationDone, TokenStep
+
+    done = None
+    for event in model.generate(messages, settings):
+        if isinstance(event, TokenStep):
+            if as_json:
+                print(json.dumps(token_json(event), ensure_ascii=False), flush=True)
+            else:
+                sys.stdout.write(event.text)
+                sys.stdout.flush()
+        elif isinstance(event, GenerationDone):
+            done = event
+    assert done is not None  # generate() always ends with one GenerationDone
+    if as_json:
+        print(json.dumps(done_json(done), ensure_ascii=False), flush=True)
+    else:
+        print(flush=True)
+    if done.dropped_messages:
+        print(
+            f"tokenglass: {done.dropped_messages} oldest messages were left out to fit the "
+            "context window",
+            file=sys.stderr,
+        )
+    if done.finish_reason == "error":
+        raise EngineError(done.error or "generation failed")
+    return done.text
+
+
+def run_chat(args: argparse.Namespace) -> int:
+    from desktop.engine.events import Message
+
+    model = _load(args)
+    settings = _settings(model, args)
+    history = [Message("system", args.system)] if args.system else []
+    if args.message is not None:
+        _reply(model, [*history, Message("user", args.message)], settings, args.json)
+        return 0
+    interactive = sys.stdin.isatty()
+    while True:
+        if interactive:
+            print("> ", end="", file=sys.stderr, flush=True)
+        line = sys.stdin.readline()
+        if not line:
+            return 0
+        if not line.strip():
+            continue
+        history.append(Message("user", line.rstrip("\n")))
+        text = _reply(model, history, settings, args.json)
+        history.append(Message("assistant", text))
+
+
+def run_tokenize(args: argparse.Namespace) -> int:
+    model = _load(args)
+    pieces = model.tokenize(args.text)
+    if args.json:
+        rows = [
+            {
+                "id": p.id,
+                "token": p.token,
+                "bytes": list(p.bytes),
+                "start": p.start,
+                "end": p.end,
+                "special": p.special,
+            }
+            for p in pieces
+        ]
+        out = {"model": model.name, "count": len(rows), "tokens": rows}
+        print(json.dumps(out, ensure_ascii=False))
+        return 0
+    for p in pieces:
+        hex_bytes = p.bytes.hex(" ").upper()
+        print(f"{p.id:>7}  {p.token!r:<20} [{p.start}:{p.end}]  {hex_bytes}")
+    print(f"{len(pieces)} tokens", file=sys.stderr)
+    return 0
+
+
+def run_models(args: argparse.Namespace) -> int:
+    models = list_models()
+    if args.json:
+        rows = [{**dataclasses.asdict(m), "path": str(m.path)} for m in models]
+        print(json.dumps(rows, ensure_ascii=False))
+        return 0
+    if not models:
+        print("no models installed; build the default one with `make model`", file=sys.stderr)
+        return 0
+    for m in models:
+        size = f"{m.size_bytes / 1e6:.1f} MB"
+        print(f"{m.name:<32} {m.family:<10} {m.precision:<6} {m.kind:<16} {size:>10}  {m.path}")
+    return 0

@@ -1,0 +1,104 @@
+"""`tokenglass chat | tokenize | models` through the real entry point (desktop.__main__.main)."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+
+import pytest
+
+from desktop import paths
+from desktop.__main__ import main
+
+
+def json_lines(text: str) -> list[dict]:
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def test_chat_json_lines_have_openai_logprobs_and_done(tiny_llama_dir, capsys):
+    argv = ["chat", "--model", str(tiny_llama_dir), "--temperature", "0"]
+    assert main([*argv, "--max-new-tokens", "5", "--top-logprobs", "3", "--json", "Hi"]) == 0
+    rows = json_lines(capsys.readouterr().out)
+    tokens, done = rows[:-1], rows[-1]
+    assert done["type"] == "done" and done["completion_tokens"] == len(tokens) == 5
+    assert done["text"] == "".join(t["text"] for t in tokens)
+    for row in tokens:
+        assert {
+            "token",
+            "logprob",
+            "bytes",
+            "top_logprobs",
+            "id",
+            "prob",
+            "rank",
+            "entropy",
+        } <= set(row)
+        assert row["rank"] == 0 and len(row["top_logprobs"]) == 3
+        assert row["top_logprobs"][0]["id"] == row["id"]
+        assert math.isclose(row["top_logprobs"][0]["logprob"], row["logprob"], rel_tol=1e-6)
+        assert sum(math.exp(a["logprob"]) for a in row["top_logprobs"]) <= 1.0
+        assert all(0 <= b < 256 for b in row["bytes"])
+
+
+def test_chat_plain_streams_the_reply(tiny_llama_dir, capsys):
+    argv = ["chat", "--model", str(tiny_llama_dir), "--temperature", "0", "--max-new-tokens", "5"]
+    assert main([*argv, "--json", "Hi"]) == 0
+    reply = json_lines(capsys.readouterr().out)[-1]["text"]
+    assert main([*argv, "Hi"]) == 0
+    assert capsys.readouterr().out == reply + "\n"
+
+
+def test_chat_reads_turns_from_stdin(tiny_llama_dir, capsys, monkeypatch):
+    import io
+
+    monkeypatch.setattr("sys.stdin", io.StringIO("Hi\n\nHello again\n"))
+    argv = ["chat", "--model", str(tiny_llama_dir), "--max-new-tokens", "3", "--json"]
+    assert main(argv) == 0
+    dones = [r for r in json_lines(capsys.readouterr().out) if r["type"] == "done"]
+    assert len(dones) == 2 and dones[1]["prompt_tokens"] > dones[0]["prompt_tokens"]
+
+
+def test_missing_default_model_says_how_to_build_it(capsys):
+    assert main(["chat", "Hi"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "python -m model_export default" in err
+
+
+def test_failures_are_one_line_and_non_zero(tmp_path, capsys):
+    assert main(["chat", "--model", str(tmp_path), "Hi"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("tokenglass: ") and "config.json is missing" in err
+    assert err.count("\n") == 1
+
+
+def test_tokenize_json_gives_ids_and_byte_spans(tiny_llama_dir, capsys):
+    assert main(["tokenize", "--model", str(tiny_llama_dir), "--json", "héllo 😀"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["count"] == len(out["tokens"]) > 0
+    assert bytes(b for t in out["tokens"] for b in t["bytes"]) == "héllo 😀".encode()
+    assert out["tokens"][0]["start"] == 0 and out["tokens"][-1]["end"] == len("héllo 😀")
+
+
+def test_models_lists_installed(tiny_llama_dir, capsys):
+    assert main(["models", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == []
+    shutil.copytree(tiny_llama_dir, paths.models_dir() / "tiny")
+    assert main(["models", "--json"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)
+    assert (row["name"], row["family"], row["precision"], row["kind"]) == (
+        "tiny",
+        "llama",
+        "fp32",
+        "decoder",
+    )
+    assert main(["models"]) == 0
+    assert "tiny" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("provider", ["cuda", "dml", "coreml"])
+def test_unavailable_provider_warns_and_answers(tiny_llama_dir, capsys, provider):
+    argv = ["chat", "--model", str(tiny_llama_dir), "--provider", provider]
+    assert main([*argv, "--max-new-tokens", "2", "Hi"]) == 0
+    captured = capsys.readouterr()
+    assert "running on CPU" in captured.err and captured.out.strip() != ""
