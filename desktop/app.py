@@ -33,7 +33,7 @@ def engine_loader() -> tuple[Callable[[str | None, str], Any], Callable[[], Sequ
     from desktop.engine import catalog, chat
 
     def load(name_or_path: str | None, provider: str) -> Any:
-        return chat.load_model(chat.resolve_model(name_or_path), provider=provider)
+        return chat.load_model(catalog.resolve_model(name_or_path), provider=provider)
 
     return load, catalog.list_models
 
@@ -71,10 +71,12 @@ def make_application(theme_choice: str = "system"):
     from desktop import paths
     from desktop.ui import theme
 
-    QGuiApplication.setHighDpiScaleFactorRoundingPolicy(
-        Qt.HighDpiScaleFactorRoundingPolicy.PassThrough
-    )
-    app = QApplication.instance() or QApplication([sys.argv[0]])
+    app = QApplication.instance()
+    if app is None:
+        QGuiApplication.setHighDpiScaleFactorRoundingPolicy(
+            Qt.HighDpiScaleFactorRoundingPolicy.PassThrough
+        )
+        app = QApplication([sys.argv[0]])
     app.setApplicationName("Tokenglass")
     app.setOrganizationName("Tokenglass")
     icon = paths.assets_dir() / "icon.svg"

@@ -96,7 +96,8 @@ class _Run(QObject):
 
 class ChatController(QObject):
     """Signals (for the app, the self-test and tests): model_ready(object), model_failed(str),
-    reply_done(object: GenerationDone), error_shown(str)."""
+    reply_done(object) once the worker has ended (its GenerationDone, or None when the engine
+    raised before it), error_shown(str)."""
 
     model_ready = Signal(object)
     model_failed = Signal(str)
@@ -396,17 +397,17 @@ class ChatController(QObject):
             self.refresh_conversations()
         if done.error:
             self.error_shown.emit(done.error)
-        self.reply_done.emit(done)
 
     def _on_failed(self, turn: Turn, message: str) -> None:
         turn.widget.show_error(message)
         self.error_shown.emit(message)
-        self.reply_done.emit(None)
 
     def _on_run_finished(self, run: _Run) -> None:
+        """The worker's thread ended: the window is ready for the next message."""
         if self.run is run:
             self.run = None
             self.window.chat.set_busy(False)
+            self.reply_done.emit(run.turn.done)
         if run.thread is not None:
             run.thread.deleteLater()
         run.deleteLater()
@@ -523,6 +524,10 @@ class ChatController(QObject):
             elif turn.prompt is not None:
                 text = turn.prompt.prompt_text
                 pieces = display_pieces(text, self.model.tokenize(text))
+                sent = turn.prompt.prompt_ids
+                if len(sent) == len(pieces) + 1 and list(sent[1:]) == [p.id for p in pieces]:
+                    # The engine added BOS in front of the rendered template (case B1).
+                    pieces.insert(0, DisplayPiece(sent[0], "<BOS>", b"", True, "⟨BOS⟩"))
                 note = (
                     f"The whole prompt: {len(turn.prompt.prompt_ids)} tokens as sent to the model"
                     + (

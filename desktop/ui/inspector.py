@@ -119,7 +119,9 @@ class InspectorPanel(QWidget):
         self.values["prob"].setText(percent(step.prob))
         self.values["logprob"].setText(f"{step.logprob:.4f}")
         self.values["sampling"].setText(percent(step.sampling_prob))
-        self.values["rank"].setText(f"{step.rank + 1} of the vocabulary")
+        self.values["rank"].setText(
+            f"{step.rank + 1}" + (" (most likely)" if step.rank == 0 else "")
+        )
         self.values["entropy"].setText(f"{step.entropy:.3f} nats")
         self.values["surprisal"].setText(f"{bits:.2f} bits")
         self.values["step"].setText(

@@ -38,7 +38,10 @@ class Collector(QObject):
         self.threads.add(QThread.currentThread())
 
 
-def run_worker(qtbot, model, settings, messages=(Message("user", "hi"),), timeout=60000):
+HI = (Message("user", "hi"),)
+
+
+def run_worker(qtbot, model, settings, messages=HI, timeout=60000):
     collector = Collector()
     worker = GenerationWorker(model, list(messages), settings)
     worker.token.connect(collector.on_token)

@@ -1,0 +1,323 @@
+"""The real window driven through its widgets, around the scripted model (exact tokens and
+timing): keys, send/stop/regenerate/edit, reading state, footer, status bar, token spans and their
+probabilities, tooltip, inspector, keyboard navigation, user tokens, history, settings, errors."""
+
+from __future__ import annotations
+
+import json
+
+from PySide6.QtCore import QEvent, QPoint, Qt
+from PySide6.QtGui import QTextCursor
+from PySide6.QtWidgets import QApplication
+
+from desktop import paths
+from desktop.ui import theme
+from desktop.ui.messages import AssistantMessageWidget, ErrorBanner, UserMessageWidget
+from tests.ui.scripted_model import ScriptedModel
+
+
+def send_and_wait(qtbot, built, text: str, timeout: int = 10000):
+    with qtbot.waitSignal(built.controller.reply_done, timeout=timeout) as blocker:
+        built.window.chat.input.setPlainText(text)
+        qtbot.keyClick(built.window.chat.input, Qt.Key.Key_Return)
+    return blocker.args[0]
+
+
+def replies(built) -> list[AssistantMessageWidget]:
+    return [t.widget for t in built.controller.turns if t.role == "assistant"]
+
+
+def span_background(view, index: int):
+    span = view.spans[index]
+    cursor = QTextCursor(view.document())
+    cursor.setPosition(span.start + 1)
+    return cursor.charFormat()
+
+
+def test_enter_sends_and_reply_streams_with_probabilities(qtbot, scripted_window):
+    built = scripted_window
+    done = send_and_wait(qtbot, built, "Hello there")
+    reply = replies(built)[-1]
+    assert reply.text == "Hello, world!"
+    assert [s.prob for s in reply.steps] == [0.95, 0.6, 0.3, 0.02]
+    # Each span's background is its probability's bin colour; low ones carry an underline style.
+    for index, step in enumerate(reply.steps):
+        fmt = span_background(reply.body, index)
+        assert fmt.background().color().name() == theme.probability_bin(step.prob).light
+        assert fmt.underlineStyle() == theme.probability_bin(step.prob).underline
+    assert span_background(reply.body, 3).underlineStyle() == fmt.UnderlineStyle.WaveUnderline
+    # Footer and status bar.
+    assert reply.footer.text() == (
+        "4 tokens · TTFT 5 ms · 100.0 tokens/s · CPUExecutionProvider · seed 1234"
+    )
+    assert done.completion_tokens == 4
+    assert built.window.model_label.text() == "scripted"
+    assert built.window.provider_label.text() == "CPU"
+    assert built.window.context_label.text() == f"context {done.prompt_tokens + 4} / 2048"
+    assert built.model.calls[-1][-1].content == "Hello there"
+
+
+def test_shift_enter_makes_a_new_line(qtbot, scripted_window):
+    box = scripted_window.window.chat.input
+    box.setPlainText("line one")
+    box.moveCursor(QTextCursor.MoveOperation.End)
+    qtbot.keyClick(box, Qt.Key.Key_Return, Qt.KeyboardModifier.ShiftModifier)
+    qtbot.keyClicks(box, "two")
+    assert box.toPlainText() == "line one\ntwo"
+    assert scripted_window.controller.turns == []
+
+
+def test_reading_state_shows_prompt_token_count(qtbot, scripted_window):
+    built = scripted_window
+    built.model.reply = [("a", 0.5)] * 50
+    built.model.delay_s = 0.3  # the first token comes after 0.3 s
+    built.controller.send("count me")
+    reply = replies(built)[-1]
+    qtbot.waitUntil(lambda: "prompt tokens" in reply.reading.text(), timeout=5000)
+    prompt = built.controller.turns[-1].prompt
+    assert reply.reading.text() == f"Reading your message… ({len(prompt.prompt_ids)} prompt tokens)"
+    assert reply.reading.isVisible() and not reply.steps
+    with qtbot.waitSignal(built.controller.reply_done, timeout=10000):
+        qtbot.keyClick(built.window.chat.input, Qt.Key.Key_Escape)
+    assert not reply.reading.isVisible()
+
+
+def test_esc_stops_mid_reply_keeps_partial_and_saves_it(qtbot, scripted_window):
+    built = scripted_window
+    built.model.reply = [(f"w{i} ", 0.5) for i in range(400)]
+    built.model.delay_s = 0.01
+    built.controller.send("go on and on")
+    assert built.window.chat.stop_button.isVisibleTo(built.window)
+    qtbot.waitUntil(lambda: len(replies(built)[-1].steps) >= 5, timeout=5000)
+    with qtbot.waitSignal(built.controller.reply_done, timeout=5000) as blocker:
+        qtbot.keyClick(built.window.chat.input, Qt.Key.Key_Escape)
+    done = blocker.args[0]
+    reply = replies(built)[-1]
+    assert done.finish_reason == "cancelled"
+    assert 5 <= len(reply.steps) < 400
+    assert reply.footer.text().endswith("· stopped")
+    qtbot.waitUntil(lambda: not built.controller.busy, timeout=5000)
+    assert built.window.chat.send_button.isVisibleTo(built.window)
+    stored = built.history.messages(built.controller.conversation_id)
+    assert [m.role for m in stored] == ["user", "assistant"]
+    assert stored[1].partial and stored[1].text == reply.text
+    assert len(stored[1].steps) == len(reply.steps)
+
+
+def test_regenerate_replaces_the_last_reply(qtbot, scripted_window):
+    built = scripted_window
+    send_and_wait(qtbot, built, "first")
+    built.model.reply = [("Again", 0.7)]
+    with qtbot.waitSignal(built.controller.reply_done, timeout=5000):
+        qtbot.mouseClick(built.window.chat.regenerate_button, Qt.MouseButton.LeftButton)
+    assert [r.text for r in replies(built)] == ["Again"]
+    assert built.model.calls[-1] == built.model.calls[-2]  # same conversation sent again
+    stored = built.history.messages(built.controller.conversation_id)
+    assert [(m.role, m.text) for m in stored] == [("user", "first"), ("assistant", "Again")]
+
+
+def test_edit_and_resend(qtbot, scripted_window):
+    built = scripted_window
+    send_and_wait(qtbot, built, "helo")
+    qtbot.mouseClick(built.window.chat.edit_button, Qt.MouseButton.LeftButton)
+    assert built.window.chat.input.toPlainText() == "helo"
+    assert built.controller.turns == []
+    send_and_wait(qtbot, built, "hello")
+    stored = built.history.messages(built.controller.conversation_id)
+    assert [(m.role, m.text) for m in stored] == [("user", "hello"), ("assistant", "Hello, world!")]
+
+
+def test_second_turn_sends_the_history(qtbot, scripted_window):
+    built = scripted_window
+    send_and_wait(qtbot, built, "one")
+    send_and_wait(qtbot, built, "two")
+    sent = built.model.calls[-1]
+    assert [(m.role, m.content) for m in sent] == [
+        ("user", "one"),
+        ("assistant", "Hello, world!"),
+        ("user", "two"),
+    ]
+
+
+def test_new_chat_clears_and_copy_copies(qtbot, scripted_window):
+    built = scripted_window
+    send_and_wait(qtbot, built, "hi")
+    built.window.copy_reply_action.trigger()
+    assert QApplication.clipboard().text() == "Hello, world!"
+    built.window.new_chat_action.trigger()
+    assert built.controller.turns == [] and built.controller.conversation_id is None
+    assert built.window.chat.empty.isVisibleTo(built.window)
+
+
+def test_tooltip_click_and_arrow_keys_pin_tokens_in_the_inspector(qtbot, scripted_window):
+    built = scripted_window
+    send_and_wait(qtbot, built, "hi")
+    reply = replies(built)[-1]
+    body = reply.body
+    # Click the middle of " world" (span 2).
+    span = body.spans[2]
+    cursor = QTextCursor(body.document())
+    cursor.setPosition((span.start + span.end) // 2)
+    point = body.cursorRect(cursor).center()
+    assert body.span_at(point) == 2
+    qtbot.mouseClick(body.viewport(), Qt.MouseButton.LeftButton, pos=point)
+    inspector = built.window.inspector
+    assert inspector.current == 2
+    assert inspector.values["prob"].text() == "30.0 %"
+    assert inspector.values["rank"].text() == "3"  # two alternatives at 35 % each
+    assert "·world" in inspector.title.text()
+    assert body.accessibleDescription() == "token 3: ·world, probability 30.0 %, rank 3"
+    assert "30.0 %" in body.spans[2].tooltip and "alt" in body.spans[2].tooltip
+    # Arrow keys move between tokens.
+    body.setFocus()
+    qtbot.keyClick(body, Qt.Key.Key_Right)
+    assert inspector.current == 3 and inspector.values["prob"].text() == "2.0 %"
+    qtbot.keyClick(body, Qt.Key.Key_Home)
+    assert inspector.current == 0
+    qtbot.keyClick(body, Qt.Key.Key_Left)
+    assert inspector.current == 0
+    # Clicking the per-token chart selects the token in the reply too.
+    strip = inspector.strip
+    x = int(strip.width() * (1.5 / 4))
+    qtbot.mouseClick(strip, Qt.MouseButton.LeftButton, pos=QPoint(x, strip.height() // 2))
+    assert inspector.current == 1 and body.selected == 1
+    # A tooltip event on a token shows it (real QHelpEvent through the view).
+    from PySide6.QtGui import QHelpEvent
+
+    event = QHelpEvent(QEvent.Type.ToolTip, point, body.viewport().mapToGlobal(point))
+    assert body.event(event)
+
+
+def test_user_message_as_tokens_and_as_prompt(qtbot, scripted_window):
+    built = scripted_window
+    send_and_wait(qtbot, built, "split me up")
+    user = next(t.widget for t in built.controller.turns if t.role == "user")
+    assert isinstance(user, UserMessageWidget)
+    qtbot.mouseClick(user.mode_buttons["tokens"], Qt.MouseButton.LeftButton)
+    assert user.mode == "tokens"
+    assert user.body.toPlainText() == "split me up"
+    assert len(user.body.spans) == 3 and "id 1" in user.body.spans[1].tooltip
+    assert user.mode_buttons["prompt"].isEnabled()
+    qtbot.mouseClick(user.mode_buttons["prompt"], Qt.MouseButton.LeftButton)
+    prompt = built.controller.turns[0].prompt
+    assert user.body.toPlainText() == prompt.prompt_text
+    assert user.info.text().startswith(f"The whole prompt: {len(prompt.prompt_ids)} tokens")
+    qtbot.mouseClick(user.mode_buttons["text"], Qt.MouseButton.LeftButton)
+    assert user.body.toPlainText() == "split me up"
+
+
+def test_sampler_error_is_shown_and_chat_goes_on(qtbot, scripted_window):
+    built = scripted_window
+    built.model.fail_at = 2
+    done = send_and_wait(qtbot, built, "break")
+    assert done.finish_reason == "error"
+    reply = replies(built)[-1]
+    assert reply.error.isVisibleTo(built.window)
+    assert reply.error.text() == "The sampler got logits it cannot sample from."
+    built.model.fail_at = None
+    send_and_wait(qtbot, built, "again")
+    assert replies(built)[-1].text == "Hello, world!"
+    # The failed reply is not sent back to the model as context.
+    assert [m.role for m in built.model.calls[-1]] == ["user", "user"]
+
+
+def test_prompt_too_long_error_then_keep_chatting(qtbot, scripted_window):
+    built = scripted_window
+    with qtbot.waitSignal(built.controller.error_shown, timeout=5000) as blocker:
+        built.controller.send("too long")
+    assert blocker.args == ["Your message is longer than the model's context window."]
+    assert replies(built)[-1].error.text() == blocker.args[0]
+    qtbot.waitUntil(lambda: not built.controller.busy, timeout=5000)
+    built.controller.edit_last()
+    send_and_wait(qtbot, built, "short")
+    assert replies(built)[-1].text == "Hello, world!"
+
+
+def test_broken_model_folder_error_keeps_the_loaded_model(qtbot, scripted_window):
+    built = scripted_window
+    with qtbot.waitSignal(built.controller.model_failed, timeout=5000):
+        built.controller.open_model("/nowhere/broken-model")
+    banners = built.window.chat.column_widget.findChildren(ErrorBanner)
+    assert banners[-1].text() == (
+        "The model could not be loaded. /nowhere/broken-model/config.json is missing."
+    )
+    assert built.controller.model is built.model
+    send_and_wait(qtbot, built, "still here?")
+    assert replies(built)[-1].text == "Hello, world!"
+
+
+def test_settings_default_from_model_then_persist(qtbot, scripted_window, qapp_theme, history):
+    built = scripted_window
+    panel = built.window.settings
+    assert panel.temperature.value() == 0.5  # the model's generation_config default
+    panel.temperature.setValue(1.25)
+    panel.top_k.setValue(40)
+    panel.seed.setValue(7)
+    panel.system_prompt.setPlainText("Be brief.")
+    send_and_wait(qtbot, built, "hi")
+    sent_settings = built.controller.turns[-1].done.settings
+    assert (sent_settings.temperature, sent_settings.top_k, sent_settings.seed) == (1.25, 40, 7)
+    assert built.model.calls[-1][0].role == "system"
+    assert built.model.calls[-1][0].content == "Be brief."
+    qtbot.waitUntil(lambda: paths.settings_file().is_file(), timeout=3000)
+    built.controller.shutdown()
+    saved = json.loads(paths.settings_file().read_text())
+    assert saved["generation"]["scripted"]["temperature"] == 1.25
+    assert saved["system_prompt"] == "Be brief."
+    # A new window starts from the saved settings.
+    from desktop.app import build
+    from desktop.ui import settings_store
+    from tests.ui.scripted_model import scripted_loader
+
+    window, controller = build(
+        scripted_loader(ScriptedModel()), None, history, settings_store.load()
+    )
+    qtbot.addWidget(window)
+    with qtbot.waitSignal(controller.model_ready, timeout=5000):
+        controller.open_model(None)
+    assert window.settings.temperature.value() == 1.25
+    assert window.settings.seed.value() == 7
+    assert window.settings.system_prompt_text() == "Be brief."
+    with qtbot.waitSignal(window.settings.generation_changed):
+        qtbot.mouseClick(window.settings.reset, Qt.MouseButton.LeftButton)
+        window.settings.generation_changed.emit()
+    assert window.settings.temperature.value() == 0.5
+    controller.shutdown()
+
+
+def test_conversation_list_open_rename_search_delete(qtbot, scripted_window, monkeypatch):
+    built = scripted_window
+    send_and_wait(qtbot, built, "about cats")
+    first = built.controller.conversation_id
+    built.window.new_chat_action.trigger()
+    send_and_wait(qtbot, built, "about dogs")
+    items = built.window.conversations.items
+    assert items.count() == 2
+    built.controller.open_conversation(first)
+    assert [t.role for t in built.controller.turns] == ["user", "assistant"]
+    reopened = replies(built)[0]
+    assert reopened.text == "Hello, world!" and [s.prob for s in reopened.steps][-1] == 0.02
+    assert reopened.footer.text().startswith("4 tokens")
+    built.controller._rename(first, "Cats")
+    built.window.conversations.search.setText("Cats")
+    assert items.count() == 1 and items.item(0).text().startswith("Cats")
+    built.window.conversations.search.setText("")
+    from PySide6.QtWidgets import QMessageBox
+
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Yes)
+    built.window.conversations.ask_delete(first, "Cats")
+    assert built.controller.conversation_id is None
+    assert [c.title for c in built.history.list_conversations()] == ["about dogs"]
+
+
+def test_closing_mid_reply_stops_the_worker(qtbot, scripted_window):
+    built = scripted_window
+    built.model.reply = [("x", 0.5)] * 10_000
+    built.model.delay_s = 0.005
+    built.controller.send("long")
+    qtbot.waitUntil(lambda: len(replies(built)[-1].steps) > 3, timeout=5000)
+    run = built.controller.run
+    built.window.close()
+    assert built.controller.run is None
+    assert run.worker.cancel_event.is_set()
+    assert built.model.closed
