@@ -4,7 +4,8 @@ Owns: execution-provider choice with an honest fallback (case D3: a GPU provider
 makes ONNX Runtime fall back to CPU silently, so the providers the session actually got are
 compared with those asked for, and the reason is kept), thread settings (D6: intra-op threads set
 explicitly, inter-op 1, sequential execution; encoder and decoder run one after the other with the
-same intra-op budget, and the encoder does not spin its threads while the decoder runs), and
+same intra-op budget, and no pool spins its threads while idle: spinning won a few percent on an
+idle machine and lost 40-70% here when other processes (or the GUI thread) wanted the cores), and
 running a graph with numpy feeds or with IO binding. Knows nothing about what the graphs mean.
 """
 
@@ -87,7 +88,7 @@ def _options(threads: int, spin: bool) -> ort.SessionOptions:
 class Graph:
     """One InferenceSession. inputs: name -> (shape, onnx type); outputs: names in graph order."""
 
-    def __init__(self, file: Path, requested: str, threads: int, spin: bool = True):
+    def __init__(self, file: Path, requested: str, threads: int, spin: bool = False):
         self.file = file
         wanted = _wanted(requested)
         self.fallback_reason: str | None = None
@@ -164,9 +165,7 @@ def open_graphs(
     every step).
     """
     budget = threads if threads and threads > 0 else default_threads()
-    graphs = {
-        role: Graph(f, requested, budget, spin=role == "decoder") for role, f in files.items()
-    }
+    graphs = {role: Graph(f, requested, budget) for role, f in files.items()}
     main = graphs["decoder"]
     reasons = [g.fallback_reason for g in graphs.values() if g.fallback_reason]
     return graphs, ProviderInfo(requested, list(main.providers), reasons[0] if reasons else None)
