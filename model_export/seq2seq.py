@@ -26,6 +26,7 @@ from transformers import GenerationConfig
 
 from model_export.errors import ExportError
 from model_export.seq2seq_check import self_check
+from model_export.seq2seq_tokenizer import fast_tokenizer
 
 #: Encoder-decoder model types with a tiny test model in tests/fixtures/seq2seq_models.py.
 SUPPORTED_MODEL_TYPES = ("t5", "bart", "marian")
@@ -46,13 +47,15 @@ def export_seq2seq(
     weights, files `*_q4.onnx`); quantized files sit beside the fp32 ones and must pass the top-1
     agreement gate (case D4). check: run the self-check (ONNX vs PyTorch logits, greedy ids).
     Returns the report dict, also written to out_dir/export_report.json.
-    Raises Seq2SeqExportError when the tokenizer is not a fast one, or a check fails.
+    A slow MarianTokenizer is converted (seq2seq_tokenizer.py); other slow tokenizers raise.
+    Raises Seq2SeqExportError (an ExportError) when a check fails.
     """
     out_dir = Path(out_dir)
     quantize = {"int4": "q4"}.get(quantize, quantize)  # the decoder-only CLI's name for q4
     if not getattr(model.config, "is_encoder_decoder", False):
         raise Seq2SeqExportError(f"{type(model).__name__} is not an encoder-decoder model")
     model = model.eval().float()
+    tokenizer = fast_tokenizer(tokenizer)
     _export_onnx(model, out_dir / "onnx")
     write_metadata(model, tokenizer, out_dir)
     report = {
