@@ -124,7 +124,8 @@ class ChatController(QObject):
         self.turns: list[Turn] = []
         self.conversation_id: int | None = None
         self.run: _Run | None = None
-        self._loader: tuple[CallWorker, QThread] | None = None
+        self._loading = False
+        self._loaders: list[tuple[CallWorker, QThread]] = []  # kept alive until their thread ends
         self._inspected: Turn | None = None
         self._save_timer = QTimer(self, singleShot=True, interval=300)
         self._save_timer.timeout.connect(self._save_settings)
@@ -177,7 +178,7 @@ class ChatController(QObject):
     @Slot(str)
     def open_model(self, name_or_path: str | None) -> None:
         """Loads a model off the GUI thread; the current one stays until the new one is ready."""
-        if self.busy or self._loader is not None:
+        if self.busy or self._loading:
             self.window.statusBar().showMessage(
                 "Wait for the current reply or load to finish.", 5000
             )
@@ -193,16 +194,18 @@ class ChatController(QObject):
         worker.failed.connect(self._model_load_failed)
         thread = start_in_thread(worker, self)
         thread.finished.connect(self._loader_finished)
-        self._loader = (worker, thread)
+        self._loading = True
+        self._loaders.append((worker, thread))
 
     @Slot()
     def _loader_finished(self) -> None:
-        if self._loader is not None:
-            self._loader[1].deleteLater()
-        self._loader = None
+        for worker, thread in [pair for pair in self._loaders if pair[1].isFinished()]:
+            self._loaders.remove((worker, thread))
+            thread.deleteLater()
 
     @Slot(object)
     def _model_loaded(self, model: Any) -> None:
+        self._loading = False
         old, self.model = self.model, model
         if old is not None and old is not model:
             old.close()
@@ -213,6 +216,7 @@ class ChatController(QObject):
 
     @Slot(str)
     def _model_load_failed(self, message: str) -> None:
+        self._loading = False
         self._show_model_status()
         self.window.chat.send_button.setEnabled(self.model is not None)
         self.show_error(f"The model could not be loaded. {message}")
@@ -629,8 +633,8 @@ class ChatController(QObject):
     def shutdown(self) -> None:
         """Closing the window: stop the reply, wait for a model load, close the model."""
         self._abandon_run()
-        if self._loader is not None:
-            self._loader[1].wait(60000)
+        for _worker, thread in self._loaders:
+            thread.wait(60000)
         if self._save_timer.isActive():
             self._save_timer.stop()
             self._save_settings()
@@ -650,9 +654,10 @@ def display_pieces(text: str, pieces: Sequence[Any]) -> list[DisplayPiece]:
             shown = piece.token
         else:
             start = max(piece.start, covered)
-            shares_next = index + 1 < len(pieces) and pieces[index + 1].start < piece.end
-            shown = "" if shares_next and not piece.special else text[start : piece.end]
-            if shown:
-                covered = piece.end
+            end = piece.end
+            if index + 1 < len(pieces) and pieces[index + 1].start < end:
+                end = max(start, pieces[index + 1].start)  # the shared character goes to the next
+            shown = text[start:end]
+            covered = max(covered, end)
         out.append(DisplayPiece(piece.id, piece.token, piece.bytes, piece.special, shown))
     return out
