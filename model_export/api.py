@@ -16,7 +16,9 @@ import sys
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
+from . import bench
 from . import check as selfcheck
 from .errors import ExportError
 from .gguf_tokenizer import check_gguf_tokenizer
@@ -93,19 +95,36 @@ def _export_decoder(loaded: LoadedSource, tmp: Path, *, quantize: str, check: bo
         report["check"]["seconds"] = round(time.perf_counter() - t0, 2)
         _require(report["check"])
     if quantize != "none":
-        variant = quantize_graph(onnx_path, quantize)
-        report["quantized"] = {"kind": quantize, "file": f"onnx/{variant.name}"}
+        variant, method = quantize_graph(onnx_path, quantize, loaded.gguf_path)
+        report["quantized"] = {"kind": quantize, "file": f"onnx/{variant.name}", **method}
         if check:
-            agreement = selfcheck.top1_agreement(tokenizer, onnx_path, variant)
-            report["quantized"]["top1_agreement"] = agreement
-            report["quantized"]["positions"] = selfcheck.AGREEMENT_POSITIONS
-            if agreement < selfcheck.MIN_AGREEMENT:
-                raise ExportError(
-                    f"{quantize} quantization degrades the model: top-1 agreement with the "
-                    f"unquantized model is {agreement:.1%} over {selfcheck.AGREEMENT_POSITIONS} "
-                    f"positions (at least {selfcheck.MIN_AGREEMENT:.0%} needed)"
-                )
+            report["quantized"].update(_check_variant(tokenizer, onnx_path, variant, quantize))
+    if check:
+        ids = bench.chat_ids(tokenizer, bench.PROMPTS[0])
+        report["decode_tokens_per_s"] = {
+            path.name: bench.decode_tokens_per_s(path, ids)
+            for path in sorted(onnx_path.parent.glob("*.onnx"))
+        }
     return report
+
+
+def _check_variant(tokenizer: Any, reference: Path, variant: Path, kind: str) -> dict:
+    """Top-1 agreement (must be >= 90%, cases D4) and greedy agreement on the bench prompts."""
+    agreement = selfcheck.top1_agreement(tokenizer, reference, variant)
+    if agreement < selfcheck.MIN_AGREEMENT:
+        raise ExportError(
+            f"{kind} quantization degrades the model: top-1 agreement with the "
+            f"unquantized model is {agreement:.1%} over {selfcheck.AGREEMENT_POSITIONS} "
+            f"positions (at least {selfcheck.MIN_AGREEMENT:.0%} needed)"
+        )
+    first_differences = bench.greedy_matches(tokenizer, reference, variant)
+    return {
+        "top1_agreement": agreement,
+        "positions": selfcheck.AGREEMENT_POSITIONS,
+        "greedy_prompts": len(first_differences),
+        "greedy_first_difference_per_prompt": first_differences,
+        "greedy_equal": all(d is None for d in first_differences),
+    }
 
 
 def _require(result: dict) -> None:

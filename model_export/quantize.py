@@ -14,12 +14,25 @@ import onnx
 VARIANT_FILES = {"int8": "model_int8.onnx", "int4": "model_q4.onnx"}
 
 
-def quantize(model_path: Path, kind: str) -> Path:
-    """Write the `kind` ("int8" or "int4") variant of `model_path` beside it; returns its path."""
+def quantize(model_path: Path, kind: str, gguf_path: Path | None = None) -> tuple[Path, dict]:
+    """Write the `kind` ("int8" or "int4") variant of `model_path` beside it.
+
+    For a model exported from a GGUF, int4 carries the GGUF's own Q4_1 blocks (exact, see
+    gguf_carry); otherwise int4 is onnxruntime's symmetric blockwise MatMulNBits quantizer.
+    Returns the variant's path and a description of the method for the report.
+    """
     out = model_path.with_name(VARIANT_FILES[kind])
+    if kind == "int4" and gguf_path is not None:
+        from .gguf_carry import EXACT_LEVELS, carry_gguf_weights
+
+        counts = carry_gguf_weights(model_path, gguf_path, out)
+        if counts["Q4_1"]:
+            return out, {"method": "gguf-carry", "levels": EXACT_LEVELS, "matmuls": counts}
+        out.unlink()  # no Q4_1 blocks to carry: quantize the float weights instead
     if kind == "int8":
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
+        method = {"method": "onnxruntime quantize_dynamic", "weight_type": "QInt8"}
         quantize_dynamic(
             str(model_path), str(out), weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul"]
         )
@@ -27,9 +40,10 @@ def quantize(model_path: Path, kind: str) -> Path:
         from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
 
         model = onnx.load(str(model_path))
+        method = {"method": "onnxruntime MatMulNBitsQuantizer", "block_size": 32, "symmetric": True}
         quantizer = MatMulNBitsQuantizer(model, block_size=32, is_symmetric=True)
         quantizer.process()
         onnx.save_model(quantizer.model.model, str(out))
     else:
         raise ValueError(f"unknown quantization {kind!r}")
-    return out
+    return out, method

@@ -1,0 +1,232 @@
+"""Carry a GGUF's quantized weights into the ONNX graph exactly: Q4_1 and Q8_0 to MatMulNBits.
+
+transformers dequantizes a GGUF to float32 before the export, so the fp32 graph computes with
+w = d*q + m exactly. Re-quantizing those weights (symmetric int4, dynamic int8) changes greedy
+output after a few tokens; carrying the GGUF's own codes does not. For every MatMul whose weight
+equals a dequantized GGUF tensor row for row (rows may be permuted: transformers undoes llama.cpp's
+rope permutation of q/k), this writes:
+
+    Q4_1 (32 weights per block, w = d*q + m, q in 0..15)       Q8_0 (w = d*q, q in -128..127)
+
+      x ──┬─ MatMulNBits(bits=4, codes q, scales d, zp=0) ─┐      x ── MatMulNBits(bits=8,
+          │                                                Add ── y      codes q+128, scales d,
+          └─ Reshape[.., K/32, 32] ─ ReduceSum ─ MatMul(Mᵀ) ┘            default zp 128) ── y
+
+The minimum term is exact algebra: sum_k x_k * m_b over block b is m_b * (block sum of x).
+The sources are the GGUF block layouts in gguf-py (gguf/quants.py, Q4_1 and Q8_0) and the
+MatMulNBits contrib op (onnxruntime docs/ContribOperators.md): B uint8[N, K/32, 32*bits/8]
+with element 2i in the low nibble of byte i, scales float[N * K/32], zero points packed uint4.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper
+
+BLOCK = 32
+Q4_1, Q8_0 = "Q4_1", "Q8_0"
+
+
+@dataclass(frozen=True)
+class QuantizedTensor:
+    """One GGUF tensor's blocks: codes uint8[N, K] (Q8_0: stored as q+128), scales float32[N, K/32],
+    minima float32[N, K/32] (Q4_1 only), and its exact float32 dequantization [N, K]."""
+
+    name: str
+    kind: str
+    codes: np.ndarray
+    scales: np.ndarray
+    minima: np.ndarray | None
+    dequantized: np.ndarray
+
+
+def _unpack(name: str, kind: str, raw: np.ndarray, n: int, k: int) -> QuantizedTensor:
+    blocks = raw.reshape(n, k // BLOCK, -1)  # (N, K/32, bytes per block)
+    scales = blocks[..., 0:2].copy().view(np.float16)[..., 0].astype(np.float32)  # (N, K/32)
+    if kind == Q4_1:
+        minima = blocks[..., 2:4].copy().view(np.float16)[..., 0].astype(np.float32)  # (N, K/32)
+        qs = blocks[..., 4:20]  # (N, K/32, 16): low nibbles are weights 0..15, high are 16..31
+        codes = np.concatenate([qs & 0x0F, qs >> 4], axis=-1)  # (N, K/32, 32)
+        deq = scales[..., None] * codes.astype(np.float32) + minima[..., None]
+        return QuantizedTensor(name, kind, codes.reshape(n, k), scales, minima, deq.reshape(n, k))
+    signed = blocks[..., 2:34].copy().view(np.int8)  # (N, K/32, 32)
+    deq = scales[..., None] * signed.astype(np.float32)
+    codes = (signed.astype(np.int16) + 128).astype(np.uint8)
+    return QuantizedTensor(name, kind, codes.reshape(n, k), scales, None, deq.reshape(n, k))
+
+
+def read_quantized_tensors(gguf_path: Path) -> list[QuantizedTensor]:
+    """Every Q4_1 and Q8_0 matrix of the GGUF, unpacked."""
+    from gguf import GGUFReader
+
+    tensors = []
+    for tensor in GGUFReader(str(gguf_path)).tensors:
+        kind = tensor.tensor_type.name
+        if kind not in (Q4_1, Q8_0) or len(tensor.shape) != 2:
+            continue
+        k, n = (int(d) for d in tensor.shape)  # GGUF lists the fastest dimension first
+        tensors.append(_unpack(tensor.name, kind, np.asarray(tensor.data), n, k))
+    return tensors
+
+
+def _row_key(row: np.ndarray) -> bytes:
+    return hashlib.blake2b(np.ascontiguousarray(row).tobytes(), digest_size=16).digest()
+
+
+class RowIndex:
+    """Finds, for a float32 weight [N, K], the GGUF tensor and row order it dequantizes from."""
+
+    def __init__(self, tensors: list[QuantizedTensor]) -> None:
+        self.tensors = tensors
+        self.rows: dict[bytes, tuple[int, int]] = {}
+        for t_idx, tensor in enumerate(tensors):
+            for r_idx, row in enumerate(tensor.dequantized):
+                self.rows.setdefault(_row_key(row), (t_idx, r_idx))
+
+    def match(self, weight: np.ndarray) -> tuple[QuantizedTensor, np.ndarray] | None:
+        """(tensor, row order int64[N]) when every row of `weight` [N, K] equals a row of one GGUF
+        tensor of the same shape (rows may repeat: e.g. unused tokens' embeddings); else None."""
+        hits = [self.rows.get(_row_key(row)) for row in weight]
+        if not hits or any(h is None for h in hits) or len({h[0] for h in hits}) != 1:
+            return None
+        tensor = self.tensors[hits[0][0]]
+        perm = np.array([h[1] for h in hits], np.int64)
+        if tensor.codes.shape != weight.shape or not np.array_equal(
+            tensor.dequantized[perm], weight
+        ):
+            return None
+        return tensor, perm
+
+
+def _pack(codes: np.ndarray, bits: int) -> np.ndarray:
+    """uint8[N, K] codes -> MatMulNBits B uint8[N, K/32, 32*bits/8]."""
+    n, k = codes.shape
+    blocks = codes.reshape(n, k // BLOCK, BLOCK)  # (N, K/32, 32)
+    if bits == 8:
+        return blocks
+    return (blocks[..., 0::2] | (blocks[..., 1::2] << 4)).astype(np.uint8)  # (N, K/32, 16)
+
+
+def _nbits_nodes(
+    node: onnx.NodeProto, tensor: QuantizedTensor, perm: np.ndarray, accuracy_level: int
+) -> tuple[list[onnx.NodeProto], list[onnx.TensorProto]]:
+    """The nodes and initializers that replace MatMul `node` (see the module diagram)."""
+    x, y, base = node.input[0], node.output[0], node.name or node.output[0]
+    n, k = tensor.codes.shape
+    bits = 4 if tensor.kind == Q4_1 else 8
+    codes, scales = tensor.codes[perm], tensor.scales[perm]  # (N, K), (N, K/32)
+    inits = [
+        numpy_helper.from_array(_pack(codes, bits), f"{base}.nbits_B"),
+        numpy_helper.from_array(scales.reshape(-1), f"{base}.nbits_scales"),
+    ]
+    nbits_inputs = [x, inits[0].name, inits[1].name]
+    if tensor.minima is not None:  # Q4_1: zero point 0 for every block, packed two per byte
+        zp = np.zeros(n * ((k // BLOCK + 1) // 2), np.uint8)
+        inits.append(numpy_helper.from_array(zp, f"{base}.nbits_zp"))
+        nbits_inputs.append(inits[-1].name)
+    out = f"{base}.nbits_out" if tensor.minima is not None else y
+    nodes = [
+        helper.make_node(
+            "MatMulNBits", nbits_inputs, [out], name=f"{base}.nbits", domain="com.microsoft",
+            K=k, N=n, bits=bits, block_size=BLOCK, accuracy_level=accuracy_level,
+        )
+    ]  # fmt: skip
+    if tensor.minima is None:
+        return nodes, inits
+    minima_t = np.ascontiguousarray(tensor.minima[perm].T)  # (K/32, N)
+    inits += [
+        numpy_helper.from_array(np.array([0, 0, -1, BLOCK], np.int64), f"{base}.blk_shape"),
+        numpy_helper.from_array(np.array([-1], np.int64), f"{base}.blk_axis"),
+        numpy_helper.from_array(minima_t, f"{base}.minima_T"),
+    ]
+    nodes += [
+        helper.make_node("Reshape", [x, f"{base}.blk_shape"], [f"{base}.blocks"]),  # (B,S,K/32,32)
+        helper.make_node(
+            "ReduceSum", [f"{base}.blocks", f"{base}.blk_axis"], [f"{base}.block_sums"], keepdims=0
+        ),  # (B, S, K/32)
+        helper.make_node(
+            "MatMul", [f"{base}.block_sums", f"{base}.minima_T"], [f"{base}.min_term"]
+        ),
+        helper.make_node("Add", [out, f"{base}.min_term"], [y]),  # (B, S, N)
+    ]
+    return nodes, inits
+
+
+#: MatMulNBits accuracy_level per GGUF kind; None keeps that kind's MatMul in float32.
+#: Level 0 computes in float32 (exact up to summation order); level 4 quantizes the activations
+#: to int8 per block. Q8_0 at level 0 takes a slow path (about 275 ms for 576 x 49152 here).
+EXACT_LEVELS: dict[str, int | None] = {Q4_1: 0, Q8_0: None}
+
+
+def carry_gguf_weights(
+    model_path: Path,
+    gguf_path: Path,
+    out_path: Path,
+    *,
+    levels: dict[str, int | None] | None = None,
+) -> dict:
+    """Write `out_path`: the graph at `model_path` with every MatMul whose weight is a GGUF Q4_1
+    or Q8_0 tensor replaced by MatMulNBits on the GGUF's own codes, at the accuracy level that
+    `levels` gives the kind (default EXACT_LEVELS). Returns the count of MatMuls per kind."""
+    levels = EXACT_LEVELS if levels is None else levels
+    model = onnx.load(str(model_path))
+    graph = model.graph
+    inits = {i.name: i for i in graph.initializer}
+    producers = {o: n for n in graph.node for o in n.output}
+    index = RowIndex(read_quantized_tensors(gguf_path))
+    counts = {Q4_1: 0, Q8_0: 0, "kept_fp32": 0}
+    new_nodes: list[onnx.NodeProto] = []
+    dropped: set[str] = set()
+    for node in graph.node:
+        weight = _matmul_weight(node, inits, producers)
+        match = index.match(weight) if weight is not None else None
+        if match is not None and levels.get(match[0].kind) is None:
+            match = None
+        if match is None:
+            counts["kept_fp32"] += node.op_type == "MatMul"
+            new_nodes.append(node)
+            continue
+        nodes, extra = _nbits_nodes(node, *match, int(levels[match[0].kind]))
+        counts[match[0].kind] += 1
+        new_nodes += nodes
+        graph.initializer.extend(extra)
+        if node.input[1] in inits:
+            dropped.add(node.input[1])
+    del graph.node[:]
+    graph.node.extend(new_nodes)
+    _drop_unused(graph, dropped)
+    if not any(op.domain == "com.microsoft" for op in model.opset_import):
+        model.opset_import.append(helper.make_opsetid("com.microsoft", 1))
+    onnx.save_model(model, str(out_path))
+    return counts
+
+
+def _matmul_weight(node, inits, producers) -> np.ndarray | None:
+    """The float32 weight [N, K] of a MatMul(x, W[K, N]) or MatMul(x, Transpose(E[N, K]))."""
+    if node.op_type != "MatMul":
+        return None
+    name = node.input[1]
+    if name in inits and len(inits[name].dims) == 2:
+        return numpy_helper.to_array(inits[name]).T  # (N, K)
+    producer = producers.get(name)
+    if producer is not None and producer.op_type == "Transpose" and producer.input[0] in inits:
+        source = inits[producer.input[0]]
+        if len(source.dims) == 2:
+            return numpy_helper.to_array(source)  # (N, K)
+    return None
+
+
+def _drop_unused(graph: onnx.GraphProto, candidates: set[str]) -> None:
+    used = {i for n in graph.node for i in n.input} | {o.name for o in graph.output}
+    keep = [i for i in graph.initializer if i.name not in candidates or i.name in used]
+    del graph.initializer[:]
+    graph.initializer.extend(keep)
+    live = [n for n in graph.node if n.op_type != "Transpose" or any(o in used for o in n.output)]
+    if len(live) != len(graph.node):
+        del graph.node[:]
+        graph.node.extend(live)
