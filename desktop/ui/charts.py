@@ -47,7 +47,7 @@ class AlternativesChart(QWidget):
         self.update()
 
     def row_height(self) -> int:
-        return QFontMetrics(self.font()).height() * 2 + 4
+        return int(QFontMetrics(self.font()).height() * 1.9) + 4
 
     def sizeHint(self) -> QSize:
         return QSize(260, max(1, len(self._alternatives)) * self.row_height() + 28)
@@ -82,6 +82,10 @@ class AlternativesChart(QWidget):
             painter.setFont(font)
             painter.setPen(text_colour)
             label = ("▶ " if chosen else "") + token_label(alt.token, alt.bytes)
+            if chosen and alt is self._alternatives[-1] and len(self._alternatives) > 1:
+                painter.setPen(theme.muted_color(dark))
+                painter.drawLine(QPointF(0, y - 2), QPointF(self.width(), y - 2))
+                painter.setPen(text_colour)
             label = QFontMetrics(font).elidedText(label, Qt.TextElideMode.ElideRight, label_w)
             painter.drawText(QRectF(0, y, label_w, 2 * half), Qt.AlignmentFlag.AlignVCenter, label)
             for row, (value, colour) in enumerate(
@@ -93,7 +97,7 @@ class AlternativesChart(QWidget):
                 )
                 painter.setPen(text_colour)
                 small = self.font()
-                small.setPointSizeF(max(6.0, small.pointSizeF() * 0.85))
+                small.setPointSizeF(max(6.0, small.pointSizeF() * 0.78))
                 painter.setFont(small)
                 painter.drawText(
                     QRectF(bar_x + bar_w + 4, top, 56, half),

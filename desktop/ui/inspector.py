@@ -20,7 +20,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from desktop.engine.events import TokenStep
+from desktop.engine.events import Alternative, TokenStep
 from desktop.ui import theme
 from desktop.ui.charts import AlternativesChart, ScaleLegend, TokenStripChart
 from desktop.ui.token_view import bytes_label, is_fragment, percent, surprisal_bits, visible_token
@@ -128,7 +128,13 @@ class InspectorPanel(QWidget):
             f"{step.step_ms:.1f} ms" + (" (prefill)" if index == 0 else " (decode step)")
         )
         self.values["bytes"].setText(bytes_label(step.bytes) if step.bytes else "–")
-        self.alternatives.set_step(step.top, step.id)
+        rows = tuple(step.top)
+        if all(alt.id != step.id for alt in rows):  # the sampled token was outside the top-k
+            chosen = Alternative(
+                step.id, step.token, step.bytes, step.logprob, step.prob, step.sampling_prob
+            )
+            rows = (*rows, chosen)
+        self.alternatives.set_step(rows, step.id)
         self.setAccessibleDescription(
             f"{shown}: probability {percent(step.prob)}, rank {step.rank + 1}, "
             f"entropy {step.entropy:.2f} nats"

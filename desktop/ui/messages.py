@@ -120,7 +120,8 @@ class UserMessageWidget(QFrame):
         dark = theme.app_is_dark()
         self.body.clear_spans()
         for index, piece in enumerate(pieces):
-            shown = getattr(piece, "display", None) or piece.token
+            # A piece's display text may be "" (part of a character shown on a later token).
+            shown = piece.display if hasattr(piece, "display") else piece.token
             tip = (
                 f"<b><code>{html.escape(visible_token(piece.token))}</code></b><br>id {piece.id}"
                 + (" · special token" if piece.special else "")
