@@ -133,7 +133,8 @@ def generate(
     stop_ids = limits.eos_ids | frozenset(settings.stop_ids)
     stops = StopStrings(settings.stop_strings)
     stream = tokenizer.stream()
-    seen = np.empty(len(prompt.prompt_ids) + settings.max_new_tokens, dtype=np.int64)  # (P + N,)
+    room = min(settings.max_new_tokens, limits.max_positions) + 1  # the reply never outgrows this
+    seen = np.empty(len(prompt.prompt_ids) + room, dtype=np.int64)  # (P + N,)
     seen[: len(prompt.prompt_ids)] = prompt.prompt_ids
     n_seen = len(prompt.prompt_ids)
     text_parts: list[str] = []
