@@ -106,9 +106,7 @@ class SettingsPanel(QWidget):
             box.valueChanged.connect(self._changed)
         self.system_prompt.textChanged.connect(self._changed)
         self.model.activated.connect(self._model_activated)
-        self.provider.activated.connect(
-            lambda _i: self.provider_chosen.emit(self.provider.currentText())
-        )
+        self.provider.activated.connect(self._provider_activated)
 
     # ---- filling -----------------------------------------------------------------------------
     def set_models(self, models: Sequence[tuple[str, str]], current: str | None) -> None:
@@ -165,6 +163,9 @@ class SettingsPanel(QWidget):
     def _changed(self, *_args) -> None:
         if not self._filling:
             self.generation_changed.emit()
+
+    def _provider_activated(self, _index: int) -> None:
+        self.provider_chosen.emit(self.provider.currentText())
 
     def _model_activated(self, index: int) -> None:
         value = self.model.itemData(index)

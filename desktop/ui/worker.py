@@ -16,7 +16,7 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from PySide6.QtCore import QObject, QThread, Signal, Slot
+from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 
 from desktop.engine.errors import EngineError
 from desktop.engine.events import (
@@ -120,7 +120,9 @@ def prepare_thread(worker: GenerationWorker | CallWorker, parent: QObject) -> QT
     thread = QThread(parent)
     worker.moveToThread(thread)
     thread.started.connect(worker.run)
-    worker.finished.connect(thread.quit)
+    # Direct: QThread.quit is thread-safe, and a queued call would wait for the GUI thread, which
+    # may itself be blocked in thread.wait() while the window closes.
+    worker.finished.connect(thread.quit, Qt.ConnectionType.DirectConnection)
     worker.finished.connect(worker.deleteLater)
     return thread
 

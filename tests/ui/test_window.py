@@ -5,6 +5,7 @@ probabilities, tooltip, inspector, keyboard navigation, user tokens, history, se
 from __future__ import annotations
 
 import json
+import time
 
 from PySide6.QtCore import QEvent, QPoint, Qt
 from PySide6.QtGui import QTextCursor
@@ -317,7 +318,9 @@ def test_closing_mid_reply_stops_the_worker(qtbot, scripted_window):
     built.controller.send("long")
     qtbot.waitUntil(lambda: len(replies(built)[-1].steps) > 3, timeout=5000)
     run = built.controller.run
+    started = time.perf_counter()
     built.window.close()
+    assert time.perf_counter() - started < 2.0  # the worker ends within a step, no wait timeout
     assert built.controller.run is None
     assert run.worker.cancel_event.is_set()
     assert built.model.closed
