@@ -243,3 +243,16 @@ def test_d6_threads_are_explicit_and_shared(tiny_t5_dir):
 def test_default_settings_follow_generation_config(tiny_llama_dir):
     model = load_model(tiny_llama_dir, provider="cpu", threads=1)
     assert model.default_settings().temperature == 0.0  # do_sample: false
+
+
+def test_trained_t5_reverses_words_through_the_engine(trained_t5_dir, trained_t5_examples):
+    """A real encoder-decoder task end to end: message in, reply text out (greedy)."""
+    model = load_model(trained_t5_dir, provider="cpu", threads=1)
+    settings = GenerationSettings(temperature=0.0, max_new_tokens=24, top_logprobs=3)
+    examples = trained_t5_examples[:60]
+    right = 0
+    for word, answer in examples:
+        *_, done = model.generate([Message("user", word)], settings)
+        assert done.finish_reason == "stop"
+        right += done.text == answer
+    assert right / len(examples) >= 0.9
