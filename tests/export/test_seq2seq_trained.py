@@ -57,3 +57,21 @@ def test_trained_t5_export_report(trained_t5_dir: Path):
     assert check["failures"] == []
     assert max(check["logits"]["max_abs_diff"]) <= 1e-3
     assert check["greedy"]["equal"] is True
+
+
+def test_trained_t5_answers_right_through_the_engine(trained_t5_dir: Path, trained_t5_examples):
+    """The app's engine (desktop.engine) on the export: each word's reply is its reversal."""
+    from desktop.engine.chat import load_model
+    from desktop.engine.events import GenerationDone, GenerationSettings, Message
+
+    model = load_model(trained_t5_dir, provider="cpu", threads=1)
+    settings = GenerationSettings(temperature=0.0, max_new_tokens=12)
+    words = [word for word, _ in trained_t5_examples[:50]]
+    replies = []
+    for word in words:
+        done = list(model.generate([Message("user", word)], settings, None))[-1]
+        assert isinstance(done, GenerationDone) and done.finish_reason == "stop"
+        replies.append(done.text)
+    assert replies == _onnx_answers(trained_t5_dir, words)
+    right = sum(r == answer for r, (_, answer) in zip(replies, trained_t5_examples, strict=False))
+    assert right >= 0.95 * len(words)
