@@ -169,7 +169,8 @@ class ChatController(QObject):
                 rows = [(f"{m.name} · {m.precision}", m.name) for m in self._list_models()]
             except EngineError as err:
                 self.show_error(str(err))
-        self.window.settings.set_models(rows, self.app_settings.model)
+        current = self.app_settings.model or (self.model.name if self.model is not None else None)
+        self.window.settings.set_models(rows, current)
 
     @property
     def busy(self) -> bool:
@@ -210,6 +211,7 @@ class ChatController(QObject):
         if old is not None and old is not model:
             old.close()
         self._show_model_status()
+        self._refresh_models()
         self._fill_settings(model)
         self.window.chat.send_button.setEnabled(True)
         self.model_ready.emit(model)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
@@ -70,11 +70,17 @@ class SettingsPanel(QWidget):
         self.source.setObjectName("muted")
         self.source.setWordWrap(True)
 
+        self.model.setSizeAdjustPolicy(
+            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
+        )
+        self.model.setMinimumContentsLength(12)
         form = QFormLayout()
-        model_row = QHBoxLayout()
-        model_row.addWidget(self.model, 1)
-        model_row.addWidget(self.browse)
-        form.addRow("Model", model_row)
+        form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        form.addRow("Model", self.model)
+        browse_row = QHBoxLayout()
+        browse_row.addStretch(1)
+        browse_row.addWidget(self.browse)
+        form.addRow("", browse_row)
         form.addRow("Provider", self.provider)
         form.addRow("Temperature", self.temperature)
         form.addRow("Top-k", self.top_k)
@@ -95,6 +101,7 @@ class SettingsPanel(QWidget):
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
         scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         scroll.setWidget(inner)
         outer = QVBoxLayout(self)
         outer.setContentsMargins(0, 0, 0, 0)
@@ -186,6 +193,7 @@ def _double(low: float, high: float, step: float, decimals: int, tip: str) -> QD
     box.setSingleStep(step)
     box.setDecimals(decimals)
     box.setToolTip(tip)
+    box.setMinimumWidth(70)
     return box
 
 
@@ -193,4 +201,5 @@ def _int(low: int, high: int, tip: str) -> QSpinBox:
     box = QSpinBox()
     box.setRange(low, high)
     box.setToolTip(tip)
+    box.setMinimumWidth(70)
     return box
