@@ -7,6 +7,7 @@ written as onnx/model_q4.onnx. Names follow transformers.js. Quality is checked 
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import onnx
@@ -39,6 +40,10 @@ def quantize(model_path: Path, kind: str, gguf_path: Path | None = None) -> tupl
     elif kind == "int4":
         from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
 
+        # it logs every node at INFO
+        logging.getLogger("onnxruntime.quantization.matmul_nbits_quantizer").setLevel(
+            logging.WARNING
+        )
         model = onnx.load(str(model_path))
         method = {"method": "onnxruntime MatMulNBitsQuantizer", "block_size": 32, "symmetric": True}
         quantizer = MatMulNBitsQuantizer(model, block_size=32, is_symmetric=True)
