@@ -1,0 +1,46 @@
+"""A GGUF source end to end, on a tiny Llama written as a llama.cpp-style GGUF in the fixtures:
+the tokenizer rebuilt from the GGUF metadata, fp32 parity through transformers' dequantizing
+loader, and the exact carry of the Q4_1 blocks into MatMulNBits (model_q4.onnx)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from model_export.api import export
+from model_export.check import OnnxDecoder, make_session
+
+
+@pytest.fixture(scope="module")
+def gguf_export(tiny_llama_gguf, tmp_path_factory):
+    out = tmp_path_factory.mktemp("gguf-export") / "tiny"
+    return out, export(tiny_llama_gguf, out, quantize="int4")
+
+
+def test_fp32_parity_and_tokenizer(gguf_export):
+    out, report = gguf_export
+    assert report["from_gguf"] is True
+    assert report["check"]["logits_max_abs_diff"] < 1e-3
+    assert report["check"]["greedy_equal"] is True
+    assert report["tokenizer_check"]["vocabulary"]["checked"] > 200
+    assert report["tokenizer_check"]["vocabulary"]["mismatches"] == 0
+    config = json.loads((out / "tokenizer_config.json").read_text())
+    assert config["eos_token"] == "<|im_end|>" and config["add_bos_token"] is False
+    assert "<|im_start|>" in config["chat_template"]
+    assert not (out / "tokenizer.model").exists()
+    assert 2 in json.loads((out / "generation_config.json").read_text())["eos_token_id"]
+
+
+def test_q4_carries_every_q4_1_block_exactly(gguf_export):
+    out, report = gguf_export
+    quantized = report["quantized"]
+    assert quantized["method"] == "gguf-carry"
+    assert quantized["matmuls"]["Q4_1"] == 14  # 2 layers x (q, k, v, o, gate, up, down)
+    assert quantized["top1_agreement"] == 1.0
+    assert quantized["greedy_equal"] is True
+    ids = [1, 10, 20, 30, 40, 50, 60, 70]
+    fp32 = OnnxDecoder(make_session(out / "onnx" / "model.onnx")).forward(ids)  # (8, vocab)
+    q4 = OnnxDecoder(make_session(out / "onnx" / "model_q4.onnx")).forward(ids)  # (8, vocab)
+    np.testing.assert_allclose(q4, fp32, atol=1e-4)  # same weights; only summation order differs
