@@ -25,6 +25,7 @@ from .gguf_tokenizer import check_gguf_tokenizer
 from .onnx_graph import export_decoder, io_names
 from .quantize import VARIANT_FILES
 from .quantize import quantize as quantize_graph
+from .seq2seq import export_seq2seq
 from .sources import LoadedSource, resolve
 from .tokenizer_files import write_generation_files, write_json, write_tokenizer_files
 
@@ -60,7 +61,9 @@ def export(
     tmp.mkdir()
     try:
         if loaded.model.config.is_encoder_decoder:
-            report = _export_seq2seq(loaded, tmp, check=check)
+            report = dict(
+                export_seq2seq(loaded.model, loaded.tokenizer, tmp, quantize=quantize, check=check)
+            )
         else:
             report = _export_decoder(loaded, tmp, quantize=quantize, check=check)
         report.update(_common_report(source, loaded, tmp, started, load_s))
@@ -138,17 +141,6 @@ def _require(result: dict) -> None:
             "self-check failed: ONNX greedy tokens differ from PyTorch's from token "
             f"{result['greedy_first_difference']}"
         )
-
-
-def _export_seq2seq(loaded: LoadedSource, tmp: Path, *, check: bool) -> dict:
-    try:
-        from .seq2seq import export_seq2seq
-    except ImportError as err:
-        raise ExportError(
-            f"encoder-decoder export ({loaded.model.config.model_type}) "
-            "is not available in this build"
-        ) from err
-    return dict(export_seq2seq(loaded.model, loaded.tokenizer, tmp, check=check))
 
 
 def _common_report(
