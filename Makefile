@@ -4,7 +4,7 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 
-.PHONY: setup system-deps model run test lint format bench dist selftest clean
+.PHONY: setup system-deps model run test lint format bench dist selftest test-dist clean
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PY) -m venv $(VENV)
@@ -52,6 +52,10 @@ dist: model
 
 selftest: dist
 	cd / && QT_QPA_PLATFORM=offscreen $(CURDIR)/dist/tokenglass/tokenglass --self-test
+
+# The bundle's own tests (contents, size, self-test from /); CI runs this after `make test`.
+test-dist: dist
+	TOKENGLASS_BUNDLE=$(CURDIR)/dist/tokenglass QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest tests/packaging -s
 
 clean:
 	rm -rf build dist .pytest_cache .ruff_cache

@@ -1,0 +1,65 @@
+"""The packaged app: what it carries, what it leaves out, and that it checks itself (H1-H5)."""
+
+import os
+import subprocess
+from pathlib import Path
+
+BUDGET_BYTES = 250 * 2**20  # the bundle's budget, the model not counted
+
+
+def _size(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file() and not p.is_symlink())
+
+
+def _names(bundle_dir: Path) -> list[str]:
+    return [p.relative_to(bundle_dir).as_posix() for p in bundle_dir.rglob("*")]
+
+
+def test_bundle_has_no_torch_or_transformers(bundle_dir):
+    names = _names(bundle_dir)
+    for forbidden in ("torch", "transformers", "optimum", "model_export"):
+        leaked = [n for n in names if f"/{forbidden}/" in f"/{n}/"]
+        assert not leaked, f"{forbidden} leaked into the bundle: {leaked[:3]}"
+
+
+def test_bundle_carries_native_libraries_and_qt_platform_plugins(bundle_dir):
+    names = _names(bundle_dir)
+    assert any("onnxruntime" in n and "libonnxruntime" in n for n in names)
+    assert any(n.startswith("_internal/tokenizers/") and n.endswith((".so", ".pyd")) for n in names)
+    platforms = {Path(n).name for n in names if "/platforms/" in n}
+    assert {"libqxcb.so", "libqoffscreen.so"} <= platforms
+
+
+def test_bundle_leaves_out_unused_qt_parts(bundle_dir):
+    names = _names(bundle_dir)
+    for part in ("QtWebEngine", "QtQuick", "QtQml", "QtPdf"):
+        assert not [n for n in names if part in Path(n).name], part
+    translations = [n for n in names if "/translations/" in n and n.endswith(".qm")]
+    assert all("_en" in Path(n).name for n in translations), translations[:3]
+
+
+def test_bundle_size_within_budget(bundle_dir):
+    model = bundle_dir / "_internal" / "models"
+    model_bytes = _size(model)
+    app_bytes = _size(bundle_dir) - model_bytes
+    print(f"bundle: app {app_bytes / 2**20:.0f} MiB + model {model_bytes / 2**20:.0f} MiB")
+    assert model_bytes > 50 * 2**20, "the default model is not in the bundle"
+    assert app_bytes < BUDGET_BYTES
+
+
+def test_self_test_from_root_offscreen(bundle_dir, tmp_path):
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "TOKENGLASS_HOME": str(tmp_path / "home")}
+    done = subprocess.run(
+        [str(bundle_dir / "tokenglass"), "--self-test"],
+        cwd="/",
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    summary = done.stdout.strip().splitlines()[-1]
+    assert "self-test ok" in summary.lower(), summary
+    # User data goes to the user data folder, never into the bundle (case H3).
+    assert (tmp_path / "home").is_dir()
+    assert not list(bundle_dir.rglob("*.sqlite3"))
