@@ -125,10 +125,29 @@ def main(argv: Sequence[str]) -> int:
     window, controller = build(load, list_models, history, settings)
     window.show()
     controller.open_model(args.model or settings.model)
+    quit_on_interrupt(app, window)
     code = app.exec()
     if history is not None:
         history.close()
     return code
+
+
+def quit_on_interrupt(app, window) -> None:
+    """Ctrl+C in the terminal closes the window (Python handles signals only between Qt events,
+    so a timer hands control back to the interpreter a few times a second)."""
+    import signal
+
+    from PySide6.QtCore import QTimer
+
+    signal.signal(signal.SIGINT, lambda *_: window.close())
+    timer = QTimer(app)
+    timer.setInterval(250)
+    timer.timeout.connect(_do_nothing)
+    timer.start()
+
+
+def _do_nothing() -> None:
+    """Lets the interpreter run (and deliver pending signals)."""
 
 
 def wait_for(signal, timeout_ms: int) -> tuple[bool, list[Any]]:
