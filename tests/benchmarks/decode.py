@@ -239,7 +239,7 @@ def main() -> int:
     parser.add_argument("--model", type=Path, default=paths.default_model_dir())
     parser.add_argument("--gguf", type=Path)
     parser.add_argument("--genai", type=Path, default=paths.cache_dir() / "bench" / "genai-int4")
-    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--runs", type=int, default=5)  # median of 5: one bad run is common here
     parser.add_argument("--tokens", type=int, default=128)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--worker", choices=ENGINES)
