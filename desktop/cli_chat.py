@@ -11,7 +11,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 
 from desktop.engine.catalog import list_models, resolve_model
@@ -35,6 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     chat.add_argument("--stop", action="append", default=[], help="stop string (repeatable)")
     chat.add_argument("--top-logprobs", type=int, help="alternatives per token (default 10)")
     chat.add_argument("--json", action="store_true", help="JSON Lines: one object per token")
+    chat.add_argument("--no-save", action="store_true", help="do not save this chat in the history")
     chat.set_defaults(func=run_chat)
 
     tokenize = subparsers.add_parser("tokenize", help="show how a text is tokenized")
@@ -117,21 +120,44 @@ def done_json(done) -> dict:
     return {"type": "done", **fields}
 
 
-def _reply(model, messages: Sequence, settings, as_json: bool) -> str:
-    """Stream one reply to stdout; returns its text. Raises EngineError when generation failed."""
-    from desktop.engine.events import GenerationDone, TokenStep
+@dataclasses.dataclass
+class _Turn:
+    """What one reply produced, for printing and for the history."""
 
-    done = None
-    for event in model.generate(messages, settings):
-        if isinstance(event, TokenStep):
-            if as_json:
-                print(json.dumps(token_json(event), ensure_ascii=False), flush=True)
-            else:
-                sys.stdout.write(event.text)
-                sys.stdout.flush()
-        elif isinstance(event, GenerationDone):
-            done = event
-    assert done is not None  # generate() always ends with one GenerationDone
+    done: object  # GenerationDone
+    steps: list
+    prompt: object | None  # PromptInfo
+
+
+def _reply(model, messages: Sequence, settings, as_json: bool) -> _Turn:
+    """Stream one reply to stdout. Ctrl-C stops it between decode steps (finish reason
+    "cancelled"); the partial reply is still returned, as is one that ended in an error."""
+    from desktop.engine.events import GenerationDone, PromptInfo, TokenStep
+
+    cancel = threading.Event()
+    turn = _Turn(done=None, steps=[], prompt=None)
+    # Ctrl-C sets the cancel flag instead of raising inside the generator, which would end it
+    # without its GenerationDone; the loop checks the flag before each decode step.
+    on_main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, lambda *_: cancel.set()) if on_main else None
+    try:
+        for event in model.generate(messages, settings, cancel):
+            if isinstance(event, PromptInfo):
+                turn.prompt = event
+            elif isinstance(event, TokenStep):
+                turn.steps.append(event)
+                if as_json:
+                    print(json.dumps(token_json(event), ensure_ascii=False), flush=True)
+                else:
+                    sys.stdout.write(event.text)
+                    sys.stdout.flush()
+            elif isinstance(event, GenerationDone):
+                turn.done = event
+    finally:
+        if on_main:
+            signal.signal(signal.SIGINT, previous)
+    assert turn.done is not None  # generate() always ends with one GenerationDone
+    done = turn.done
     if as_json:
         print(json.dumps(done_json(done), ensure_ascii=False), flush=True)
     else:
@@ -142,9 +168,44 @@ def _reply(model, messages: Sequence, settings, as_json: bool) -> str:
             "context window",
             file=sys.stderr,
         )
-    if done.finish_reason == "error":
-        raise EngineError(done.error or "generation failed")
-    return done.text
+    return turn
+
+
+def _check(turn: _Turn) -> None:
+    """Raises EngineError when the reply ended in an error (after it was saved)."""
+    if turn.done.finish_reason == "error":
+        raise EngineError(turn.done.error or "generation failed")
+
+
+class _Saver:
+    """Saves each CLI turn into the history database, unless --no-save."""
+
+    def __init__(self, model_name: str, enabled: bool) -> None:
+        from desktop.history import History
+
+        self.model_name = model_name
+        self.conv_id: int | None = None
+        self.history = History() if enabled else None
+        if self.history is not None and self.history.notice:
+            print(f"tokenglass: {self.history.notice}", file=sys.stderr)
+
+    def save(self, user_text: str, turn: _Turn) -> None:
+        from desktop.history import save_cli_turn
+
+        if self.history is not None:
+            self.conv_id = save_cli_turn(
+                self.history,
+                self.conv_id,
+                user_text,
+                turn.done,
+                turn.steps,
+                self.model_name,
+                turn.prompt,
+            )
+
+    def close(self) -> None:
+        if self.history is not None:
+            self.history.close()
 
 
 def run_chat(args: argparse.Namespace) -> int:
@@ -153,21 +214,30 @@ def run_chat(args: argparse.Namespace) -> int:
     model = _load(args)
     settings = _settings(model, args)
     history = [Message("system", args.system)] if args.system else []
-    if args.message is not None:
-        _reply(model, [*history, Message("user", args.message)], settings, args.json)
-        return 0
-    interactive = sys.stdin.isatty()
-    while True:
-        if interactive:
-            print("> ", end="", file=sys.stderr, flush=True)
-        line = sys.stdin.readline()
-        if not line:
+    saver = _Saver(model.name, enabled=not args.no_save)
+    try:
+        if args.message is not None:
+            turn = _reply(model, [*history, Message("user", args.message)], settings, args.json)
+            saver.save(args.message, turn)
+            _check(turn)
             return 0
-        if not line.strip():
-            continue
-        history.append(Message("user", line.rstrip("\n")))
-        text = _reply(model, history, settings, args.json)
-        history.append(Message("assistant", text))
+        interactive = sys.stdin.isatty()
+        while True:
+            if interactive:
+                print("> ", end="", file=sys.stderr, flush=True)
+            line = sys.stdin.readline()
+            if not line:
+                return 0
+            if not line.strip():
+                continue
+            text = line.rstrip("\n")
+            history.append(Message("user", text))
+            turn = _reply(model, history, settings, args.json)
+            saver.save(text, turn)
+            _check(turn)
+            history.append(Message("assistant", turn.done.text))
+    finally:
+        saver.close()
 
 
 def run_tokenize(args: argparse.Namespace) -> int:

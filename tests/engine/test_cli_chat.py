@@ -102,3 +102,27 @@ def test_unavailable_provider_warns_and_answers(tiny_llama_dir, capsys, provider
     assert main([*argv, "--max-new-tokens", "2", "Hi"]) == 0
     captured = capsys.readouterr()
     assert "running on CPU" in captured.err and captured.out.strip() != ""
+
+
+def test_chat_is_saved_in_history_with_its_token_records(tiny_llama_dir, capsys):
+    argv = ["chat", "--model", str(tiny_llama_dir), "--temperature", "0", "--max-new-tokens", "4"]
+    assert main([*argv, "--json", "Hello there"]) == 0
+    reply = json_lines(capsys.readouterr().out)
+    assert main(["history", "--json"]) == 0
+    conversations = json.loads(capsys.readouterr().out)
+    assert len(conversations) == 1 and conversations[0]["message_count"] == 2
+    assert main(["export", str(conversations[0]["id"]), "--format", "json"]) == 0
+    exported = json.loads(capsys.readouterr().out)
+    user, assistant = exported["messages"]
+    assert user["content"] == "Hello there"
+    assert assistant["content"] == reply[-1]["text"]
+    saved_ids = [t["id"] for t in assistant["logprobs"]["content"]]
+    assert saved_ids == [t["id"] for t in reply[:-1]]
+
+
+def test_chat_no_save_leaves_history_empty(tiny_llama_dir, capsys):
+    argv = ["chat", "--model", str(tiny_llama_dir), "--max-new-tokens", "2", "--no-save", "Hi"]
+    assert main(argv) == 0
+    capsys.readouterr()
+    assert main(["history", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == []
