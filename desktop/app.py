@@ -150,8 +150,9 @@ def _do_nothing() -> None:
     """Lets the interpreter run (and deliver pending signals)."""
 
 
-def wait_for(signal, timeout_ms: int) -> tuple[bool, list[Any]]:
-    """Runs the event loop until `signal` fires or the timeout; returns (fired, its arguments)."""
+def wait_for(signal, timeout_ms: int, stop_on=()) -> tuple[bool, list[Any]]:
+    """Runs the event loop until `signal` fires, one of `stop_on` fires, or the timeout;
+    returns (whether `signal` fired, its arguments)."""
     from PySide6.QtCore import QEventLoop, QTimer
 
     loop = QEventLoop()
@@ -163,10 +164,17 @@ def wait_for(signal, timeout_ms: int) -> tuple[bool, list[Any]]:
         got.extend(values)
         loop.quit()
 
+    def on_stop(*_values) -> None:
+        loop.quit()
+
     signal.connect(on_signal)
+    for other in stop_on:
+        other.connect(on_stop)
     QTimer.singleShot(timeout_ms, loop.quit)
     loop.exec()
     signal.disconnect(on_signal)
+    for other in stop_on:
+        other.disconnect(on_stop)
     return fired[0], got
 
 
@@ -179,39 +187,46 @@ def self_test(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         settings = AppSettings(provider=args.provider or "auto")
         window, controller = build(load, list_models, None, settings, Path(tmp) / "settings.json")
-        failures: list[str] = []
-        errors: list[str] = []
-        controller.error_shown.connect(errors.append)
-        controller.open_model(args.model)
-        ok, loaded = wait_for(controller.model_ready, 300_000)
-        if not ok:
-            print(f"self-test FAILED: model did not load: {' '.join(errors) or 'timeout'}")
-            return 2
-        model = loaded[0]
-        window.settings.max_new_tokens.setValue(12)
-        window.settings.seed.setValue(7)
-        controller.send(SELF_TEST_MESSAGE)
-        ok, values = wait_for(controller.reply_done, 300_000)
-        done = values[0] if values else None
-        steps = controller.turns[-1].steps if controller.turns else []
-        if not ok or done is None:
-            failures.append(f"no reply ({' '.join(errors) or 'timeout'})")
-        elif done.error:
-            failures.append(f"reply failed: {done.error}")
-        elif not steps or not all(0.0 < s.prob <= 1.0 and s.top for s in steps):
-            failures.append("reply tokens lack probabilities")
-        pieces = model.tokenize(SELF_TEST_TEXT)
-        joined = b"".join(p.bytes for p in pieces if not p.special)
-        if joined != SELF_TEST_TEXT.encode("utf-8"):
-            failures.append(f"tokenize {SELF_TEST_TEXT!r} gave bytes {joined!r}")
-        window.close()
-        app.processEvents()
-        if failures:
-            print("self-test FAILED: " + "; ".join(failures))
-            return 1
-        print(
-            f"self-test ok: model {model.name} on {done.provider}, {len(steps)} tokens streamed "
-            f"(first p={steps[0].prob:.3f}), TTFT {done.ttft_ms:.0f} ms, "
-            f"{done.decode_tokens_per_s:.1f} tokens/s, {SELF_TEST_TEXT!r} -> {len(pieces)} tokens"
-        )
-        return 0
+        try:
+            code, line = _self_test_steps(window, controller, args.model)
+        finally:
+            window.close()  # stops the worker and waits for any model load (controller.shutdown)
+            window.deleteLater()
+            app.processEvents()
+    print(line)
+    return code
+
+
+def _self_test_steps(window, controller, model_arg: str | None) -> tuple[int, str]:
+    """Load, send one message, check the streamed reply and a tokenization; (exit code, line)."""
+    errors: list[str] = []
+    controller.error_shown.connect(errors.append)
+    controller.open_model(model_arg)
+    ok, loaded = wait_for(controller.model_ready, 300_000, (controller.model_failed,))
+    if not ok:
+        return 2, f"self-test FAILED: model did not load: {' '.join(errors) or 'timeout'}"
+    model = loaded[0]
+    window.settings.max_new_tokens.setValue(12)
+    window.settings.seed.setValue(7)
+    controller.send(SELF_TEST_MESSAGE)
+    ok, values = wait_for(controller.reply_done, 300_000)
+    done = values[0] if values else None
+    steps = controller.turns[-1].steps if controller.turns else []
+    failures: list[str] = []
+    if not ok or done is None:
+        failures.append(f"no reply ({' '.join(errors) or 'timeout'})")
+    elif done.error:
+        failures.append(f"reply failed: {done.error}")
+    elif not steps or not all(0.0 < s.prob <= 1.0 and s.top for s in steps):
+        failures.append("reply tokens lack probabilities")
+    pieces = model.tokenize(SELF_TEST_TEXT)
+    joined = b"".join(p.bytes for p in pieces if not p.special)
+    if joined != SELF_TEST_TEXT.encode("utf-8"):
+        failures.append(f"tokenize {SELF_TEST_TEXT!r} gave bytes {joined!r}")
+    if failures:
+        return 1, "self-test FAILED: " + "; ".join(failures)
+    return 0, (
+        f"self-test ok: model {model.name} on {done.provider}, {len(steps)} tokens streamed "
+        f"(first p={steps[0].prob:.3f}), TTFT {done.ttft_ms:.0f} ms, "
+        f"{done.decode_tokens_per_s:.1f} tokens/s, {SELF_TEST_TEXT!r} -> {len(pieces)} tokens"
+    )
