@@ -20,7 +20,9 @@ DEFAULT_MODEL_NAME = "SmolLM2-135M-Instruct"
 def home() -> Path:
     """The user data folder (created on first use)."""
     override = os.environ.get("TOKENGLASS_HOME")
-    path = Path(override) if override else Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
+    path = (
+        Path(override) if override else Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
+    )
     path.mkdir(parents=True, exist_ok=True)
     return path
 
