@@ -1,7 +1,7 @@
-"""Shared test set-up: every test runs with its own user data folder; model fixtures come from plugins.
+"""Shared test set-up: each test runs with its own user data folder; model fixtures are plugins.
 
-`default_model_dir` is the real default model (SmolLM2-135M-Instruct) that `make model` builds in the
-user's models folder before the tests; tests that use it are marked `slow` (still run in CI).
+`default_model_dir` is the real default model (SmolLM2-135M-Instruct) that `make model` builds in
+the user's models folder before the tests; tests that use it are marked `slow` (still run in CI).
 Tiny model fixtures live in tests/fixtures/ and are cached between runs in .cache/ (git-ignored).
 """
 
@@ -15,7 +15,7 @@ import pytest
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 # Resolved before any test points TOKENGLASS_HOME at a temp dir.
-from desktop import paths  # noqa: E402
+from desktop import paths
 
 REAL_DEFAULT_MODEL_DIR = paths.default_model_dir()
 REPO_ROOT = Path(__file__).resolve().parent.parent
