@@ -21,6 +21,7 @@ from typing import Any
 from . import bench
 from . import check as selfcheck
 from .errors import ExportError
+from .fused_graph import GRAPH_FORM as FUSED_FORM
 from .gguf_tokenizer import check_gguf_tokenizer
 from .onnx_graph import export_decoder, io_names
 from .quantize import VARIANT_FILES
@@ -98,10 +99,7 @@ def _export_decoder(loaded: LoadedSource, tmp: Path, *, quantize: str, check: bo
         report["check"]["seconds"] = round(time.perf_counter() - t0, 2)
         _require(report["check"])
     if quantize != "none":
-        variant, method = quantize_graph(onnx_path, quantize, loaded.gguf_path)
-        report["quantized"] = {"kind": quantize, "file": f"onnx/{variant.name}", **method}
-        if check:
-            report["quantized"].update(_check_variant(tokenizer, onnx_path, variant, quantize))
+        report["quantized"] = _quantize_checked(loaded, onnx_path, quantize, check=check)
     if check:
         ids = bench.chat_ids(tokenizer, bench.PROMPTS[0])
         report["decode_tokens_per_s"] = {
@@ -109,6 +107,29 @@ def _export_decoder(loaded: LoadedSource, tmp: Path, *, quantize: str, check: bo
             for path in sorted(onnx_path.parent.glob("*.onnx"))
         }
     return report
+
+
+def _quantize_checked(loaded: LoadedSource, onnx_path: Path, kind: str, *, check: bool) -> dict:
+    """Write and check the `kind` variant. A GGUF's blocks go into the fused graph first; if that
+    variant fails the check (top-1 under 90%, or greedy tokens differing from the float32
+    graph's), they go into the optimum graph instead and the report says why."""
+    variant, method = quantize_graph(onnx_path, kind, loaded.gguf_path, model=loaded.model)
+    result = {"kind": kind, "file": f"onnx/{variant.name}", **method}
+    if not check:
+        return result
+    fused = method.get("graph") == FUSED_FORM
+    try:
+        checked = _check_variant(loaded.tokenizer, onnx_path, variant, kind)
+        failure = None if checked["greedy_equal"] else "greedy tokens differ from float32's"
+    except Exception as err:  # an ExportError (top-1 gate) or a runtime error in the graph
+        if not fused:
+            raise
+        checked, failure = {}, f"{type(err).__name__}: {str(err)[:300]}"
+    if failure is None or not fused:
+        return {**result, **checked}
+    variant, method = quantize_graph(onnx_path, kind, loaded.gguf_path, graph="optimum")
+    result = {"kind": kind, "file": f"onnx/{variant.name}", **method, "fused_rejected": failure}
+    return {**result, **_check_variant(loaded.tokenizer, onnx_path, variant, kind)}
 
 
 def _check_variant(tokenizer: Any, reference: Path, variant: Path, kind: str) -> dict:

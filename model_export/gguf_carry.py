@@ -89,18 +89,49 @@ class RowIndex:
                 self.rows.setdefault(_row_key(row), (t_idx, r_idx))
 
     def match(self, weight: np.ndarray) -> tuple[QuantizedTensor, np.ndarray] | None:
-        """(tensor, row order int64[N]) when every row of `weight` [N, K] equals a row of one GGUF
-        tensor of the same shape (rows may repeat: e.g. unused tokens' embeddings); else None."""
+        """(tensor, row order int64[N]) when every row of `weight` [N, K] equals a row of a GGUF
+        tensor (rows may repeat: e.g. unused tokens' embeddings); else None. Rows may come from
+        several tensors of one kind and width (a packed Q/K/V MatMul stacks q, k and v): the
+        tensor returned is then those rows gathered into one, with the identity row order."""
         hits = [self.rows.get(_row_key(row)) for row in weight]
-        if not hits or any(h is None for h in hits) or len({h[0] for h in hits}) != 1:
+        if not hits or any(h is None for h in hits):
             return None
-        tensor = self.tensors[hits[0][0]]
-        perm = np.array([h[1] for h in hits], np.int64)
-        if tensor.codes.shape != weight.shape or not np.array_equal(
+        owners = sorted({h[0] for h in hits})
+        if len(owners) == 1:
+            tensor = self.tensors[owners[0]]
+            perm = np.array([h[1] for h in hits], np.int64)
+        else:
+            tensor = self._gather(hits)
+            if tensor is None:
+                return None
+            perm = np.arange(len(hits), dtype=np.int64)
+        if tensor.codes.shape[1] != weight.shape[1] or not np.array_equal(
             tensor.dequantized[perm], weight
         ):
             return None
         return tensor, perm
+
+    def _gather(self, hits: list[tuple[int, int]]) -> QuantizedTensor | None:
+        """One QuantizedTensor of the rows `hits` [(tensor, row)] from tensors of one kind."""
+        parts = [self.tensors[t] for t, _ in hits]
+        if len({(p.kind, p.codes.shape[1]) for p in parts}) != 1:
+            return None
+        t_idx = np.array([t for t, _ in hits])
+        r_idx = np.array([r for _, r in hits])
+
+        def take(field: str) -> np.ndarray:
+            rows = np.empty((len(hits), getattr(parts[0], field).shape[1]), np.float32)
+            for t in np.unique(t_idx):
+                sel = t_idx == t
+                rows[sel] = getattr(self.tensors[t], field)[r_idx[sel]]
+            return rows
+
+        codes = take("codes").astype(np.uint8)
+        minima = take("minima") if parts[0].minima is not None else None
+        name = "+".join(dict.fromkeys(p.name for p in parts))
+        return QuantizedTensor(
+            name, parts[0].kind, codes, take("scales"), minima, take("dequantized")
+        )
 
 
 def _pack(codes: np.ndarray, bits: int) -> np.ndarray:
@@ -157,6 +188,45 @@ def _nbits_nodes(
     return nodes, inits
 
 
+def _nibble_nodes(
+    node: onnx.NodeProto, tensor: QuantizedTensor, perm: np.ndarray
+) -> tuple[list[onnx.NodeProto], list[onnx.TensorProto]]:
+    """A Q8_0 MatMul as ONE 4-bit MatMulNBits over the input twice, exactly (NIBBLES).
+
+    With u = q + 128 = 16a + b (a, b in 0..15), w = d*q = 16d*(a - 8) + d*b, so
+    x @ w = [x, x] @ [hi; lo] where the first K/32 blocks hold codes a (scale 16d, zero point 8)
+    and the last K/32 hold codes b (scale d, zero point 0). 4-bit with uint4 zero points takes
+    MLAS's fast float32 path at accuracy_level 0, which 8-bit does not.
+    """
+    x, y, base = node.input[0], node.output[0], node.name or node.output[0]
+    n, k = tensor.codes.shape
+    codes, scales = tensor.codes[perm], tensor.scales[perm]  # (N, K), (N, K/32)
+    both = np.concatenate([codes >> 4, codes & 0x0F], axis=1)  # (N, 2K)
+    both_scales = np.concatenate([scales * 16.0, scales], axis=1)  # (N, 2K/32)
+    blocks = 2 * k // BLOCK
+    zp = np.zeros((n, blocks + blocks % 2), np.uint8)
+    zp[:, : k // BLOCK] = 8
+    zp_packed = (zp[:, 0::2] | (zp[:, 1::2] << 4)).astype(np.uint8)  # (N, ceil(blocks/2))
+    inits = [
+        numpy_helper.from_array(_pack(both, 4), f"{base}.nib_B"),
+        numpy_helper.from_array(both_scales.reshape(-1).astype(np.float32), f"{base}.nib_scales"),
+        numpy_helper.from_array(zp_packed.reshape(-1), f"{base}.nib_zp"),
+    ]
+    nodes = [
+        helper.make_node("Concat", [x, x], [f"{base}.x_twice"], axis=-1),  # (B, S, 2K)
+        helper.make_node(
+            "MatMulNBits", [f"{base}.x_twice", *(i.name for i in inits)], [y],
+            name=f"{base}.nib", domain="com.microsoft",
+            K=2 * k, N=n, bits=4, block_size=BLOCK, accuracy_level=0,
+        ),
+    ]  # fmt: skip
+    return nodes, inits
+
+
+#: The form in `levels` that carries a Q8_0 matrix as two exact 4-bit halves (_nibble_nodes).
+NIBBLES = "nibbles"
+
+
 #: MatMulNBits accuracy_level per GGUF kind; None keeps that kind's MatMul in float32.
 #: Level 0 computes in float32 (exact up to summation order); level 4 quantizes the activations
 #: to int8 per block. Q8_0 at level 0 takes a slow path (about 275 ms for 576 x 49152 here, vs
@@ -170,7 +240,7 @@ def carry_gguf_weights(
     gguf_path: Path,
     out_path: Path,
     *,
-    levels: dict[str, int | None] | None = None,
+    levels: dict[str, int | str | None] | None = None,
 ) -> dict:
     """Write `out_path`: the graph at `model_path` with every MatMul whose weight is a GGUF Q4_1
     or Q8_0 tensor replaced by MatMulNBits on the GGUF's own codes, at the accuracy level that
@@ -193,7 +263,11 @@ def carry_gguf_weights(
             counts["kept_fp32"] += node.op_type == "MatMul"
             new_nodes.append(node)
             continue
-        nodes, extra = _nbits_nodes(node, *match, int(levels[match[0].kind]))
+        level = levels[match[0].kind]
+        if level == NIBBLES and match[0].kind == Q8_0:
+            nodes, extra = _nibble_nodes(node, *match)
+        else:
+            nodes, extra = _nbits_nodes(node, *match, int(level))
         counts[match[0].kind] += 1
         new_nodes += nodes
         graph.initializer.extend(extra)

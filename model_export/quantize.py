@@ -8,27 +8,51 @@ written as onnx/model_q4.onnx. Names follow transformers.js. Quality is checked 
 from __future__ import annotations
 
 import logging
+import shutil
+import tempfile
 from pathlib import Path
+from typing import Any
 
 import onnx
 
 VARIANT_FILES = {"int8": "model_int8.onnx", "int4": "model_q4.onnx"}
 
 
-def quantize(model_path: Path, kind: str, gguf_path: Path | None = None) -> tuple[Path, dict]:
+GRAPHS = ("fused", "optimum")
+
+
+def quantize(
+    model_path: Path,
+    kind: str,
+    gguf_path: Path | None = None,
+    *,
+    model: Any = None,
+    graph: str = "fused",
+) -> tuple[Path, dict]:
     """Write the `kind` ("int8" or "int4") variant of `model_path` beside it.
 
     For a model exported from a GGUF, int4 carries the GGUF's own Q4_1 blocks (exact, see
-    gguf_carry); otherwise int4 is onnxruntime's symmetric blockwise MatMulNBits quantizer.
+    gguf_carry), and with graph="fused" and the PyTorch `model` given, into the fused graph of
+    onnxruntime-genai's builder (fused_graph) rather than into `model_path`'s optimum graph;
+    when no fused graph can be built it falls back to the optimum graph and records why.
+    Otherwise int4 is onnxruntime's symmetric blockwise MatMulNBits quantizer.
     Returns the variant's path and a description of the method for the report.
     """
     out = model_path.with_name(VARIANT_FILES[kind])
     if kind == "int4" and gguf_path is not None:
         from .gguf_carry import EXACT_LEVELS, carry_gguf_weights
 
-        counts = carry_gguf_weights(model_path, gguf_path, out)
+        source, form, note = _carry_source(model_path, model, graph)
+        try:
+            counts = carry_gguf_weights(source, gguf_path, out, levels=EXACT_LEVELS)
+        finally:
+            if source != model_path:
+                shutil.rmtree(source.parent.parent, ignore_errors=True)
         if counts["Q4_1"]:
-            return out, {"method": "gguf-carry", "levels": EXACT_LEVELS, "matmuls": counts}
+            method = {"method": "gguf-carry", "graph": form, "levels": EXACT_LEVELS}
+            if note:
+                method["fused_unavailable"] = note
+            return out, {**method, "matmuls": counts}
         out.unlink()  # no Q4_1 blocks to carry: quantize the float weights instead
     if kind == "int8":
         from onnxruntime.quantization import QuantType, quantize_dynamic
@@ -52,3 +76,23 @@ def quantize(model_path: Path, kind: str, gguf_path: Path | None = None) -> tupl
     else:
         raise ValueError(f"unknown quantization {kind!r}")
     return out, method
+
+
+OPTIMUM_FORM = "optimum (unfused attention and RMSNorm)"
+
+
+def _carry_source(model_path: Path, model: Any, graph: str) -> tuple[Path, str, str | None]:
+    """The float32 graph to carry the GGUF blocks into: (path, graph form, why not fused)."""
+    if graph not in GRAPHS:
+        raise ValueError(f"unknown graph {graph!r}")
+    if graph == "optimum" or model is None:
+        return model_path, OPTIMUM_FORM, None
+    from .errors import ExportError
+    from .fused_graph import GRAPH_FORM, build_fused_fp32
+
+    scratch = Path(tempfile.mkdtemp(prefix=".fused-", dir=model_path.parent.parent))
+    try:
+        return build_fused_fp32(model, scratch / "fused"), GRAPH_FORM, None
+    except ExportError as err:
+        shutil.rmtree(scratch, ignore_errors=True)
+        return model_path, OPTIMUM_FORM, str(err)

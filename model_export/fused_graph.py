@@ -1,0 +1,90 @@
+"""A fused float32 decoder graph from onnxruntime-genai's model builder (pinned 0.10.0).
+
+optimum's export leaves attention unfused: rotary embedding, mask, softmax and the KV concat are
+separate nodes, and each RMSNorm is half a dozen. onnxruntime-genai's builder writes the same
+model with onnxruntime's contrib ops instead: GroupQueryAttention (rotary inside, Q/K/V as one
+packed MatMul), SimplifiedLayerNormalization and SkipSimplifiedLayerNormalization. Built at
+float32 (`-p fp32 -e cpu`), its MatMul weights are the model's own float32 weights, so
+gguf_carry can replace them with the GGUF's blocks exactly.
+
+I/O of the graph: `input_ids` int64[batch, seq], `attention_mask` int64[batch, past + seq],
+`past_key_values.{i}.key|value` float32[batch, kv_heads, past, head_dim] -> `logits`
+float32[batch, seq, vocab], `present.{i}.key|value`; no `position_ids` (GroupQueryAttention
+derives positions from the attention mask); a zero-length past is the prefill.
+Source: onnxruntime-genai src/python/py/models/builder.py (create_model), which this mirrors
+without its genai_config.json and tokenizer copies.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from .errors import ExportError
+
+#: transformers architecture -> the builder class that writes it (builder 0.10.0 names).
+BUILDER_CLASSES = {
+    "LlamaForCausalLM": "LlamaModel",
+    "MistralForCausalLM": "MistralModel",
+    "Qwen2ForCausalLM": "QwenModel",
+}
+GRAPH_FORM = "onnxruntime-genai 0.10 builder fp32: GroupQueryAttention, fused RMSNorm"
+
+
+def fused_available(model: Any) -> str | None:
+    """None when `model` can get a fused graph here; else the reason it cannot."""
+    arch = (getattr(model.config, "architectures", None) or [type(model).__name__])[0]
+    if arch not in BUILDER_CLASSES:
+        return f"no fused graph for {arch} (supported: {', '.join(BUILDER_CLASSES)})"
+    config = model.config
+    head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
+    if head_dim % 16:  # onnxruntime's CPU GroupQueryAttention kernel requires it
+        return f"GroupQueryAttention needs a head size that is a multiple of 16, not {head_dim}"
+    try:
+        import onnxruntime_genai.models.builder  # noqa: F401
+    except Exception as err:  # not installed, or a version that needs another transformers
+        return f"onnxruntime-genai's builder is unavailable: {type(err).__name__}: {err}"
+    return None
+
+
+def build_fused_fp32(model: Any, out_dir: Path) -> Path:
+    """Write the fused float32 graph of `model` (a transformers causal LM) to
+    `out_dir/model.onnx` (+ model.onnx.data); returns that path.
+
+    Raises `ExportError` when the architecture or the builder is unavailable, or it fails.
+    """
+    reason = fused_available(model)
+    if reason is not None:
+        raise ExportError(reason)
+    from onnxruntime_genai.models import builder
+    from transformers import AutoConfig
+
+    arch = (model.config.architectures or [type(model).__name__])[0]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="hf-", dir=out_dir.parent) as scratch:
+        hf_dir = Path(scratch) / "hf"
+        model.save_pretrained(hf_dir)  # safetensors + config.json: what the builder reads
+        config = AutoConfig.from_pretrained(hf_dir)
+        config.architectures = [arch]
+        cache = Path(scratch) / "cache"
+        cache.mkdir()
+        options: dict[str, Any] = {}
+        chatter = io.StringIO()  # the builder prints every layer and tqdm bars
+        try:
+            with contextlib.redirect_stdout(chatter), contextlib.redirect_stderr(chatter):
+                io_dtype = builder.set_io_dtype("fp32", "cpu", options)
+                onnx_dtype = builder.set_onnx_dtype("fp32", options)
+                cls = getattr(builder, BUILDER_CLASSES[arch])
+                onnx_model = cls(config, io_dtype, onnx_dtype, "cpu", str(cache), options)
+                onnx_model.make_model(str(hf_dir))
+                onnx_model.save_model(str(out_dir))
+        except Exception as err:
+            last = (chatter.getvalue().strip().splitlines() or [""])[-1][:200]
+            raise ExportError(f"onnxruntime-genai's builder failed: {err} {last}".strip()) from err
+    path = out_dir / "model.onnx"
+    if not path.is_file():
+        raise ExportError("onnxruntime-genai's builder produced no model.onnx")
+    return path
