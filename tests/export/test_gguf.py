@@ -37,6 +37,9 @@ def test_q4_carries_every_q4_1_block_exactly(gguf_export):
     out, report = gguf_export
     quantized = report["quantized"]
     assert quantized["method"] == "gguf-carry"
+    # head size 8: no fused GroupQueryAttention graph, so the blocks go into optimum's graph
+    assert quantized["graph"].startswith("optimum")
+    assert "multiple of 16" in quantized["fused_unavailable"]
     assert quantized["matmuls"]["Q4_1"] == 14  # 2 layers x (q, k, v, o, gate, up, down)
     assert quantized["top1_agreement"] == 1.0
     assert quantized["greedy_equal"] is True

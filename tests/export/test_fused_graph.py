@@ -1,0 +1,110 @@
+"""The fused default graph: a GGUF's Q4_1 blocks carried into onnxruntime-genai's float32 graph
+(GroupQueryAttention, fused RMSNorm, packed Q/K/V), on a tiny Llama GGUF whose head size (16)
+the CPU GroupQueryAttention kernel accepts; and the Q8_0 'nibbles' form of the tied lm_head."""
+
+from __future__ import annotations
+
+import collections
+
+import numpy as np
+import onnx
+import pytest
+
+from model_export.api import export
+from model_export.check import OnnxDecoder, make_session
+from model_export.fused_graph import GRAPH_FORM, fused_available
+from model_export.gguf_carry import EXACT_LEVELS, NIBBLES, Q4_1, Q8_0, carry_gguf_weights
+from tests.fixtures.decoder_models import train_tokenizer, write_tiny_llama_gguf
+
+IDS = [1, 10, 20, 30, 40, 50, 60, 70]
+
+
+@pytest.fixture(scope="module")
+def wide_llama_gguf(tmp_path_factory):
+    """A tiny Llama GGUF with head size 16 (hidden 64, 4 heads, 2 KV heads, 2 layers)."""
+    import torch
+    from transformers import AutoModelForCausalLM, LlamaConfig
+
+    root = tmp_path_factory.mktemp("wide-llama")
+    tokenizer = train_tokenizer(chatml=True)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
+        bos_token_id=1, eos_token_id=2, pad_token_id=0, tie_word_embeddings=True,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_config(config)
+    with torch.no_grad():  # peaked logits, as in the shared fixtures
+        for param in model.parameters():
+            if param.dim() > 1:
+                param.normal_(0.0, 0.2)
+    model.eval().save_pretrained(str(root / "hf"))
+    tokenizer.save_pretrained(str(root / "hf"))
+    return write_tiny_llama_gguf(root / "hf", root / "wide-llama.Q4_1.gguf")
+
+
+@pytest.fixture(scope="module")
+def fused_export(wide_llama_gguf, tmp_path_factory):
+    out = tmp_path_factory.mktemp("fused-export") / "wide"
+    return out, export(wide_llama_gguf, out, quantize="int4")
+
+
+def test_q4_variant_is_the_fused_graph_with_every_block_carried(fused_export):
+    out, report = fused_export
+    quantized = report["quantized"]
+    assert quantized["graph"] == GRAPH_FORM
+    # 2 layers x (packed q/k/v, o, gate, up, down): the packed rows come from 3 GGUF tensors
+    assert quantized["matmuls"]["Q4_1"] == 10
+    assert quantized["top1_agreement"] == 1.0
+    assert quantized["greedy_equal"] is True
+    assert "fused_rejected" not in quantized and "fused_unavailable" not in quantized
+    assert not list(out.rglob(".fused-*")) and not list(out.rglob("*.onnx.data"))
+    graph = onnx.load(str(out / "onnx" / "model_q4.onnx")).graph
+    ops = collections.Counter(n.op_type for n in graph.node)
+    assert ops["GroupQueryAttention"] == 2 and ops["SkipSimplifiedLayerNormalization"] >= 3
+    lm_head_nbits = EXACT_LEVELS[Q8_0] is not None
+    assert ops["MatMulNBits"] == 10 + lm_head_nbits
+    assert ops["MatMul"] == 10 + (not lm_head_nbits)  # one minima term per Q4_1 MatMul
+
+
+def test_fused_graph_keeps_the_io_contract(fused_export):
+    out, _ = fused_export
+    graph = onnx.load(str(out / "onnx" / "model_q4.onnx"), load_external_data=False).graph
+    inputs = [i.name for i in graph.input]
+    outputs = [o.name for o in graph.output]
+    assert inputs[:2] == ["input_ids", "attention_mask"]
+    assert "position_ids" not in inputs  # GroupQueryAttention takes positions from the mask
+    assert inputs[2:] == [f"past_key_values.{i}.{kv}" for i in range(2) for kv in ("key", "value")]
+    assert outputs == ["logits"] + [
+        f"present.{i}.{kv}" for i in range(2) for kv in ("key", "value")
+    ]
+
+
+def test_fused_q4_logits_match_fp32_through_the_kv_cache(fused_export):
+    out, _ = fused_export
+    fp32 = OnnxDecoder(make_session(out / "onnx" / "model.onnx"))
+    q4 = OnnxDecoder(make_session(out / "onnx" / "model_q4.onnx"))
+    np.testing.assert_allclose(q4.forward(IDS), fp32.forward(IDS), atol=1e-4)  # empty past
+    for token in (5, 6, 7):  # decode steps on the cache
+        np.testing.assert_allclose(q4.forward([token]), fp32.forward([token]), atol=1e-4)
+
+
+def test_q8_0_lm_head_as_two_nibbles_is_exact(fused_export, wide_llama_gguf, tmp_path):
+    out, _ = fused_export
+    target = tmp_path / "nibbles.onnx"
+    counts = carry_gguf_weights(
+        out / "onnx" / "model.onnx", wide_llama_gguf, target, levels={Q4_1: 0, Q8_0: NIBBLES}
+    )
+    assert counts[Q8_0] == 1  # the tied lm_head
+    fp32 = OnnxDecoder(make_session(out / "onnx" / "model.onnx")).forward(IDS)  # (8, vocab)
+    nibbles = OnnxDecoder(make_session(target)).forward(IDS)  # (8, vocab)
+    np.testing.assert_allclose(nibbles, fp32, atol=1e-4)
+
+
+def test_fused_graph_is_refused_for_a_head_size_gqa_cannot_run(tiny_llama_gguf):
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(
+        tiny_llama_gguf.parent, gguf_file=tiny_llama_gguf.name
+    )
+    assert "multiple of 16, not 8" in fused_available(model)
