@@ -8,7 +8,7 @@ so the controller can stop a running reply before the window goes.
 from __future__ import annotations
 
 from PySide6.QtCore import QSize, Qt, Signal
-from PySide6.QtGui import QAction, QCloseEvent, QIcon, QKeySequence, QShortcut
+from PySide6.QtGui import QAction, QCloseEvent, QIcon, QKeySequence, QShortcut, QShowEvent
 from PySide6.QtWidgets import QDockWidget, QLabel, QMainWindow, QToolBar, QWidget
 
 from desktop import paths
@@ -87,6 +87,12 @@ class MainWindow(QMainWindow):
         )
         self.addDockWidget(area, dock)
         return dock
+
+    def showEvent(self, event: QShowEvent) -> None:
+        """On first show the message box has the keyboard focus, so a person can type at once."""
+        super().showEvent(event)
+        if not event.spontaneous():
+            self.chat.input.setFocus(Qt.FocusReason.ActiveWindowFocusReason)
 
     def closeEvent(self, event: QCloseEvent) -> None:
         self.closing.emit()

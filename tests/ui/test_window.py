@@ -58,6 +58,11 @@ def test_enter_sends_and_reply_streams_with_probabilities(qtbot, scripted_window
     assert built.model.calls[-1][-1].content == "Hello there"
 
 
+def test_message_box_has_focus_when_the_window_opens(qtbot, scripted_window):
+    scripted_window.window.activateWindow()
+    qtbot.waitUntil(lambda: QApplication.focusWidget() is scripted_window.window.chat.input)
+
+
 def test_shift_enter_makes_a_new_line(qtbot, scripted_window):
     box = scripted_window.window.chat.input
     box.setPlainText("line one")
