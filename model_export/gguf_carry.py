@@ -4,7 +4,7 @@ transformers dequantizes a GGUF to float32 before the export, so the fp32 graph 
 w = d*q + m exactly. Re-quantizing those weights (symmetric int4, dynamic int8) changes greedy
 output after a few tokens; carrying the GGUF's own codes does not. For every MatMul whose weight
 equals a dequantized GGUF tensor row for row (rows may be permuted: transformers undoes llama.cpp's
-rope permutation of q/k), this writes:
+rope permutation of q/k; a packed Q/K/V weight stacks rows of three tensors), this writes:
 
     Q4_1 (32 weights per block, w = d*q + m, q in 0..15)       Q8_0 (w = d*q, q in -128..127)
 

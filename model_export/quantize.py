@@ -2,7 +2,9 @@
 
 int8: dynamic quantization of MatMul weights (onnxruntime.quantization.quantize_dynamic),
 written as onnx/model_int8.onnx. int4: blockwise 4-bit MatMulNBits (block 32, symmetric),
-written as onnx/model_q4.onnx. Names follow transformers.js. Quality is checked by the caller.
+written as onnx/model_q4.onnx; for a GGUF source, int4 instead carries the GGUF's own Q4_1
+blocks, by default into onnxruntime-genai's fused float32 graph (see fused_graph and gguf_carry).
+Names follow transformers.js. Quality is checked by the caller.
 """
 
 from __future__ import annotations
