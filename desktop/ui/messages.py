@@ -91,6 +91,7 @@ class UserMessageWidget(QFrame):
         self.body.setAccessibleName("Your message")
         self.info = QLabel("")
         self.info.setObjectName("footer")
+        self.info.setWordWrap(True)
         column = QVBoxLayout(self)
         column.setContentsMargins(10, 6, 10, 8)
         column.addLayout(row)
@@ -177,6 +178,7 @@ class AssistantMessageWidget(QFrame):
         self.footer = QLabel("")
         self.footer.setObjectName("footer")
         self.footer.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.footer.setWordWrap(True)  # else its one line sets the chat column's minimum width
         self.error = QLabel("")
         self.error.setObjectName("error")
         self.error.setWordWrap(True)
@@ -294,6 +296,8 @@ class ChatView(QWidget):
         self.column.addStretch(1)
         self.scroll = QScrollArea()
         self.scroll.setWidgetResizable(True)
+        # Bubbles wrap to the viewport's width; a sideways scroll bar would hide their buttons.
+        self.scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.scroll.setFrameShape(QFrame.Shape.NoFrame)
         self.scroll.setWidget(self.column_widget)
         self.scroll.verticalScrollBar().rangeChanged.connect(self._follow)

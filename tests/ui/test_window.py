@@ -4,6 +4,7 @@ probabilities, tooltip, inspector, keyboard navigation, user tokens, history, se
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 
@@ -143,6 +144,20 @@ def test_second_turn_sends_the_history(qtbot, scripted_window):
         ("assistant", "Hello, world!"),
         ("user", "two"),
     ]
+
+
+def test_bubbles_fit_a_narrow_window_without_sideways_scrolling(qtbot, scripted_window):
+    built = scripted_window
+    built.window.resize(1100, 700)  # a chat column of about 460 px between the docks
+    built.model.settings = dataclasses.replace(built.model.settings, seed=2**31 - 1)
+    built.controller.open_model(None)  # a 10-digit seed makes the footer long
+    qtbot.wait(50)
+    send_and_wait(qtbot, built, "Hi")
+    chat = built.window.chat
+    viewport = chat.scroll.viewport().width()
+    qtbot.waitUntil(lambda: chat.column_widget.width() <= viewport)
+    for turn in built.controller.turns:
+        assert turn.widget.geometry().right() < viewport, turn.role
 
 
 def test_new_chat_clears_and_copy_copies(qtbot, scripted_window):
