@@ -23,6 +23,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper
+
 from .errors import ExportError
 
 #: transformers architecture -> the builder class that writes it (builder 0.10.0 names).
@@ -88,3 +92,39 @@ def build_fused_fp32(model: Any, out_dir: Path) -> Path:
     if not path.is_file():
         raise ExportError("onnxruntime-genai's builder produced no model.onnx")
     return path
+
+
+def tie_embedding(model: onnx.ModelProto) -> bool:
+    """Make the token embedding read the lm_head's weight when the two are one tied matrix.
+
+    The builder stores a tied embedding twice: E float32[vocab, hidden] for the Gather and
+    W = Eᵀ float32[hidden, vocab] for the lm_head MatMul (113 MB each for SmolLM2-135M). When
+    W equals Eᵀ exactly, the Gather becomes Gather(W, ids, axis=1) -> [hidden, batch, seq] and a
+    Transpose to [batch, seq, hidden] (the same values), and E is dropped. Returns whether it tied.
+    """
+    graph = model.graph
+    inits = {i.name: i for i in graph.initializer}
+    gathers = [n for n in graph.node if n.op_type == "Gather" and n.input[0] in inits]
+    heads = [n for n in graph.node if n.op_type == "MatMul" and n.input[1] in inits]
+    for gather in gathers:
+        table = inits[gather.input[0]]
+        for head in heads:
+            weight = inits[head.input[1]]
+            if len(table.dims) != 2 or list(weight.dims) != list(table.dims)[::-1]:
+                continue
+            if not np.array_equal(numpy_helper.to_array(weight), numpy_helper.to_array(table).T):
+                continue
+            gathered = f"{gather.output[0]}/columns"  # (hidden, batch, seq)
+            index = list(graph.node).index(gather)
+            graph.node.remove(gather)
+            graph.node.insert(index, helper.make_node(
+                "Transpose", [gathered], list(gather.output), perm=[1, 2, 0],
+                name=f"{gather.name}/Transpose",
+            ))  # fmt: skip
+            graph.node.insert(index, helper.make_node(
+                "Gather", [head.input[1], gather.input[1]], [gathered], axis=1, name=gather.name
+            ))  # fmt: skip
+            if not any(table.name in n.input for n in graph.node):
+                graph.initializer.remove(table)
+            return True
+    return False

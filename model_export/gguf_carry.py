@@ -21,6 +21,7 @@ with element 2i in the low nibble of byte i, scales float[N * K/32], zero points
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -241,12 +242,15 @@ def carry_gguf_weights(
     out_path: Path,
     *,
     levels: dict[str, int | str | None] | None = None,
+    prepare: Callable[[onnx.ModelProto], bool] | None = None,
 ) -> dict:
     """Write `out_path`: the graph at `model_path` with every MatMul whose weight is a GGUF Q4_1
     or Q8_0 tensor replaced by MatMulNBits on the GGUF's own codes, at the accuracy level that
-    `levels` gives the kind (default EXACT_LEVELS). Returns the count of MatMuls per kind."""
+    `levels` gives the kind (default EXACT_LEVELS), after `prepare` (if given) has rewritten the
+    loaded graph. Returns the count of MatMuls per kind (and `prepared`: what `prepare` gave)."""
     levels = EXACT_LEVELS if levels is None else levels
     model = onnx.load(str(model_path))
+    prepared = prepare(model) if prepare is not None else None  # e.g. fused_graph.tie_embedding
     graph = model.graph
     inits = {i.name: i for i in graph.initializer}
     producers = {o: n for n in graph.node for o in n.output}
@@ -279,6 +283,8 @@ def carry_gguf_weights(
     if not any(op.domain == "com.microsoft" for op in model.opset_import):
         model.opset_import.append(helper.make_opsetid("com.microsoft", 1))
     onnx.save_model(model, str(out_path))
+    if prepared is not None:
+        counts["prepared"] = bool(prepared)
     return counts
 
 

@@ -58,10 +58,14 @@ def test_q4_variant_is_the_fused_graph_with_every_block_carried(fused_export):
     assert quantized["top1_agreement"] == 1.0
     assert quantized["greedy_equal"] is True
     assert "fused_rejected" not in quantized and "fused_unavailable" not in quantized
+    assert quantized["embedding_tied_to_lm_head"] is True
     assert not list(out.rglob(".fused-*")) and not list(out.rglob("*.onnx.data"))
     graph = onnx.load(str(out / "onnx" / "model_q4.onnx")).graph
     ops = collections.Counter(n.op_type for n in graph.node)
     assert ops["GroupQueryAttention"] == 2 and ops["SkipSimplifiedLayerNormalization"] >= 3
+    vocab_sized = [i.name for i in graph.initializer if len(i.dims) == 2 and 400 in i.dims]
+    assert len(vocab_sized) == 1  # one tied matrix serves the embedding Gather and the lm_head
+    assert any(n.op_type == "Gather" and n.input[0] == vocab_sized[0] for n in graph.node)
     lm_head_nbits = EXACT_LEVELS[Q8_0] is not None
     assert ops["MatMulNBits"] == 10 + lm_head_nbits
     assert ops["MatMul"] == 10 + (not lm_head_nbits)  # one minima term per Q4_1 MatMul
