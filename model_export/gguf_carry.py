@@ -145,9 +145,15 @@ def _pack(codes: np.ndarray, bits: int) -> np.ndarray:
 
 
 def _nbits_nodes(
-    node: onnx.NodeProto, tensor: QuantizedTensor, perm: np.ndarray, accuracy_level: int
+    node: onnx.NodeProto,
+    tensor: QuantizedTensor,
+    perm: np.ndarray,
+    accuracy_level: int,
+    block_sums: dict[str, str] | None = None,
 ) -> tuple[list[onnx.NodeProto], list[onnx.TensorProto]]:
-    """The nodes and initializers that replace MatMul `node` (see the module diagram)."""
+    """The nodes and initializers that replace MatMul `node` (see the module diagram).
+    `block_sums` maps an input name to its block sums already computed upstream (MatMuls on one
+    input, like gate and up, share them); it gains this node's input when new."""
     x, y, base = node.input[0], node.output[0], node.name or node.output[0]
     n, k = tensor.codes.shape
     bits = 4 if tensor.kind == Q4_1 else 8
@@ -171,19 +177,22 @@ def _nbits_nodes(
     if tensor.minima is None:
         return nodes, inits
     minima_t = np.ascontiguousarray(tensor.minima[perm].T)  # (K/32, N)
-    inits += [
-        numpy_helper.from_array(np.array([0, 0, -1, BLOCK], np.int64), f"{base}.blk_shape"),
-        numpy_helper.from_array(np.array([-1], np.int64), f"{base}.blk_axis"),
-        numpy_helper.from_array(minima_t, f"{base}.minima_T"),
-    ]
+    inits.append(numpy_helper.from_array(minima_t, f"{base}.minima_T"))
+    block_sums = {} if block_sums is None else block_sums
+    if x not in block_sums:
+        block_sums[x] = f"{base}.block_sums"
+        inits += [
+            numpy_helper.from_array(np.array([0, 0, -1, BLOCK], np.int64), f"{base}.blk_shape"),
+            numpy_helper.from_array(np.array([-1], np.int64), f"{base}.blk_axis"),
+        ]
+        nodes += [
+            helper.make_node("Reshape", [x, f"{base}.blk_shape"], [f"{base}.blocks"]),
+            helper.make_node(
+                "ReduceSum", [f"{base}.blocks", f"{base}.blk_axis"], [block_sums[x]], keepdims=0
+            ),  # (B, S, K/32, 32) -> (B, S, K/32)
+        ]
     nodes += [
-        helper.make_node("Reshape", [x, f"{base}.blk_shape"], [f"{base}.blocks"]),  # (B,S,K/32,32)
-        helper.make_node(
-            "ReduceSum", [f"{base}.blocks", f"{base}.blk_axis"], [f"{base}.block_sums"], keepdims=0
-        ),  # (B, S, K/32)
-        helper.make_node(
-            "MatMul", [f"{base}.block_sums", f"{base}.minima_T"], [f"{base}.min_term"]
-        ),
+        helper.make_node("MatMul", [block_sums[x], f"{base}.minima_T"], [f"{base}.min_term"]),
         helper.make_node("Add", [out, f"{base}.min_term"], [y]),  # (B, S, N)
     ]
     return nodes, inits
@@ -258,6 +267,7 @@ def carry_gguf_weights(
     counts = {Q4_1: 0, Q8_0: 0, "kept_fp32": 0}
     new_nodes: list[onnx.NodeProto] = []
     dropped: set[str] = set()
+    block_sums: dict[str, str] = {}
     for node in graph.node:
         weight = _matmul_weight(node, inits, producers)
         match = index.match(weight) if weight is not None else None
@@ -271,7 +281,7 @@ def carry_gguf_weights(
         if level == NIBBLES and match[0].kind == Q8_0:
             nodes, extra = _nibble_nodes(node, *match)
         else:
-            nodes, extra = _nbits_nodes(node, *match, int(level))
+            nodes, extra = _nbits_nodes(node, *match, int(level), block_sums)
         counts[match[0].kind] += 1
         new_nodes += nodes
         graph.initializer.extend(extra)

@@ -69,6 +69,8 @@ def test_q4_variant_is_the_fused_graph_with_every_block_carried(fused_export):
     lm_head_nbits = EXACT_LEVELS[Q8_0] is not None
     assert ops["MatMulNBits"] == 10 + lm_head_nbits
     assert ops["MatMul"] == 10 + (not lm_head_nbits)  # one minima term per Q4_1 MatMul
+    # block sums once per distinct input (q/k/v, o, gate+up, down), plus the mask's ReduceSum
+    assert ops["ReduceSum"] == 2 * 4 + 1
 
 
 def test_fused_graph_keeps_the_io_contract(fused_export):
