@@ -12,6 +12,7 @@ import pytest
 from tokenizers import Tokenizer
 
 from model_export.check import OnnxDecoder, make_session
+from model_export.fused_graph import GRAPH_FORM
 
 pytestmark = pytest.mark.slow
 
@@ -31,7 +32,9 @@ def test_fp32_parity_with_pytorch(report):
 def test_shipped_int4_is_the_exact_gguf_carry(report, default_model_dir):
     quantized = report["quantized"]
     assert quantized["method"] == "gguf-carry"
-    assert quantized["matmuls"]["Q4_1"] == 210  # 30 layers x (q, k, v, o, gate, up, down)
+    assert quantized["graph"] == GRAPH_FORM  # GroupQueryAttention, fused RMSNorm
+    assert quantized["matmuls"]["Q4_1"] == 150  # 30 layers x (packed q/k/v, o, gate, up, down)
+    assert quantized["embedding_tied_to_lm_head"] is True
     assert quantized["greedy_first_difference_per_prompt"] == [None] * 5
     assert quantized["top1_agreement"] == 1.0
     assert (default_model_dir / "onnx" / "model_q4.onnx").is_file()
