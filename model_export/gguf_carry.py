@@ -24,6 +24,7 @@ import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -251,7 +252,7 @@ def carry_gguf_weights(
     out_path: Path,
     *,
     levels: dict[str, int | str | None] | None = None,
-    prepare: Callable[[onnx.ModelProto], bool] | None = None,
+    prepare: Callable[[onnx.ModelProto], Any] | None = None,
 ) -> dict:
     """Write `out_path`: the graph at `model_path` with every MatMul whose weight is a GGUF Q4_1
     or Q8_0 tensor replaced by MatMulNBits on the GGUF's own codes, at the accuracy level that
@@ -259,7 +260,7 @@ def carry_gguf_weights(
     loaded graph. Returns the count of MatMuls per kind (and `prepared`: what `prepare` gave)."""
     levels = EXACT_LEVELS if levels is None else levels
     model = onnx.load(str(model_path))
-    prepared = prepare(model) if prepare is not None else None  # e.g. fused_graph.tie_embedding
+    prepared = prepare(model) if prepare is not None else None  # e.g. fused_graph.prepare_fused
     graph = model.graph
     inits = {i.name: i for i in graph.initializer}
     producers = {o: n for n in graph.node for o in n.output}
@@ -294,7 +295,7 @@ def carry_gguf_weights(
         model.opset_import.append(helper.make_opsetid("com.microsoft", 1))
     onnx.save_model(model, str(out_path))
     if prepared is not None:
-        counts["prepared"] = bool(prepared)
+        counts["prepared"] = prepared
     return counts
 
 

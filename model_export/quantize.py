@@ -47,7 +47,7 @@ def quantize(
         source, form, note = _carry_source(model_path, model, graph)
         prepare = None
         if source != model_path:  # the fused graph stores a tied embedding twice
-            from .fused_graph import tie_embedding as prepare
+            from .fused_graph import prepare_fused as prepare
         try:
             counts = carry_gguf_weights(
                 source, gguf_path, out, levels=EXACT_LEVELS, prepare=prepare
@@ -57,8 +57,7 @@ def quantize(
                 shutil.rmtree(source.parent.parent, ignore_errors=True)
         if counts["Q4_1"]:
             method = {"method": "gguf-carry", "graph": form, "levels": EXACT_LEVELS}
-            if "prepared" in counts:
-                method["embedding_tied_to_lm_head"] = counts.pop("prepared")
+            method.update(counts.pop("prepared", {}))
             if note:
                 method["fused_unavailable"] = note
             return out, {**method, "matmuls": counts}

@@ -33,7 +33,7 @@ def test_shipped_int4_is_the_exact_gguf_carry(report, default_model_dir):
     quantized = report["quantized"]
     assert quantized["method"] == "gguf-carry"
     assert quantized["graph"] == GRAPH_FORM  # GroupQueryAttention, fused RMSNorm
-    assert quantized["matmuls"]["Q4_1"] == 150  # 30 layers x (packed q/k/v, o, gate, up, down)
+    assert quantized["matmuls"]["Q4_1"] == 120  # 30 layers x (packed q/k/v, o, gate+up, down)
     assert quantized["embedding_tied_to_lm_head"] is True
     assert quantized["greedy_first_difference_per_prompt"] == [None] * 5
     assert quantized["top1_agreement"] == 1.0

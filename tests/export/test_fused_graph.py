@@ -53,8 +53,9 @@ def test_q4_variant_is_the_fused_graph_with_every_block_carried(fused_export):
     out, report = fused_export
     quantized = report["quantized"]
     assert quantized["graph"] == GRAPH_FORM
-    # 2 layers x (packed q/k/v, o, gate, up, down): the packed rows come from 3 GGUF tensors
-    assert quantized["matmuls"]["Q4_1"] == 10
+    # 2 layers x (packed q/k/v, o, packed gate+up, down): packed rows come from several tensors
+    assert quantized["matmuls"]["Q4_1"] == 8
+    assert quantized["packed_matmuls"] == 2  # gate and up read one input: one MatMul + Split
     assert quantized["top1_agreement"] == 1.0
     assert quantized["greedy_equal"] is True
     assert "fused_rejected" not in quantized and "fused_unavailable" not in quantized
@@ -67,8 +68,8 @@ def test_q4_variant_is_the_fused_graph_with_every_block_carried(fused_export):
     assert len(vocab_sized) == 1  # one tied matrix serves the embedding Gather and the lm_head
     assert any(n.op_type == "Gather" and n.input[0] == vocab_sized[0] for n in graph.node)
     lm_head_nbits = EXACT_LEVELS[Q8_0] is not None
-    assert ops["MatMulNBits"] == 10 + lm_head_nbits
-    assert ops["MatMul"] == 10 + (not lm_head_nbits)  # one minima term per Q4_1 MatMul
+    assert ops["MatMulNBits"] == 8 + lm_head_nbits and ops["Split"] == 2
+    assert ops["MatMul"] == 8 + (not lm_head_nbits)  # one minima term per Q4_1 MatMul
     # block sums once per distinct input (q/k/v, o, gate+up, down), plus the mask's ReduceSum
     assert ops["ReduceSum"] == 2 * 4 + 1
 
