@@ -43,7 +43,7 @@ class ChatModel:
             for key in _SPECIAL_KEYS
             if (text := _content(manifest.tokenizer_config.get(key))) is not None
         }
-        self.template = ChatTemplate(source, specials) if source else None
+        self.template = ChatTemplate(source, specials) if source is not None else None
         self._graphs, self.provider = open_graphs(manifest.graphs, provider, threads)
         self._stepper = make_stepper(manifest, self._graphs)
         self._lock = threading.Lock()

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
-from desktop.engine.chat_template import ChatTemplate, find_template, plain_prompt
+from desktop.engine.chat_template import DEADLINE_S, ChatTemplate, find_template, plain_prompt
 from desktop.engine.errors import ChatTemplateError
 from desktop.engine.events import Message
 
@@ -109,3 +111,71 @@ def test_find_template_sources(tmp_path):
 
 def test_plain_prompt_is_the_last_user_turn():
     assert plain_prompt([*CHAT, Message("assistant", "Hey"), Message("user", "Again")]) == "Again"
+
+
+# QA defect 4: a chat template is untrusted code; every fault is a ChatTemplateError, bounded in
+# memory and time, never a traceback.
+@pytest.mark.parametrize(
+    ("source", "fault"),
+    [
+        ("{{ 'x' * 10**10 }}", "was stopped: it would build"),
+        ("{{ [1, 2] * 10**9 }}", "was stopped: it would build"),
+        ("{{ 10 ** 100000 }}", "was stopped: it computed a number"),
+        ("{% set n = 2 ** 60000 %}{{ n * n }}", "was stopped: it built a number"),
+        (
+            "{% set ns = namespace(s='x' * 1000) %}{% for i in range(30) %}"
+            "{% set ns.s = ns.s ~ ns.s %}{% endfor %}",
+            "was stopped",
+        ),
+        ("{% set s = 'x' * 1000000 %}{{ (s + s) + (s + s) }}", "was stopped"),
+        ("{{ 'x'.center(10**10) }}", "was stopped: it passed the number"),
+        ("{{ 'x' | center(10**10) }}", "was stopped: it passed the number"),
+        ("{{ '%099999999999d' % 1 }}", "was stopped: its format asks"),
+        ("{{ ('x' * 1000) | replace('x', 'y' * 100000) }}", "was stopped: it would build"),
+        ("{{ ('x' * 1000000).replace('x', 'yyy') }}", "was stopped: it would build"),
+        ("{% for i in range(99999) %}{{ 'x' * 99 }}{% endfor %}", "output passed"),
+        ("{{ 1/0 }}", "failed: ZeroDivisionError: division by zero"),
+        ("{{ range(10**9) }}", "was stopped: it passed the number"),
+        ("{{ range(200000) }}", "failed: OverflowError: Range too big"),
+        ("{{ messages[5]['content'] }}", "failed: UndefinedError"),
+        ("{{ 'a' - 1 }}", "failed: TypeError"),
+    ],
+)
+def test_b4_template_faults_and_bounds_are_clear_errors(source, fault):
+    with pytest.raises(ChatTemplateError, match=fault):
+        ChatTemplate(source, {}).render([Message("user", "x")])
+
+
+def test_b4_nested_loops_stop_at_the_deadline():
+    source = (
+        "{% for i in range(99999) %}{% for j in range(99999) %}{% set k = j %}"
+        "{% endfor %}{% endfor %}x"
+    )
+    started = time.monotonic()
+    with pytest.raises(ChatTemplateError, match="ran longer than 2 s"):
+        ChatTemplate(source, {}).render([Message("user", "x")])
+    assert time.monotonic() - started < DEADLINE_S + 1.0
+
+
+def test_b4_deadline_is_per_render():
+    template = ChatTemplate("{% for m in messages %}{{ m['content'] }}{% endfor %}", {})
+    assert template.render([Message("user", "a")]) == "a"
+    time.sleep(0.05)
+    assert template.render([Message("user", "b")]) == "b"
+
+
+@pytest.mark.parametrize("source", ["", "   \n", "{% if false %}x{% endif %}"])
+def test_empty_template_or_empty_prompt_is_an_error(source):
+    with pytest.raises(ChatTemplateError, match="empty"):
+        ChatTemplate(source, {}).render([Message("user", "x")])
+
+
+def test_find_template_keeps_an_empty_template_present(tmp_path):
+    assert find_template(tmp_path, {"chat_template": ""}) == ""
+    (tmp_path / "chat_template.jinja").write_text(" \n", encoding="utf-8")
+    assert find_template(tmp_path, {}) == " \n"
+
+
+def test_big_but_legitimate_conversation_renders():
+    text = "word " * 50_000  # 250k characters: a long paste
+    assert ChatTemplate(CHATML, SPECIALS).render([Message("user", text)]).count("word") == 50_000

@@ -126,3 +126,22 @@ def test_chat_no_save_leaves_history_empty(tiny_llama_dir, capsys):
     capsys.readouterr()
     assert main(["history", "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == []
+
+
+@pytest.mark.parametrize(
+    ("template", "fault"),
+    [
+        ("{{ 1/0 }}", "chat template failed: ZeroDivisionError: division by zero"),
+        ("{{ 'x' * 10**10 }}", "chat template was stopped"),
+        ("", "chat template is empty"),
+    ],
+)
+def test_broken_chat_template_is_one_line_not_a_traceback(
+    tiny_llama_dir, tmp_path, capsys, template, fault
+):
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_llama_dir, folder)
+    (folder / "chat_template.jinja").write_text(template, encoding="utf-8")
+    assert main(["chat", "--model", str(folder), "--no-save", "Hi"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("tokenglass: The model's") and fault in err and err.count("\n") == 1
