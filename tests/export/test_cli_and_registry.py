@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 from model_export.architectures import DECODER_MODEL_TYPES, supported_model_types
-from model_export.default_model import build_default_model
+from model_export.default_model import RECIPE, build_default_model, is_current
 from tests.export.test_broken_sources import run_cli
 from tests.fixtures import decoder_models
 
@@ -32,7 +32,17 @@ def test_default_does_nothing_when_the_model_is_there():
 
     folder = paths.default_model_dir()
     folder.mkdir(parents=True)
-    (folder / "export_report.json").write_text("{}")
+    (folder / "export_report.json").write_text(json.dumps({"recipe": RECIPE}))
     assert build_default_model() == folder
     assert sorted(p.name for p in folder.iterdir()) == ["export_report.json"]
     assert not (paths.cache_dir() / "wheels").exists()  # no download was attempted
+
+
+def test_default_model_from_an_older_recipe_is_not_current(tmp_path):
+    assert not is_current(tmp_path)  # no report: an interrupted or missing build
+    (tmp_path / "export_report.json").write_text("{}")
+    assert not is_current(tmp_path)  # built before recipes were recorded
+    (tmp_path / "export_report.json").write_text(json.dumps({"recipe": "older"}))
+    assert not is_current(tmp_path)
+    (tmp_path / "export_report.json").write_text(json.dumps({"recipe": RECIPE}))
+    assert is_current(tmp_path)

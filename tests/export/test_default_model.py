@@ -69,6 +69,15 @@ def test_special_tokens_and_end_of_turn(default_model_dir):
     assert config["add_bos_token"] is False
     assert "<|im_start|>assistant" in config["chat_template"]
     assert 2 in generation["eos_token_id"]
+    # The model card's sampling, not transformers' greedy default (which loops on this model).
+    assert generation["do_sample"] is True
+    assert (generation["temperature"], generation["top_p"]) == (0.2, 0.9)
+
+
+def test_report_records_the_recipe(report):
+    from model_export.default_model import RECIPE
+
+    assert report["recipe"] == RECIPE
 
 
 def test_q4_graph_answers_like_fp32(default_model_dir):
