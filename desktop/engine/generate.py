@@ -4,8 +4,9 @@ Owns: the loop's phases (1. prefill, 2. decode steps), the per-token record (the
 distribution: logprob, rank, entropy, top-k alternatives; the sampling distribution's probability),
 and all stop conditions: an end-of-turn id (C1, C2), a user stop id or stop string (C3, text held
 back while it may still become a stop string), max_new_tokens, the context window (no position
-reaches the model's maximum, F1), cancellation (a threading.Event checked between steps) and
-errors (reported in the final record). Knows token ids, not architectures (a Stepper hides them).
+reaches the model's maximum, F1), cancellation (a threading.Event checked between prefill chunks
+and between decode steps) and errors (reported in the final record). Knows token ids, not
+architectures (a Stepper hides them).
 """
 
 from __future__ import annotations
@@ -34,7 +35,9 @@ from desktop.engine.tokenizer import TextTokenizer
 class Stepper(Protocol):
     position: int
 
-    def prefill(self, prompt_ids: list[int]) -> np.ndarray: ...
+    def prefill(
+        self, prompt_ids: list[int], cancel: threading.Event | None = None
+    ) -> np.ndarray | None: ...
     def step(self, token_id: int) -> np.ndarray: ...
 
 
@@ -145,8 +148,10 @@ def generate(
     decode_s = 0.0
     try:
         started = time.perf_counter()
-        logits = stepper.prefill(list(prompt.prompt_ids))  # phase 1: prefill
-        while True:  # phase 2: decode loop
+        logits = stepper.prefill(list(prompt.prompt_ids), cancel)  # phase 1: prefill (chunked)
+        if logits is None:  # cancelled between prefill chunks
+            finish = "cancelled"
+        while logits is not None:  # phase 2: decode loop
             if cancel is not None and cancel.is_set():
                 finish = "cancelled"
                 break

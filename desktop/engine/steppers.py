@@ -9,6 +9,7 @@ this module only fills the inputs a graph has. Logits are float32[vocab] for the
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 
 import numpy as np
@@ -17,6 +18,14 @@ from desktop.engine.errors import ModelFolderError
 from desktop.engine.kv_cache import KVCache
 from desktop.engine.manifest import GraphSpec, ModelManifest, describe_graph
 from desktop.engine.session import Graph
+
+PREFILL_CHUNK = 256
+"""Prompt tokens per prefill run. A decoder-only prompt goes through the KV cache in chunks of
+this size, and the cancel flag is checked between chunks, so Stop (or closing the window) takes
+effect within one chunk instead of after the whole prompt (QA defect 1: a 5,000-token prefill
+ignored Stop for 25 s). 256 rows keep the matrix products as efficient as one big run (measured
+on the default model: see README, Engine) while one chunk takes well under a second on a CPU;
+a prompt of up to 256 tokens is one run, exactly as before."""
 
 
 def _spec(graph: Graph) -> GraphSpec:
@@ -45,10 +54,29 @@ class DecoderStepper:
     def position(self) -> int:
         return self.cache.length
 
-    def prefill(self, prompt_ids: Sequence[int]) -> np.ndarray:
-        """Run the whole prompt from an empty cache. Returns float32[vocab] next-token logits."""
+    def prefill(
+        self,
+        prompt_ids: Sequence[int],
+        cancel: threading.Event | None = None,
+        chunk: int | None = None,
+    ) -> np.ndarray | None:
+        """Run the prompt from an empty cache, `chunk` tokens per run (None: PREFILL_CHUNK).
+
+        Returns float32[vocab] next-token logits after the last prompt token, or None when
+        `cancel` was set between chunks (the cache then holds only the chunks that ran). The
+        logits equal one run of the whole prompt (each chunk attends to the cache before it).
+        """
         self.cache.reset()
-        return self._run(list(prompt_ids))
+        ids = list(prompt_ids)
+        size = max(1, chunk or PREFILL_CHUNK)
+        logits = None
+        for start in range(0, len(ids), size):
+            if cancel is not None and cancel.is_set():
+                return None
+            logits = self._run(ids[start : start + size])  # (vocab,)
+        if logits is None:  # an empty prompt: still one run, as before
+            logits = self._run(ids)
+        return logits
 
     def step(self, token_id: int) -> np.ndarray:
         """Append one token to the cache. Returns float32[vocab] next-token logits."""
@@ -97,8 +125,14 @@ class EncoderDecoderStepper:
     def position(self) -> int:
         return self.cache.length
 
-    def prefill(self, prompt_ids: Sequence[int]) -> np.ndarray:
-        """Encode the prompt, then run the first decoder step. Returns float32[vocab]."""
+    def prefill(
+        self, prompt_ids: Sequence[int], cancel: threading.Event | None = None
+    ) -> np.ndarray | None:
+        """Encode the prompt (one encoder run: its attention is bidirectional, so it cannot be
+        split over a cache), then run the first decoder step. Returns float32[vocab], or None
+        when `cancel` is set before the encoder runs."""
+        if cancel is not None and cancel.is_set():
+            return None
         ids = _ids(prompt_ids)  # (1, S)
         mask = np.ones_like(ids)  # (1, S)
         enc_inputs = {"input_ids": ids, "attention_mask": mask}

@@ -180,6 +180,59 @@ def test_cancel_between_steps(tiny_llama_dir):
     assert sum(isinstance(e, TokenStep) for e in events) == 3
 
 
+class CancelAfterChecks(threading.Event):
+    """A real Event that sets itself on its `n`-th check (a Stop pressed mid-prefill, without a
+    race against a fast tiny model)."""
+
+    def __init__(self, n: int):
+        super().__init__()
+        self.checks = 0
+        self.n = n
+
+    def is_set(self) -> bool:
+        self.checks += 1
+        if self.checks >= self.n:
+            self.set()
+        return super().is_set()
+
+
+@pytest.mark.parametrize("fixture", DECODERS)
+def test_chunked_prefill_equals_one_run(fixture, request):
+    model = load_model(request.getfixturevalue(fixture), provider="cpu", threads=1)
+    ids = list(
+        model.render_prompt([Message("user", "The quick brown fox jumps over it")]).prompt_ids
+    )
+    assert len(ids) > 7
+    whole = model._stepper.prefill(ids, chunk=len(ids))
+    for chunk in (1, 3, 7):
+        chunked = model._stepper.prefill(ids, chunk=chunk)
+        assert model._stepper.position == len(ids)
+        np.testing.assert_allclose(chunked, whole, rtol=1e-4, atol=1e-5)
+        assert int(np.argmax(chunked)) == int(np.argmax(whole))
+
+
+def test_cancel_during_prefill_stops_within_one_chunk(tiny_llama_dir, monkeypatch):
+    from desktop.engine import steppers
+
+    monkeypatch.setattr(steppers, "PREFILL_CHUNK", 4)
+    model = load_model(tiny_llama_dir, provider="cpu", threads=1)
+    messages = [Message("user", "one two three four five six seven eight nine ten")]
+    assert len(model.render_prompt(messages).prompt_ids) > 12
+    cancel = CancelAfterChecks(3)  # set at the third check: after two chunks of prefill ran
+    prompt, steps, done = run(model, messages, cancel=cancel)
+    assert done.finish_reason == "cancelled" and done.completion_tokens == 0 and not steps
+    assert done.prompt_tokens == len(prompt.prompt_ids) and done.text == ""
+    assert model._stepper.position == 8  # two chunks of 4 reached the KV cache, no more
+
+
+def test_cancel_before_prefill(tiny_t5_dir):
+    model = load_model(tiny_t5_dir, provider="cpu", threads=1)
+    cancel = threading.Event()
+    cancel.set()
+    _, steps, done = run(model, [Message("user", "Hello")], cancel=cancel)
+    assert done.finish_reason == "cancelled" and done.completion_tokens == 0 and not steps
+
+
 def test_f1_long_conversation_drops_oldest_turns(tiny_llama_dir):
     model = load_model(tiny_llama_dir, provider="cpu", threads=1)
     assert model.context_size == 256
