@@ -4,7 +4,7 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 
-.PHONY: setup system-deps model run test lint format bench dist selftest test-dist clean
+.PHONY: setup system-deps model run test lint format bench dist selftest test-dist install clean
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PY) -m venv $(VENV)
@@ -56,6 +56,17 @@ selftest: dist
 # The bundle's own tests (contents, size, self-test from /); CI runs this after `make test`.
 test-dist: dist
 	TOKENGLASS_BUNDLE=$(CURDIR)/dist/tokenglass QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest tests/packaging -s
+
+# Linux, per user: the bundle into ~/.local/opt, a `tokenglass` command, a menu entry and its icon.
+PREFIX ?= $(HOME)/.local
+install: dist
+	rm -rf $(PREFIX)/opt/tokenglass && mkdir -p $(PREFIX)/opt $(PREFIX)/bin
+	cp -a dist/tokenglass $(PREFIX)/opt/tokenglass
+	ln -sf $(PREFIX)/opt/tokenglass/tokenglass $(PREFIX)/bin/tokenglass
+	mkdir -p $(PREFIX)/share/applications
+	sed 's|^Exec=tokenglass|Exec=$(PREFIX)/bin/tokenglass|' assets/tokenglass.desktop \
+	  > $(PREFIX)/share/applications/tokenglass.desktop
+	install -Dm644 assets/icons/tokenglass-256.png $(PREFIX)/share/icons/hicolor/256x256/apps/tokenglass.png
 
 clean:
 	rm -rf build dist .pytest_cache .ruff_cache
