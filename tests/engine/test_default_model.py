@@ -69,3 +69,13 @@ def test_greedy_reply_is_reproducible_and_sampled_reply_follows_seed(model):
 
     first = reply()
     assert first.seed == 7 and first.text == reply().text
+
+
+def test_chunked_prefill_equals_one_run_on_the_default_graph(model):
+    import numpy as np
+
+    ids = list(model.render_prompt([Message("user", "the cat sat on the mat " * 100)]).prompt_ids)
+    assert len(ids) > 2 * 256
+    whole = model._stepper.prefill(ids, chunk=len(ids))  # float32[vocab]
+    chunked = model._stepper.prefill(ids)  # PREFILL_CHUNK tokens per run
+    np.testing.assert_allclose(chunked, whole, rtol=1e-5, atol=1e-5)
