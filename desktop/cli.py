@@ -1,13 +1,18 @@
 """The headless CLI: `tokenglass chat|tokenize|models|history|export ...`.
 
 Each subcommand lives in its own module with `register(subparsers)`; this module only dispatches
-and turns an `EngineError` (or `HistoryError`) into one clear line on stderr and a non-zero exit.
+and turns an `EngineError` (or `HistoryError`) into one clear line on stderr and a non-zero exit
+(with `--json`, also one `{"type": "error", "message": ...}` object on stdout). A reader that
+stops early (`tokenglass chat --json Hi | head -c 100`) ends the command quietly with exit status
+141 (128 + SIGPIPE, as a shell reports a command killed by SIGPIPE), never a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import json
+import os
 import sys
 
 from desktop import __version__
@@ -37,9 +42,27 @@ def main(argv: list[str]) -> int:
 
     args = build_parser().parse_args(argv)
     try:
-        return int(args.func(args) or 0)
-    except EngineError as err:
-        print(f"tokenglass: {err}", file=sys.stderr)
-        return 1
+        try:
+            code = int(args.func(args) or 0)
+        except EngineError as err:
+            print(f"tokenglass: {err}", file=sys.stderr)
+            if getattr(args, "json", False):
+                print(json.dumps({"type": "error", "message": str(err)}, ensure_ascii=False))
+            code = 1
+        sys.stdout.flush()  # a closed pipe shows here, inside the try, not at interpreter exit
+        return code
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        _silence_stdout()
+        return 141
+
+
+def _silence_stdout() -> None:
+    """Point stdout at devnull so the interpreter's final flush does not fail again (the recipe
+    in Python's `signal` documentation, "Note on SIGPIPE")."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # stdout without a file descriptor (e.g. captured in tests)
+        pass

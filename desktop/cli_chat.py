@@ -11,6 +11,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
+import re
 import signal
 import sys
 import threading
@@ -20,6 +22,39 @@ from desktop.engine.catalog import list_models, resolve_model
 from desktop.engine.errors import EngineError
 
 PROVIDERS = ("auto", "cpu", "cuda", "dml", "coreml")
+_STOP_ESCAPES = {"\\n": "\n", "\\t": "\t", "\\\\": "\\"}
+_STOP_ESCAPE = re.compile(r"\\[nt\\]")
+
+
+def stop_string(text: str) -> str:
+    """A `--stop` value as the stop string: only the escapes `\\n` (newline), `\\t` (tab) and
+    `\\\\` (one backslash) are read; any other backslash and all non-ASCII text stay as typed
+    (QA defect 5: unicode_escape turned `é` into `Ã©`). So `C:\\\\new` stops at `C:\\new`."""
+    return _STOP_ESCAPE.sub(lambda m: _STOP_ESCAPES[m.group()], text)
+
+
+def number(kind: type, low: float | None = None, high: float | None = None, *, above: bool = False):
+    """An argparse `type` for a number in a range: `low` <= value (`low` < value when `above`),
+    value <= `high`. The error names the range, e.g. "must be > 0 and <= 1, got 5"."""
+    bounds = []
+    if low is not None:
+        bounds.append(f"{'>' if above else '>='} {low:g}")
+    if high is not None:
+        bounds.append(f"<= {high:g}")
+    rule = " and ".join(bounds)
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {kind.__name__}, got {text!r}") from None
+        too_low = low is not None and (value <= low if above else value < low)
+        if too_low or (high is not None and value > high) or not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"must be {rule}, got {text}")
+        return value
+
+    parse.__name__ = kind.__name__  # argparse names the type in its messages
+    return parse
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -27,15 +62,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     chat.add_argument("message", nargs="?", help="one message; without it, read turns from stdin")
     _model_args(chat)
     chat.add_argument("--system", help="system prompt")
-    chat.add_argument("--max-new-tokens", type=int)
-    chat.add_argument("--temperature", type=float, help="0 = greedy")
-    chat.add_argument("--top-k", type=int)
-    chat.add_argument("--top-p", type=float)
-    chat.add_argument("--min-p", type=float)
-    chat.add_argument("--repetition-penalty", type=float)
+    chat.add_argument("--max-new-tokens", type=number(int, 1), help=">= 1")
+    chat.add_argument("--temperature", type=number(float, 0), help=">= 0; 0 = greedy")
+    chat.add_argument("--top-k", type=number(int, 0), help=">= 0; 0 = off")
+    chat.add_argument("--top-p", type=number(float, 0, 1, above=True), help="> 0 and <= 1")
+    chat.add_argument("--min-p", type=number(float, 0, 1), help="0 to 1; 0 = off")
+    chat.add_argument(
+        "--repetition-penalty", type=number(float, 0, above=True), help="> 0; 1 = off"
+    )
     chat.add_argument("--seed", type=int)
-    chat.add_argument("--stop", action="append", default=[], help="stop string (repeatable)")
-    chat.add_argument("--top-logprobs", type=int, help="alternatives per token (default 10)")
+    chat.add_argument(
+        "--stop",
+        action="append",
+        default=[],
+        type=stop_string,
+        help="stop string (repeatable); \\n, \\t and \\\\ are newline, tab and backslash",
+    )
+    chat.add_argument(
+        "--top-logprobs", type=number(int, 0, 20), help="alternatives per token, 0 to 20"
+    )
     chat.add_argument("--json", action="store_true", help="JSON Lines: one object per token")
     chat.add_argument("--no-save", action="store_true", help="do not save this chat in the history")
     chat.set_defaults(func=run_chat)
@@ -54,7 +99,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _model_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", help="installed model name or model folder (default model)")
     parser.add_argument("--provider", choices=PROVIDERS, default="auto")
-    parser.add_argument("--threads", type=int, help="intra-op threads (default: up to 4)")
+    parser.add_argument(
+        "--threads", type=number(int, 1), help="intra-op threads, >= 1 (default: up to 4)"
+    )
 
 
 def _load(args: argparse.Namespace):
@@ -80,7 +127,7 @@ def _settings(model, args: argparse.Namespace):
     }
     changes = {k: v for k, v in overrides.items() if v is not None}
     if args.stop:
-        changes["stop_strings"] = tuple(s.encode().decode("unicode_escape") for s in args.stop)
+        changes["stop_strings"] = tuple(args.stop)  # escapes already read by stop_string
     return dataclasses.replace(base, **changes)
 
 
@@ -113,11 +160,27 @@ def token_json(step) -> dict:
     }
 
 
-def done_json(done) -> dict:
+def done_json(done, provider_fallback_reason: str | None = None) -> dict:
+    """A GenerationDone as the last JSON line; `provider_fallback_reason`: why a requested GPU
+    execution provider is not in use (ProviderInfo.fallback_reason), or None."""
     fields = dataclasses.asdict(done)
     fields["settings"]["stop_strings"] = list(done.settings.stop_strings)
     fields["settings"]["stop_ids"] = list(done.settings.stop_ids)
-    return {"type": "done", **fields}
+    return {"type": "done", **fields, "provider_fallback_reason": provider_fallback_reason}
+
+
+def finish_note(done) -> str | None:
+    """A line for stderr when a reply did not end on its own (text mode), else None."""
+    if done.finish_reason == "cancelled":
+        return f"reply cancelled after {done.completion_tokens} tokens"
+    if done.finish_reason != "length":
+        return None
+    if done.completion_tokens >= done.settings.max_new_tokens:
+        return (
+            f"reply cut off at max new tokens ({done.settings.max_new_tokens}); "
+            "raise --max-new-tokens for more"
+        )
+    return "reply cut off at the end of the model's context window"
 
 
 @dataclasses.dataclass
@@ -159,9 +222,12 @@ def _reply(model, messages: Sequence, settings, as_json: bool) -> _Turn:
     assert turn.done is not None  # generate() always ends with one GenerationDone
     done = turn.done
     if as_json:
-        print(json.dumps(done_json(done), ensure_ascii=False), flush=True)
+        fallback = model.provider.fallback_reason
+        print(json.dumps(done_json(done, fallback), ensure_ascii=False), flush=True)
     else:
         print(flush=True)
+        if (note := finish_note(done)) is not None:
+            print(f"tokenglass: {note}", file=sys.stderr)
     if done.dropped_messages:
         print(
             f"tokenglass: {done.dropped_messages} oldest messages were left out to fit the "

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import shutil
+import subprocess
+import sys
 
 import pytest
 
 from desktop import paths
 from desktop.__main__ import main
+from desktop.cli_chat import finish_note, stop_string
+from desktop.engine.events import GenerationDone, GenerationSettings
 
 
 def json_lines(text: str) -> list[dict]:
@@ -145,3 +150,111 @@ def test_broken_chat_template_is_one_line_not_a_traceback(
     assert main(["chat", "--model", str(folder), "--no-save", "Hi"]) == 1
     err = capsys.readouterr().err
     assert err.startswith("tokenglass: The model's") and fault in err and err.count("\n") == 1
+
+
+# QA defect 5: --stop reads only \n, \t and \\; other text (non-ASCII, other backslashes) as typed.
+@pytest.mark.parametrize(
+    ("typed", "stop"),
+    [
+        ("é", "é"),
+        ("日本", "日本"),
+        ("C:\\\\new", "C:\\new"),
+        ("a\\nb", "a\nb"),
+        ("\\t", "\t"),
+        ("\\x41\\u00e9", "\\x41\\u00e9"),
+        ("end\\", "end\\"),
+    ],
+)
+def test_stop_strings_read_only_three_escapes(typed, stop):
+    assert stop_string(typed) == stop
+
+
+def test_stop_string_reaches_the_settings_as_typed(tiny_llama_dir, capsys):
+    argv = ["chat", "--model", str(tiny_llama_dir), "--max-new-tokens", "2", "--no-save"]
+    assert main([*argv, "--json", "--stop", "é", "--stop", "C:\\\\new", "Hi"]) == 0
+    done = json_lines(capsys.readouterr().out)[-1]
+    assert done["settings"]["stop_strings"] == ["é", "C:\\new"]
+
+
+# QA defect 9: a reader that stops early ends the command quietly.
+def test_closed_stdout_exits_quietly(tiny_llama_dir):
+    text = "many words to tokenize " * 2000  # its JSON is far larger than a pipe buffer
+    command = [sys.executable, "-m", "desktop", "tokenize", "--model", str(tiny_llama_dir)]
+    process = subprocess.Popen(
+        [*command, "--json", text], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    assert process.stdout.read(100)  # read a little, then close like `head -c 100`
+    process.stdout.close()
+    err = process.stderr.read().decode()
+    assert process.wait(timeout=60) == 141
+    assert "Traceback" not in err and "BrokenPipeError" not in err
+
+
+# QA defect 10: numbers are checked by argparse, with the allowed range in the message.
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("--temperature", "-1", "must be >= 0, got -1"),
+        ("--temperature", "nan", "must be >= 0"),
+        ("--top-p", "5", "must be > 0 and <= 1, got 5"),
+        ("--top-p", "0", "must be > 0 and <= 1, got 0"),
+        ("--min-p", "1.5", "must be >= 0 and <= 1"),
+        ("--top-k", "-1", "must be >= 0"),
+        ("--repetition-penalty", "0", "must be > 0"),
+        ("--threads", "0", "must be >= 1"),
+        ("--max-new-tokens", "0", "must be >= 1"),
+        ("--top-logprobs", "21", "must be >= 0 and <= 20"),
+        ("--top-k", "2.5", "expected int, got '2.5'"),
+    ],
+)
+def test_bad_numbers_are_refused_with_their_range(capsys, option, value, message):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["chat", option, value, "Hi"])
+    assert exit_info.value.code == 2
+    assert f"argument {option}: {message}" in capsys.readouterr().err
+
+
+def test_text_mode_says_when_a_reply_was_cut_off(tiny_llama_dir, capsys):
+    argv = ["chat", "--model", str(tiny_llama_dir), "--temperature", "0", "--no-save"]
+    assert main([*argv, "--max-new-tokens", "3", "Hi"]) == 0
+    err = capsys.readouterr().err
+    assert "tokenglass: reply cut off at max new tokens (3)" in err
+
+
+def test_finish_notes():
+    base = GenerationDone(
+        finish_reason="stop",
+        text="",
+        prompt_tokens=5,
+        completion_tokens=4,
+        ttft_ms=1.0,
+        decode_tokens_per_s=1.0,
+        provider="CPUExecutionProvider",
+        seed=1,
+        dropped_messages=0,
+        error=None,
+        settings=GenerationSettings(max_new_tokens=4),
+    )
+    assert finish_note(base) is None
+    assert "max new tokens (4)" in finish_note(dataclasses.replace(base, finish_reason="length"))
+    window = dataclasses.replace(base, finish_reason="length", completion_tokens=2)
+    assert "context window" in finish_note(window)
+    cancelled = finish_note(dataclasses.replace(base, finish_reason="cancelled"))
+    assert cancelled == "reply cancelled after 4 tokens"
+
+
+def test_json_error_before_generation_is_a_json_object(tiny_llama_dir, capsys):
+    assert main(["chat", "--model", str(tiny_llama_dir), "--json", "--no-save", "  "]) == 1
+    captured = capsys.readouterr()
+    (row,) = json_lines(captured.out)
+    assert row["type"] == "error" and "message is empty" in row["message"]
+    assert captured.err.startswith("tokenglass: ") and captured.err.count("\n") == 1
+
+
+def test_json_done_says_why_the_provider_fell_back(tiny_llama_dir, capsys):
+    argv = ["chat", "--model", str(tiny_llama_dir), "--max-new-tokens", "1", "--no-save", "--json"]
+    assert main([*argv, "--provider", "cuda", "Hi"]) == 0
+    done = json_lines(capsys.readouterr().out)[-1]
+    assert "running on CPU" in done["provider_fallback_reason"]
+    assert main([*argv, "--provider", "cpu", "Hi"]) == 0
+    assert json_lines(capsys.readouterr().out)[-1]["provider_fallback_reason"] is None
