@@ -49,7 +49,20 @@ class ChatModel:
         self._lock = threading.Lock()
 
     def default_settings(self) -> GenerationSettings:
-        """GenerationSettings from generation_config.json (do_sample false -> greedy)."""
+        """GenerationSettings from the model folder's generation_config.json.
+
+        do_sample decides how the model's own values are read (transformers' meaning):
+        - `"do_sample": false` -> greedy (temperature 0); the file's temperature/top-k/top-p/
+          min-p are ignored, as transformers ignores them when it decodes greedily;
+        - `"do_sample": true` or missing -> the file's temperature, top_k, top_p, min_p as
+          written, GenerationSettings' own defaults for any it leaves out (temperature 0.7,
+          top-k/top-p/min-p off). Missing do_sample is read as "use the model's values" rather
+          than transformers' greedy default, because the file then names sampling values on
+          purpose more often than not; a file with neither gets temperature 0.7.
+        max_new_tokens and repetition_penalty are read in every case (defaults 256 and 1.0).
+        The default model's exporter writes SmolLM2's model-card sampling (do_sample true,
+        temperature 0.2, top_p 0.9): greedy decoding makes a 135M model repeat itself.
+        """
         config = self.manifest.generation_config
         base = GenerationSettings()
         sample = config.get("do_sample")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import threading
 
 import numpy as np
@@ -309,3 +310,22 @@ def test_trained_t5_reverses_words_through_the_engine(trained_t5_dir, trained_t5
         assert done.finish_reason == "stop"
         right += done.text == answer
     assert right / len(examples) >= 0.9
+
+
+@pytest.mark.parametrize(
+    ("config", "temperature", "top_p", "top_k"),
+    [
+        ({"do_sample": False, "temperature": 0.2, "top_p": 0.9}, 0.0, 0.9, 0),
+        ({"do_sample": True, "temperature": 0.2, "top_p": 0.9}, 0.2, 0.9, 0),
+        ({"temperature": 0.6, "top_k": 40}, 0.6, 1.0, 40),  # do_sample missing: model's values
+        ({}, GenerationSettings().temperature, 1.0, 0),  # nothing: our defaults
+    ],
+)
+def test_default_settings_read_do_sample(
+    tiny_llama_dir, tmp_path, config, temperature, top_p, top_k
+):
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_llama_dir, folder)
+    (folder / "generation_config.json").write_text(json.dumps(config), encoding="utf-8")
+    settings = load_model(folder, provider="cpu", threads=1).default_settings()
+    assert (settings.temperature, settings.top_p, settings.top_k) == (temperature, top_p, top_k)
