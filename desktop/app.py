@@ -19,13 +19,33 @@ SELF_TEST_MESSAGE = "Say hello in five words."
 SELF_TEST_TEXT = "héllo 😀"
 
 
-def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+def window_parser() -> argparse.ArgumentParser:
+    """The window's options (`tokenglass [options]`, no subcommand)."""
     parser = argparse.ArgumentParser(prog="tokenglass", description="Open the Tokenglass window.")
-    parser.add_argument("--model", help="model name or folder (default: the last one used)")
-    parser.add_argument("--provider", choices=("auto", "cpu", "cuda", "dml", "coreml"))
-    parser.add_argument("--theme", choices=("system", "light", "dark"), default="system")
+    parser.add_argument(
+        "--model",
+        help="model name or folder (default: the last one used; the default model if it is gone)",
+    )
+    parser.add_argument(
+        "--provider", choices=("auto", "cpu", "cuda", "dml", "coreml"), help="execution provider"
+    )
+    parser.add_argument(
+        "--theme", choices=("system", "light", "dark"), default="system", help="colour theme"
+    )
     parser.add_argument("--self-test", action="store_true", help="chat once offscreen and exit")
-    return parser.parse_args(list(argv))
+    return parser
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    return window_parser().parse_args(list(argv))
+
+
+def window_options_help() -> str:
+    """The window's options as help text, for `tokenglass --help` (which lists the CLI)."""
+    text = window_parser().format_help()
+    lines = text[text.index("options:") :].splitlines()[1:]
+    lines = [line for line in lines if not line.lstrip().startswith("-h, --help")]
+    return "Without a subcommand, tokenglass opens the window. Its options:\n" + "\n".join(lines)
 
 
 def engine_loader() -> tuple[Callable[[str | None, str], Any], Callable[[], Sequence[Any]]]:
@@ -124,7 +144,7 @@ def main(argv: Sequence[str]) -> int:
     load, list_models = engine_loader()
     window, controller = build(load, list_models, history, settings)
     window.show()
-    controller.open_model(args.model or settings.model)
+    controller.open_model(args.model or settings.model, fallback_to_default=True)
     quit_on_interrupt(app, window)
     code = app.exec()
     if history is not None:

@@ -99,6 +99,15 @@ class InspectorPanel(QWidget):
         self.current = -1
         self.strip.set_selected(-1)
 
+    def clear(self) -> None:
+        """Nothing inspected (new chat, another chat opened, the reply gone)."""
+        self.set_reply([])
+        self.title.setText("Click a token of a reply to inspect it.")
+        for value in self.values.values():
+            value.setText("–")
+        self.alternatives.set_step((), -1)
+        self.setAccessibleDescription("")
+
     def add_step(self, step: TokenStep) -> None:
         self.strip.add_step(step)
 

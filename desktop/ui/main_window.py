@@ -1,11 +1,13 @@
 """The main window's layout: chat in the centre, chats and settings on the left, the token
 inspector on the right, a tool bar and a status bar (model, provider, context used / size).
 
-A view: it owns widgets and their placement, not behaviour. `closing` is emitted from closeEvent
-so the controller can stop a running reply before the window goes.
+A view: it owns widgets and their placement, not behaviour. `close_guard` (set by the
+controller) may defer a close while a reply stops; `closing` is emitted when the window goes.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QIcon, QKeySequence, QShortcut, QShowEvent
@@ -21,6 +23,9 @@ from desktop.ui.settings_panel import SettingsPanel
 class MainWindow(QMainWindow):
     closing = Signal()
     stop_shortcut = Signal()
+    close_guard: Callable[[], bool] | None = None
+    """Set by the controller: returns False to keep the window open for now (a reply is
+    stopping); the controller closes the window again once it may."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -46,7 +51,7 @@ class MainWindow(QMainWindow):
         self.inspector_dock = self._dock(
             "Token inspector", self.inspector, Qt.DockWidgetArea.RightDockWidgetArea
         )
-        self.resizeDocks([self.chats_dock], [270], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.chats_dock], [290], Qt.Orientation.Horizontal)
         self.resizeDocks([self.inspector_dock], [360], Qt.Orientation.Horizontal)
 
         toolbar = QToolBar("Main")
@@ -57,6 +62,11 @@ class MainWindow(QMainWindow):
         self.new_chat_action = QAction("New chat", self)
         self.new_chat_action.setShortcut(QKeySequence.StandardKey.New)
         self.copy_reply_action = QAction("Copy last reply", self)
+        self.quit_action = QAction("Quit", self)
+        self.quit_action.setShortcuts([QKeySequence("Ctrl+Q")])
+        self.quit_action.setShortcutContext(Qt.ShortcutContext.ApplicationShortcut)
+        self.quit_action.triggered.connect(self.close)  # through the close guard
+        self.addAction(self.quit_action)
         toolbar.addAction(self.new_chat_action)
         toolbar.addAction(self.copy_reply_action)
         toolbar.addSeparator()
@@ -95,5 +105,8 @@ class MainWindow(QMainWindow):
             self.chat.input.setFocus(Qt.FocusReason.ActiveWindowFocusReason)
 
     def closeEvent(self, event: QCloseEvent) -> None:
+        if self.close_guard is not None and not self.close_guard():
+            event.ignore()
+            return
         self.closing.emit()
         super().closeEvent(event)

@@ -239,14 +239,19 @@ class AssistantMessageWidget(QFrame):
 
 
 def footer_text(done: GenerationDone, partial: bool = False) -> str:
-    """ "42 tokens · TTFT 180 ms · 31.2 tokens/s · CPUExecutionProvider · seed 7"."""
+    """ "42 tokens · TTFT 180 ms · 31.2 tokens/s · CPUExecutionProvider · seed 7" (no seed when
+    the reply was greedy: temperature 0 draws nothing at random)."""
+    provider = done.provider or "provider unknown"
+    if done.completion_tokens == 0 and (done.finish_reason == "cancelled" or partial):
+        return f"stopped before the first token · {provider}"
     parts = [
         f"{done.completion_tokens} tokens",
         f"TTFT {done.ttft_ms:.0f} ms",
         f"{done.decode_tokens_per_s:.1f} tokens/s",
-        done.provider or "provider unknown",
-        f"seed {done.seed}",
+        provider,
     ]
+    if done.settings is None or done.settings.temperature > 0:  # greedy replies use no seed
+        parts.append(f"seed {done.seed}")
     if done.finish_reason == "cancelled" or partial:
         parts.append("stopped")
     elif done.finish_reason == "length":
@@ -356,8 +361,15 @@ class ChatView(QWidget):
     def set_busy(self, busy: bool) -> None:
         self.send_button.setVisible(not busy)
         self.stop_button.setVisible(busy)
+        self.stop_button.setText("Stop")
+        self.stop_button.setEnabled(True)
         self.regenerate_button.setEnabled(not busy)
         self.edit_button.setEnabled(not busy)
+
+    def show_stopping(self) -> None:
+        """Stop was heard: the model stops after its current step or prefill chunk."""
+        self.stop_button.setText("Stopping…")
+        self.stop_button.setEnabled(False)
 
     def _track(self, value: int) -> None:
         bar = self.scroll.verticalScrollBar()
@@ -377,3 +389,15 @@ class ErrorBanner(QLabel):
         self.setWordWrap(True)
         self.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.setAccessibleName("Error")
+
+
+class NoticeBanner(QLabel):
+    """A note in the chat column that is not an error (e.g. the default model was opened
+    because the last-used one is gone)."""
+
+    def __init__(self, message: str, parent: QWidget | None = None) -> None:
+        super().__init__(message, parent)
+        self.setObjectName("reading")
+        self.setWordWrap(True)
+        self.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.setAccessibleName("Notice")

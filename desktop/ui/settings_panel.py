@@ -70,17 +70,20 @@ class SettingsPanel(QWidget):
         self.source.setObjectName("muted")
         self.source.setWordWrap(True)
 
+        # The model box has a row of its own, the dock's full width, so a name such as
+        # "SmolLM2-135M-Instruct · q4" is read whole; the form below needs only label + number.
         self.model.setSizeAdjustPolicy(
             QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
         )
-        self.model.setMinimumContentsLength(12)
-        form = QFormLayout()
-        form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
-        form.addRow("Model", self.model)
+        self.model.setMinimumContentsLength(8)
+        model_label = QLabel("Model")
+        model_label.setBuddy(self.model)
         browse_row = QHBoxLayout()
+        browse_row.addWidget(model_label)
         browse_row.addStretch(1)
         browse_row.addWidget(self.browse)
-        form.addRow("", browse_row)
+        form = QFormLayout()
+        form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
         form.addRow("Provider", self.provider)
         form.addRow("Temperature", self.temperature)
         form.addRow("Top-k", self.top_k)
@@ -92,6 +95,8 @@ class SettingsPanel(QWidget):
         form.addRow("Alternatives shown", self.top_logprobs)
         inner = QWidget()
         column = QVBoxLayout(inner)
+        column.addLayout(browse_row)
+        column.addWidget(self.model)
         column.addLayout(form)
         column.addWidget(QLabel("System prompt"))
         column.addWidget(self.system_prompt)

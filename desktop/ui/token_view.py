@@ -243,6 +243,8 @@ def piece_format(index: int, special: bool, dark: bool) -> QTextCharFormat:
         fmt.setBackground(QColor("#5b4a8a" if dark else "#e4dcf7"))
         fmt.setFontItalic(True)
     else:
-        colours = ("#34404f", "#2b3442") if dark else ("#dde7f5", "#eef3fa")
+        # One lighter and one darker than the user bubble (#e8effc / #2a3547), so neighbouring
+        # tokens stand apart (lightness differs by about 40 of 255) in both themes.
+        colours = ("#1b2230", "#46566e") if dark else ("#ffffff", "#c8d4e8")
         fmt.setBackground(QColor(colours[index % 2]))
     return fmt

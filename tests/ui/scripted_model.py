@@ -65,10 +65,13 @@ def scripted_step(index: int, text: str, prob: float, token_id: int | None = Non
 @dataclass
 class ScriptedModel:
     """reply: (text, prob) per token. delay_s: sleep per step (released with the GIL, so the GUI
-    thread can run). fail_at: raise-free engine error reported in GenerationDone at that step."""
+    thread can run). prefill_s: a prefill that checks the cancel flag only when it ends (like
+    one long prefill chunk). fail_at: raise-free engine error reported in GenerationDone at that
+    step."""
 
     reply: Sequence[tuple[str, float]] = (("Hello", 0.95), (",", 0.6), (" world", 0.3), ("!", 0.02))
     delay_s: float = 0.0
+    prefill_s: float = 0.0
     fail_at: int | None = None
     name: str = "scripted"
     path: Path = Path("scripted")
@@ -110,6 +113,8 @@ class ScriptedModel:
             raise PromptTooLongError("Your message is longer than the model's context window.")
         info = self.render_prompt(messages)
         yield info
+        if self.prefill_s:
+            time.sleep(self.prefill_s)
         texts: list[str] = []
         reason, error = "stop", None
         for index, (text, prob) in enumerate(self.reply[: settings.max_new_tokens]):

@@ -340,7 +340,8 @@ def test_closing_mid_reply_stops_the_worker(qtbot, scripted_window):
     run = built.controller.run
     started = time.perf_counter()
     built.window.close()
-    assert time.perf_counter() - started < 2.0  # the worker ends within a step, no wait timeout
+    qtbot.waitUntil(lambda: not built.window.isVisible(), timeout=2000)
+    assert time.perf_counter() - started < 2.0  # the worker ends within a step
     assert built.controller.run is None
     assert run.worker.cancel_event.is_set()
     assert built.model.closed

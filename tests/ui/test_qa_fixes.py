@@ -1,0 +1,366 @@
+"""Defects from the new-user QA trial, each driven through the real window around the scripted
+model: closing and stopping during a long prefill, replies never lost (close, New chat, opening
+another chat, Regenerate, Edit last), model fallback, stale inspector and status bar, layout in the
+light theme, the worker/thread start race, and the small ones (plurals, disabled buttons, seed,
+Ctrl+Q, --help)."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, QThread
+from PySide6.QtGui import QColor
+from PySide6.QtWidgets import QMessageBox, QScrollArea
+
+from desktop.app import build
+from desktop.ui import settings_store, theme
+from desktop.ui.messages import ErrorBanner, NoticeBanner, UserMessageWidget
+from tests.ui.scripted_model import ScriptedModel, scripted_loader
+from tests.ui.test_window import replies, send_and_wait
+
+
+def column_widgets(built, kind):
+    column = built.window.chat.column
+    items = (column.itemAt(i).widget() for i in range(column.count()))
+    return [w for w in items if isinstance(w, kind)]
+
+
+def start_long_reply(qtbot, built, text="go on", tokens=3):
+    """Starts a reply of 400 tokens (10 ms each) and waits for its first `tokens` tokens."""
+    built.model.reply = [(f"w{i} ", 0.5) for i in range(400)]
+    built.model.delay_s = 0.01
+    built.controller.send(text)
+    qtbot.waitUntil(lambda: len(built.controller.run.turn.steps) >= tokens, timeout=5000)
+    return built.controller.run
+
+
+# ---- 1: closing and stopping during a long prefill ---------------------------------------------
+def test_closing_during_a_long_prefill_waits_for_the_worker_and_saves_the_reply(
+    qtbot, scripted_window
+):
+    built = scripted_window
+    built.model.prefill_s = 0.6  # one prefill chunk: the cancel flag is seen when it ends
+    built.controller.send("a very long message")
+    qtbot.waitUntil(lambda: built.controller.run.turn.prompt is not None, timeout=5000)
+    conv = built.controller.conversation_id
+    built.window.close()
+    # The window waits for the worker instead of destroying a running QThread...
+    assert built.window.isVisible()
+    assert built.window.chat.stop_button.text() == "Stopping…"
+    qtbot.waitUntil(lambda: not built.window.isVisible(), timeout=5000)
+    assert built.controller.run is None and built.model.closed
+    # ...and the stopped reply is saved like Esc saves it.
+    stored = built.history.messages(conv)
+    assert [m.role for m in stored] == ["user", "assistant"]
+    assert stored[1].partial and stored[1].done.finish_reason == "cancelled"
+
+
+def test_stop_during_prefill_says_at_once_that_it_was_heard(qtbot, scripted_window):
+    built = scripted_window
+    built.model.prefill_s = 0.6
+    built.controller.send("a very long message")
+    qtbot.waitUntil(lambda: built.controller.run.turn.prompt is not None, timeout=5000)
+    reply = replies(built)[-1]
+    stop = built.window.chat.stop_button
+    with qtbot.waitSignal(built.controller.reply_done, timeout=5000):
+        qtbot.mouseClick(stop, Qt.MouseButton.LeftButton)
+        assert stop.text() == "Stopping…" and not stop.isEnabled()
+        assert reply.reading.text() == "Stopping…"
+    assert reply.footer.text() == "stopped before the first token · CPUExecutionProvider"
+    assert stop.text() == "Stop" and stop.isEnabled()
+
+
+# ---- 3: never lose a reply -----------------------------------------------------------------------
+def test_new_chat_mid_reply_saves_the_partial_reply(qtbot, scripted_window):
+    built = scripted_window
+    start_long_reply(qtbot, built)
+    conv = built.controller.conversation_id
+    built.window.new_chat_action.trigger()
+    qtbot.waitUntil(lambda: not built.controller.busy, timeout=5000)
+    stored = built.history.messages(conv)
+    assert [m.role for m in stored] == ["user", "assistant"]
+    assert stored[1].partial and 3 <= len(stored[1].steps) < 400
+    assert stored[1].text == "".join(s.text for s in stored[1].steps)
+    assert built.controller.turns == []
+
+
+def test_opening_another_chat_mid_reply_saves_the_partial_reply(qtbot, scripted_window):
+    built = scripted_window
+    send_and_wait(qtbot, built, "first chat")
+    first = built.controller.conversation_id
+    built.window.new_chat_action.trigger()
+    start_long_reply(qtbot, built, "second chat")
+    second = built.controller.conversation_id
+    built.controller.open_conversation(first)
+    qtbot.waitUntil(lambda: not built.controller.busy, timeout=5000)
+    stored = built.history.messages(second)
+    assert [m.role for m in stored] == ["user", "assistant"] and stored[1].partial
+    assert [t.role for t in built.controller.turns] == ["user", "assistant"]
+    assert replies(built)[0].text == "Hello, world!"
+
+
+def test_regenerate_stopped_before_its_first_token_keeps_the_previous_reply(qtbot, scripted_window):
+    built = scripted_window
+    send_and_wait(qtbot, built, "hi")
+    previous = replies(built)[-1]
+    built.model.prefill_s = 0.6
+    built.model.reply = [("Other", 0.5)]
+    built.controller.regenerate()
+    qtbot.waitUntil(lambda: built.controller.run.turn.prompt is not None, timeout=5000)
+    with qtbot.waitSignal(built.controller.reply_done, timeout=5000):
+        built.controller.stop()
+    assert replies(built) == [previous] and previous.isVisibleTo(built.window)
+    assert previous.text == "Hello, world!"
+    stored = built.history.messages(built.controller.conversation_id)
+    assert [(m.role, m.text, m.partial) for m in stored] == [
+        ("user", "hi", False),
+        ("assistant", "Hello, world!", False),
+    ]
+    # A regenerate that does produce tokens replaces it, in the history too.
+    built.model.prefill_s = 0.0
+    with qtbot.waitSignal(built.controller.reply_done, timeout=5000):
+        built.controller.regenerate()
+    stored = built.history.messages(built.controller.conversation_id)
+    assert [(m.role, m.text) for m in stored] == [("user", "hi"), ("assistant", "Other")]
+    assert [r.text for r in replies(built)] == ["Other"]
+
+
+def test_edit_last_deletes_nothing_until_the_edit_is_sent(qtbot, scripted_window):
+    built = scripted_window
+    send_and_wait(qtbot, built, "one")
+    send_and_wait(qtbot, built, "two")
+    conv = built.controller.conversation_id
+    qtbot.mouseClick(built.window.chat.edit_button, Qt.MouseButton.LeftButton)
+    box = built.window.chat.input
+    assert box.toPlainText() == "two"
+    assert len(built.history.messages(conv)) == 4  # nothing deleted yet
+    assert [t.text for t in built.controller.turns if t.role == "user"] == ["one"]
+    # Emptying the box cancels the edit: the turn and its reply come back.
+    box.clear()
+    assert [t.role for t in built.controller.turns] == ["user", "assistant"] * 2
+    assert all(t.widget.isVisibleTo(built.window) for t in built.controller.turns)
+    # Sending the edit replaces the turn, on screen and in the history.
+    qtbot.mouseClick(built.window.chat.edit_button, Qt.MouseButton.LeftButton)
+    send_and_wait(qtbot, built, "two, edited")
+    stored = built.history.messages(conv)
+    assert [m.text for m in stored if m.role == "user"] == ["one", "two, edited"]
+    assert [t.text for t in built.controller.turns if t.role == "user"] == ["one", "two, edited"]
+
+
+def test_edit_text_is_cleared_when_switching_chats(qtbot, scripted_window):
+    built = scripted_window
+    send_and_wait(qtbot, built, "first chat")
+    first = built.controller.conversation_id
+    built.window.new_chat_action.trigger()
+    send_and_wait(qtbot, built, "second chat")
+    qtbot.mouseClick(built.window.chat.edit_button, Qt.MouseButton.LeftButton)
+    assert built.window.chat.input.toPlainText() == "second chat"
+    built.controller.open_conversation(first)
+    assert built.window.chat.input.toPlainText() == ""
+    assert len(built.history.messages(first)) == 2
+
+
+# ---- 6: a missing last-used model ---------------------------------------------------------------
+def test_missing_last_used_model_falls_back_to_the_default_with_a_notice(
+    qtbot, qapp_theme, history
+):
+    settings = settings_store.load()
+    settings.model = "/tmp/gone/broken-model"
+    window, controller = build(scripted_loader(ScriptedModel()), None, history, settings)
+    qtbot.addWidget(window)
+    with qtbot.waitSignal(controller.model_ready, timeout=5000):
+        controller.open_model(settings.model, fallback_to_default=True)
+    assert window.model_label.text() == "scripted"
+    assert controller.app_settings.model is None  # the default from now on
+    built = type("B", (), {"window": window})
+    notices = column_widgets(built, NoticeBanner)
+    assert len(notices) == 1 and "Opening the default model instead" in notices[0].text()
+    assert column_widgets(built, ErrorBanner) == []
+    controller.shutdown()
+
+
+def test_load_error_banner_clears_once_a_model_loads(qtbot, scripted_window):
+    built = scripted_window
+    with qtbot.waitSignal(built.controller.model_failed, timeout=5000):
+        built.controller.open_model("/nowhere/broken-model")
+    assert len(column_widgets(built, ErrorBanner)) == 1
+    with qtbot.waitSignal(built.controller.model_ready, timeout=5000):
+        built.controller.open_model(None)
+    assert column_widgets(built, ErrorBanner) == []
+
+
+# ---- 7: stale inspector and status bar ----------------------------------------------------------
+def pin_a_token(qtbot, built):
+    send_and_wait(qtbot, built, "hi")
+    replies(built)[-1].body.span_activated.emit(2)
+    assert built.window.inspector.values["prob"].text() == "30.0 %"
+
+
+def assert_inspector_empty(built):
+    inspector = built.window.inspector
+    assert inspector.current == -1 and inspector.steps == []
+    assert inspector.values["prob"].text() == "–"
+    assert inspector.title.text() == "Click a token of a reply to inspect it."
+
+
+def test_inspector_resets_on_new_chat_open_chat_and_delete(qtbot, scripted_window, monkeypatch):
+    built = scripted_window
+    pin_a_token(qtbot, built)
+    first = built.controller.conversation_id
+    built.window.new_chat_action.trigger()
+    assert_inspector_empty(built)
+    pin_a_token(qtbot, built)
+    built.controller.open_conversation(first)
+    assert_inspector_empty(built)
+    replies(built)[-1].body.span_activated.emit(1)
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Yes)
+    built.window.conversations.ask_delete(first, "hi")
+    assert_inspector_empty(built)
+
+
+def test_context_used_for_a_reopened_chat_and_after_edit(qtbot, scripted_window):
+    built = scripted_window
+    first = send_and_wait(qtbot, built, "one")
+    second = send_and_wait(qtbot, built, "two")
+    conv = built.controller.conversation_id
+    used = second.prompt_tokens + second.completion_tokens
+    built.window.new_chat_action.trigger()
+    assert built.window.context_label.text() == "context 0 / 2048"
+    built.controller.open_conversation(conv)
+    assert built.window.context_label.text() == f"context {used} / 2048"
+    qtbot.mouseClick(built.window.chat.edit_button, Qt.MouseButton.LeftButton)
+    used = first.prompt_tokens + first.completion_tokens
+    assert built.window.context_label.text() == f"context {used} / 2048"
+
+
+# ---- 8: layout in the light theme ---------------------------------------------------------------
+def test_settings_panel_fits_its_dock_at_the_default_size(qtbot, scripted_window):
+    built = scripted_window
+    window = built.window
+    assert (window.width(), window.height()) == (1360, 860)
+    window.settings_dock.raise_()
+    qtbot.waitUntil(lambda: window.settings.isVisible())
+    panel = window.settings
+    name = "SmolLM2-135M-Instruct · q4"
+    panel.set_models([(name, "SmolLM2-135M-Instruct")], "SmolLM2-135M-Instruct")
+    qtbot.wait(20)
+    scroll = panel.findChild(QScrollArea)
+    viewport = scroll.viewport()
+    assert scroll.widget().width() <= viewport.width()  # nothing cut off on the right
+    fields = (panel.model, panel.browse, panel.provider, panel.temperature, panel.top_k)
+    for field in (*fields, panel.repetition_penalty, panel.seed, panel.reset):
+        right = field.mapTo(viewport, field.rect().topRight()).x()
+        assert right < viewport.width(), (field.accessibleName() or field.text(), right)
+        assert field.width() >= field.minimumSizeHint().width()
+    # The model box shows the default model's whole name (text + the drop-down arrow).
+    assert panel.model.width() >= panel.model.fontMetrics().horizontalAdvance(name) + 24
+
+
+def test_user_token_boundaries_stand_out_in_the_light_theme(qtbot, scripted_window):
+    built = scripted_window
+    send_and_wait(qtbot, built, "split me up")
+    user = next(t.widget for t in built.controller.turns if t.role == "user")
+    assert isinstance(user, UserMessageWidget)
+    qtbot.mouseClick(user.mode_buttons["tokens"], Qt.MouseButton.LeftButton)
+    bubble = QColor(theme.STYLE_VARS[False]["@bubble_user"])
+    first, second = (
+        theme.QColor(fmt.background().color())
+        for fmt in (
+            theme_piece(user, 0),
+            theme_piece(user, 1),
+        )
+    )
+    # Neighbouring tokens differ clearly from each other (luminance, 0-255 scale).
+    assert abs(first.lightness() - second.lightness()) >= 25, (first.name(), second.name())
+    assert max(abs(c.lightness() - bubble.lightness()) for c in (first, second)) >= 25
+
+
+def theme_piece(user, index):
+    from PySide6.QtGui import QTextCursor
+
+    span = user.body.spans[index]
+    cursor = QTextCursor(user.body.document())
+    cursor.setPosition(span.start + 1)
+    return cursor.charFormat()
+
+
+# ---- 2b: the worker/thread start race -----------------------------------------------------------
+def test_a_worker_that_ends_before_its_thread_is_watched_still_finishes_the_reply(
+    qtbot, scripted_window, monkeypatch
+):
+    """Forces what happened now and then in the full run: the thread ends before start()
+    returns. The reply must still finish (finished must be connected before start)."""
+    built = scripted_window
+    original = QThread.start
+
+    def start_and_finish(thread, *args):
+        original(thread, *args)
+        thread.wait()
+
+    monkeypatch.setattr(QThread, "start", start_and_finish)
+    done = send_and_wait(qtbot, built, "quick", timeout=3000)
+    assert done is not None and done.finish_reason == "stop"
+    with qtbot.waitSignal(built.controller.model_ready, timeout=3000):
+        built.controller.open_model(None)
+
+
+# ---- 10: small ones ---------------------------------------------------------------------------
+def test_chat_list_says_1_message_and_2_messages(qtbot, scripted_window):
+    built = scripted_window
+    built.model.fail_at = 0  # an error with no token: the reply is not saved
+    send_and_wait(qtbot, built, "hi")
+    item = built.window.conversations.items.item(0).text()
+    assert " · 1 message · " in item, item
+    built.model.fail_at = None
+    send_and_wait(qtbot, built, "again")
+    item = built.window.conversations.items.item(0).text()
+    assert " · 3 messages · " in item, item
+
+
+def test_regenerate_and_edit_are_disabled_in_an_empty_chat(qtbot, scripted_window):
+    built = scripted_window
+    chat = built.window.chat
+    assert not chat.regenerate_button.isEnabled() and not chat.edit_button.isEnabled()
+    send_and_wait(qtbot, built, "hi")
+    assert chat.regenerate_button.isEnabled() and chat.edit_button.isEnabled()
+    built.window.new_chat_action.trigger()
+    assert not chat.regenerate_button.isEnabled() and not chat.edit_button.isEnabled()
+
+
+def test_a_too_long_message_leaves_no_empty_chat(qtbot, scripted_window):
+    built = scripted_window
+    with qtbot.waitSignal(built.controller.reply_done, timeout=5000):
+        built.controller.send("too long")
+    assert built.history.list_conversations() == []
+    assert built.window.conversations.items.count() == 0
+    send_and_wait(qtbot, built, "short")
+    # The refused message is not sent to the model again.
+    assert [m.content for m in built.model.calls[-1]] == ["short"]
+    assert [c.message_count for c in built.history.list_conversations()] == [2]
+
+
+def test_greedy_replies_show_no_seed(qtbot, scripted_window):
+    built = scripted_window
+    built.window.settings.temperature.setValue(0.0)
+    send_and_wait(qtbot, built, "hi")
+    assert replies(built)[-1].footer.text() == (
+        "4 tokens · TTFT 5 ms · 100.0 tokens/s · CPUExecutionProvider"
+    )
+
+
+def test_ctrl_q_closes_the_window(qtbot, scripted_window):
+    built = scripted_window
+    built.window.activateWindow()
+    qtbot.waitUntil(lambda: built.window.isActiveWindow())
+    qtbot.keyClick(built.window.chat.input, Qt.Key.Key_Q, Qt.KeyboardModifier.ControlModifier)
+    qtbot.waitUntil(lambda: not built.window.isVisible(), timeout=2000)
+
+
+def test_help_lists_the_window_options(capsys):
+    from desktop.__main__ import main
+
+    try:
+        main(["--help"])
+    except SystemExit as exit_:
+        assert exit_.code == 0
+    out = capsys.readouterr().out
+    for option in ("--theme", "--model", "--provider", "--self-test"):
+        assert option in out, option
