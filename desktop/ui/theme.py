@@ -127,6 +127,7 @@ def dark_palette() -> QPalette:
     pal.setColor(QPalette.ColorRole.HighlightedText, QColor("#ffffff"))
     pal.setColor(QPalette.ColorRole.Link, QColor("#7fb2ff"))
     pal.setColor(QPalette.ColorRole.Mid, QColor("#45474d"))
+    _disabled_text(pal, QColor("#6f7278"))
     return pal
 
 
@@ -146,7 +147,19 @@ def light_palette() -> QPalette:
     pal.setColor(QPalette.ColorRole.HighlightedText, QColor("#ffffff"))
     pal.setColor(QPalette.ColorRole.Link, QColor("#2f6fd6"))
     pal.setColor(QPalette.ColorRole.Mid, QColor("#d5d8dd"))
+    _disabled_text(pal, QColor("#a3a7ae"))
     return pal
+
+
+def _disabled_text(pal: QPalette, colour: QColor) -> None:
+    """Greyed text for disabled widgets (setColor without a group sets every group, which would
+    make a disabled button look like an enabled one)."""
+    for role in (
+        QPalette.ColorRole.ButtonText,
+        QPalette.ColorRole.Text,
+        QPalette.ColorRole.WindowText,
+    ):
+        pal.setColor(QPalette.ColorGroup.Disabled, role, colour)
 
 
 def available_fallbacks() -> list[str]:

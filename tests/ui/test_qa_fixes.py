@@ -319,6 +319,10 @@ def test_regenerate_and_edit_are_disabled_in_an_empty_chat(qtbot, scripted_windo
     built = scripted_window
     chat = built.window.chat
     assert not chat.regenerate_button.isEnabled() and not chat.edit_button.isEnabled()
+    # ...and look it: disabled text is greyed in the light theme.
+    palette = chat.edit_button.palette()
+    role, groups = palette.ColorRole.ButtonText, palette.ColorGroup
+    assert palette.color(groups.Disabled, role) != palette.color(groups.Active, role)
     send_and_wait(qtbot, built, "hi")
     assert chat.regenerate_button.isEnabled() and chat.edit_button.isEnabled()
     built.window.new_chat_action.trigger()
