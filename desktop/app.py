@@ -211,6 +211,7 @@ def self_test(args: argparse.Namespace) -> int:
             code, line = _self_test_steps(window, controller, args.model)
         finally:
             window.close()  # stops the worker and waits for any model load (controller.shutdown)
+            controller.shutdown()  # also when a reply still runs (close then waits for it)
             window.deleteLater()
             app.processEvents()
     print(line)

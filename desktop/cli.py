@@ -29,14 +29,7 @@ SUBCOMMANDS: dict[str, str] = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from desktop.app import window_options_help  # argparse only; Qt is not imported
-
-    parser = argparse.ArgumentParser(
-        prog="tokenglass",
-        description=__doc__.splitlines()[0],
-        epilog=window_options_help(),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = argparse.ArgumentParser(prog="tokenglass", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"tokenglass {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True)
     for module_name in dict.fromkeys(SUBCOMMANDS.values()):
