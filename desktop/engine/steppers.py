@@ -23,9 +23,10 @@ PREFILL_CHUNK = 256
 """Prompt tokens per prefill run. A decoder-only prompt goes through the KV cache in chunks of
 this size, and the cancel flag is checked between chunks, so Stop (or closing the window) takes
 effect within one chunk instead of after the whole prompt (QA defect 1: a 5,000-token prefill
-ignored Stop for 25 s). 256 rows keep the matrix products as efficient as one big run (measured
-on the default model: see README, Engine) while one chunk takes well under a second on a CPU;
-a prompt of up to 256 tokens is one run, exactly as before."""
+ignored Stop for 25 s). Measured on the default model (SmolLM2-135M fused graph, CPU, 1 thread,
+median of 6 interleaved runs): a 45-token prompt is one run either way (164 vs 161 ms); a
+2,000-token prompt took 8.2 s in one run and 8.0 s in 8 chunks, so chunking costs nothing
+measurable, and one chunk is about 1 s at 1 thread, 0.5 s at 2. The logits are identical."""
 
 
 def _spec(graph: Graph) -> GraphSpec:
