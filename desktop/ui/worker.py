@@ -16,7 +16,7 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
+from PySide6.QtCore import QCoreApplication, QObject, Qt, QThread, Signal, Slot
 
 from desktop.engine.errors import EngineError
 from desktop.engine.events import (
@@ -80,7 +80,7 @@ class GenerationWorker(QObject):
             got_done = True
         if not got_done:
             self.failed.emit("The engine ended the reply without a final record.")
-        self.finished.emit()
+        hand_back_and_finish(self)
 
 
 class CallWorker(QObject):
@@ -109,13 +109,28 @@ class CallWorker(QObject):
             self.failed.emit(f"{type(err).__name__}: {err}")
         else:
             self.succeeded.emit(result)
-        self.finished.emit()
+        hand_back_and_finish(self)
+
+
+def hand_back_and_finish(worker: GenerationWorker | CallWorker) -> None:
+    """Called last in the worker's thread: moves the worker back to the GUI thread, then emits
+    `finished`, so its `deleteLater` runs on the GUI thread.
+
+    Destroying a Python-backed QObject in the worker thread deadlocked (seen in the UI tests):
+    ~QObject there holds Qt's connection lock and waits for the GIL (shiboken looks for a Python
+    override), while the GUI thread holds the GIL and waits for that lock in a connect().
+    """
+    app = QCoreApplication.instance()
+    if app is not None:
+        worker.moveToThread(app.thread())
+    worker.finished.emit()
 
 
 def prepare_thread(worker: GenerationWorker | CallWorker, parent: QObject) -> QThread:
     """Moves `worker` to a new QThread (child of `parent`) that will run `worker.run`; not
     started, so the caller can connect to `thread.finished` first. The worker deletes itself when
-    done; the thread is deleted with `parent` or by the caller after `finished` (deleting it from
+    done, on the GUI thread (see `hand_back_and_finish`); the thread is deleted with `parent` or
+    by the caller after `finished` (deleting it from
     its own `finished` would drop queued deliveries of that signal to other receivers)."""
     thread = QThread(parent)
     worker.moveToThread(thread)

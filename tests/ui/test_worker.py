@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 
-from PySide6.QtCore import QObject, QThread, QTimer, Slot
+from PySide6.QtCore import QObject, Qt, QThread, QTimer, Slot
 
 from desktop.engine.events import GenerationSettings, Message
 from desktop.ui.worker import CallWorker, GenerationWorker, prepare_thread
@@ -132,3 +132,25 @@ def test_call_worker_reports_result_and_errors(qtbot, qapp):
     with qtbot.waitSignal(thread.finished, timeout=5000):
         thread.start()
     assert errors == ["model/config.json is missing."]
+
+
+def test_finished_workers_are_destroyed_on_the_gui_thread(qtbot, qapp):
+    """Destroying a worker in its own thread deadlocked against the GUI thread (GIL vs Qt's
+    connection lock); both kinds of worker must be deleted on the GUI thread."""
+    destroyed_on: list[bool] = []
+    holder = QObject()
+    for worker in (
+        GenerationWorker(ScriptedModel(), list(HI), GenerationSettings(max_new_tokens=2)),
+        CallWorker(lambda: 42),
+    ):
+        worker.destroyed.connect(
+            lambda *_: destroyed_on.append(QThread.currentThread() is qapp.thread()),
+            Qt.ConnectionType.DirectConnection,
+        )
+        expected = len(destroyed_on) + 1
+        thread = prepare_thread(worker, holder)
+        with qtbot.waitSignal(thread.finished, timeout=5000):
+            thread.start()
+        del worker
+        qtbot.waitUntil(lambda: len(destroyed_on) == expected, timeout=5000)
+    assert destroyed_on == [True, True]
