@@ -152,5 +152,5 @@ def test_finished_workers_are_destroyed_on_the_gui_thread(qtbot, qapp):
         with qtbot.waitSignal(thread.finished, timeout=5000):
             thread.start()
         del worker
-        qtbot.waitUntil(lambda: len(destroyed_on) == expected, timeout=5000)
+        qtbot.waitUntil(lambda want=expected: len(destroyed_on) == want, timeout=5000)
     assert destroyed_on == [True, True]
