@@ -345,3 +345,54 @@ def test_closing_mid_reply_stops_the_worker(qtbot, scripted_window):
     assert built.controller.run is None
     assert run.worker.cancel_event.is_set()
     assert built.model.closed
+
+
+def test_token_views_look_the_same_after_a_restart(qtbot, qapp_theme, tmp_path):
+    """A reply saved by one window, reopened by a new window on a new History over the same file
+    (as after a restart), shows the same tokens with the same probabilities and span formats."""
+    from desktop.app import build
+    from desktop.history import History
+    from desktop.ui import settings_store
+    from tests.ui.scripted_model import scripted_loader
+
+    def open_window(history):
+        window, controller = build(
+            scripted_loader(ScriptedModel()), None, history, settings_store.load()
+        )
+        qtbot.addWidget(window)
+        window.show()
+        with qtbot.waitSignal(controller.model_ready, timeout=5000):
+            controller.open_model(None)
+        return window, controller
+
+    def look(controller):
+        view = [t.widget for t in controller.turns if t.role == "assistant"][-1].body
+        formats = [span_background(view, i) for i in range(len(view.spans))]
+        return view.toPlainText(), [
+            (f.background().color().name(), f.underlineStyle()) for f in formats
+        ]
+
+    path = tmp_path / "history.sqlite3"
+    first = History(path)
+    window, controller = open_window(first)
+    with qtbot.waitSignal(controller.reply_done, timeout=10000):
+        window.chat.input.setPlainText("remember me")
+        qtbot.keyClick(window.chat.input, Qt.Key.Key_Return)
+    before = look(controller)
+    steps_before = [t.widget for t in controller.turns if t.role == "assistant"][-1].steps
+    conv_id = controller.conversation_id
+    window.close()
+    controller.shutdown()
+    first.close()
+
+    second = History(path)
+    try:
+        window, controller = open_window(second)
+        controller.open_conversation(conv_id)
+        assert look(controller) == before
+        steps_after = [t.widget for t in controller.turns if t.role == "assistant"][-1].steps
+        assert list(steps_after) == list(steps_before)  # every field of every TokenStep
+        assert len(set(before[1])) > 1  # the reply really spans several probability bins
+        controller.shutdown()
+    finally:
+        second.close()
