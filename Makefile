@@ -35,6 +35,7 @@ lint: setup
 	$(BIN)/ruff format --check desktop model_export tests
 	$(BIN)/ruff check desktop model_export tests
 	$(BIN)/lint-imports
+	$(BIN)/mypy desktop/engine
 
 format: setup
 	$(BIN)/ruff format desktop model_export tests

@@ -33,7 +33,8 @@ from desktop.engine.tokenizer import TextTokenizer
 
 
 class Stepper(Protocol):
-    position: int
+    @property
+    def position(self) -> int: ...
 
     def prefill(
         self, prompt_ids: list[int], cancel: threading.Event | None = None

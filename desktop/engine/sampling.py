@@ -12,6 +12,7 @@ Holtzman et al. 2019; min-p from Nguyen et al. 2024.
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
 
 import numpy as np
@@ -119,7 +120,7 @@ class Sampler:
 
 def draw_seed() -> int:
     """A fresh random seed (recorded with the reply so it can be reproduced)."""
-    return int(np.random.SeedSequence().entropy % (2**31))
+    return secrets.randbelow(2**31)
 
 
 @dataclass(frozen=True)

@@ -111,6 +111,7 @@ class EncoderDecoderStepper:
             raise ModelFolderError(
                 f"{self.decoder.file} needs past_key_values.* and encoder_hidden_states inputs."
             )
+        self.states_input: str = self.spec.encoder_states
         start = manifest.decoder_start_id
         self.start_id = start if start is not None else manifest.pad_id
         if self.start_id is None:
@@ -139,7 +140,7 @@ class EncoderDecoderStepper:
         enc_inputs = {"input_ids": ids, "attention_mask": mask}
         enc_feeds = {k: v for k, v in enc_inputs.items() if k in self.encoder.inputs}
         (states,) = self.encoder.run(enc_feeds, ["last_hidden_state"])  # (1, S, d_model)
-        self._encoder_feeds = {self.spec.encoder_states: states}
+        self._encoder_feeds = {self.states_input: states}
         if self.spec.encoder_mask:
             self._encoder_feeds[self.spec.encoder_mask] = mask
         self.cache.reset()
