@@ -11,6 +11,7 @@ architectures (a Stepper hides them).
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections.abc import Iterator
@@ -142,6 +143,9 @@ def generate(
     seen[: len(prompt.prompt_ids)] = prompt.prompt_ids
     n_seen = len(prompt.prompt_ids)
     text_parts: list[str] = []
+    # The newest record is held back while its text may still grow into a stop string, so that
+    # text held for a stop string that never comes still reaches the reply through a record.
+    held: TokenStep | None = None
     finish: FinishReason = "length"
     error: str | None = None
     count = 0
@@ -170,9 +174,14 @@ def generate(
             else:
                 decode_s += now - started
             text_parts.append(shown)
-            yield token_record(
+            if held is not None:
+                yield held
+            held = token_record(
                 count, token_id, shown, logits, probs, tokenizer, settings.top_logprobs, step_ms
             )
+            if not stops.pending:
+                yield held
+                held = None
             count += 1
             seen[n_seen] = token_id
             n_seen += 1
@@ -188,8 +197,13 @@ def generate(
             logits = stepper.step(token_id)
     except EngineError as err:
         finish, error = "error", str(err)
-    if finish != "stop":
-        text_parts.append(stops.flush())
+    if finish != "stop":  # a length, cancel or error end: held text was not a stop string
+        tail = stops.flush()
+        text_parts.append(tail)
+        if held is not None:
+            held = dataclasses.replace(held, text=held.text + tail)
+    if held is not None:
+        yield held
     yield GenerationDone(
         finish_reason=finish,
         text="".join(text_parts),

@@ -169,6 +169,22 @@ def test_c3_user_stop_ids_and_strings(tiny_llama_dir):
     assert "".join(s.text for s in streamed) == end.text
 
 
+def test_text_held_for_a_stop_string_that_never_comes_reaches_a_token(tiny_llama_dir):
+    """A reply that ends by length while its last text could still begin a stop string: that
+    text is part of the reply, and the records' texts still join to the reply."""
+    model = load_model(tiny_llama_dir, provider="cpu", threads=1)
+    chat = [Message("user", "Tell me a story")]
+    n = 6
+    _, steps, done = run(model, chat, GenerationSettings(temperature=0.0, max_new_tokens=n))
+    last = next(s.text for s in reversed(steps) if s.text)
+    stop = last + "\u2603never"  # begins with the reply's last text, then text it never has
+    held = GenerationSettings(temperature=0.0, max_new_tokens=n, stop_strings=(stop,))
+    _, streamed, end = run(model, chat, held)
+    assert end.finish_reason == "length" and end.text == done.text
+    assert [s.id for s in streamed] == [s.id for s in steps]
+    assert "".join(s.text for s in streamed) == end.text
+
+
 def test_cancel_between_steps(tiny_llama_dir):
     model = load_model(tiny_llama_dir, provider="cpu", threads=1)
     cancel = threading.Event()
