@@ -74,12 +74,22 @@ def test_a5_metaspace_joined_pieces_keep_inner_space(tokenizers):
     assert "".join(stream_chunks(tok, ids)) == "in the house"
 
 
-@pytest.mark.parametrize("kind", ALL_KINDS)
-@pytest.mark.parametrize("text", ["  hello", " hello", "hello", *TEXTS])
+def _t5_can_spell(text: str) -> bool:
+    """T5's vocabulary has no newline or emoji (they become <unk>) and no runs of inner spaces."""
+    return not ("\n" in text or "  " in text.strip() or "😃" in text)
+
+
+@pytest.mark.parametrize(
+    ("kind", "text"),
+    [
+        (kind, text)
+        for kind in ALL_KINDS
+        for text in ["  hello", " hello", "hello", *TEXTS]
+        if kind != "t5_like" or _t5_can_spell(text)
+    ],
+)
 def test_a6_text_round_trips_through_encode_and_decode(tokenizers, kind, text):
     tok = tokenizers[kind]
-    if kind == "t5_like" and ("\n" in text or "  " in text.strip() or "😃" in text):
-        pytest.skip("T5's vocabulary has no newline or emoji (<unk>), no runs of inner spaces")
     assert tok.decode(tok.encode(text)) == text
 
 
