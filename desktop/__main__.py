@@ -15,13 +15,13 @@ def main(argv: list[str] | None = None) -> int:
 
     if argv[:1] in (["-h"], ["--help"]):  # the CLI's commands, then the window's options
         cli.build_parser().print_help()
-        from desktop.app import window_options_help  # argparse only; Qt is not imported
+        from desktop.ui.app import window_options_help  # argparse only; Qt is not imported
 
         print("\n" + window_options_help())
         return 0
     if argv and (argv[0] in cli.SUBCOMMANDS or argv[0] in ("-h", "--help", "--version")):
         return cli.main(argv)
-    from desktop.app import main as gui_main  # Qt is imported only on this path
+    from desktop.ui.app import main as gui_main  # Qt is imported only on this path
 
     return gui_main(argv)
 

@@ -3,7 +3,7 @@ loading models off the GUI thread, settings, and the conversation list over `His
 
 Owns the conversation on screen (a list of turns) and the one generation or model load that may
 run at a time. It is handed its collaborators (the window, a model loader, the catalog, a
-`History` or None, the settings) by `desktop.app`; it creates none of them itself.
+`History` or None, the settings) by `desktop.ui.app`; it creates none of them itself.
 Every engine or history error becomes a message in the window; the app stays usable.
 
 This module is longer than most (about 450 lines) because it is the one place the window's

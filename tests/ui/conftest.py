@@ -10,9 +10,9 @@ from dataclasses import dataclass
 
 import pytest
 
-from desktop.app import build, make_application
 from desktop.history import History
 from desktop.ui import settings_store
+from desktop.ui.app import build, make_application
 from desktop.ui.controller import ChatController
 from desktop.ui.main_window import MainWindow
 from tests.ui.scripted_model import ScriptedModel, scripted_loader

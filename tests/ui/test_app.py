@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from desktop.app import main
+from desktop.ui.app import main
 
 
 def test_self_test_reports_a_missing_model(qapp, capsys, tmp_path):

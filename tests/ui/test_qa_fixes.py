@@ -10,8 +10,8 @@ from PySide6.QtCore import Qt, QThread
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QMessageBox, QScrollArea
 
-from desktop.app import build
 from desktop.ui import settings_store, theme
+from desktop.ui.app import build
 from desktop.ui.messages import ErrorBanner, NoticeBanner, UserMessageWidget
 from tests.ui.scripted_model import ScriptedModel, scripted_loader
 from tests.ui.test_window import replies, send_and_wait

@@ -11,10 +11,10 @@ import dataclasses
 import pytest
 from PySide6.QtCore import Qt
 
-from desktop.app import build, engine_loader
 from desktop.engine.chat import load_model
 from desktop.engine.events import Message, TokenStep
 from desktop.ui import settings_store, theme
+from desktop.ui.app import build, engine_loader
 from desktop.ui.controller import display_pieces
 from desktop.ui.messages import ErrorBanner
 

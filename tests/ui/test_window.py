@@ -286,8 +286,8 @@ def test_settings_default_from_model_then_persist(qtbot, scripted_window, qapp_t
     assert saved["generation"]["scripted"]["temperature"] == 1.25
     assert saved["system_prompt"] == "Be brief."
     # A new window starts from the saved settings.
-    from desktop.app import build
     from desktop.ui import settings_store
+    from desktop.ui.app import build
     from tests.ui.scripted_model import scripted_loader
 
     window, controller = build(
@@ -350,9 +350,9 @@ def test_closing_mid_reply_stops_the_worker(qtbot, scripted_window):
 def test_token_views_look_the_same_after_a_restart(qtbot, qapp_theme, tmp_path):
     """A reply saved by one window, reopened by a new window on a new History over the same file
     (as after a restart), shows the same tokens with the same probabilities and span formats."""
-    from desktop.app import build
     from desktop.history import History
     from desktop.ui import settings_store
+    from desktop.ui.app import build
     from tests.ui.scripted_model import scripted_loader
 
     def open_window(history):
