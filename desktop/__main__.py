@@ -14,10 +14,14 @@ def main(argv: list[str] | None = None) -> int:
     from desktop import cli
 
     if argv[:1] in (["-h"], ["--help"]):  # the CLI's commands, then the window's options
-        cli.build_parser().print_help()
         from desktop.ui.app import window_options_help  # argparse only; Qt is not imported
 
-        print("\n" + window_options_help())
+        try:
+            cli.build_parser().print_help()
+            print("\n" + window_options_help(), flush=True)
+        except BrokenPipeError:  # e.g. `tokenglass --help | head`
+            cli.silence_stdout()
+            return 141
         return 0
     if argv and (argv[0] in cli.SUBCOMMANDS or argv[0] in ("-h", "--help", "--version")):
         return cli.main(argv)

@@ -54,11 +54,11 @@ def main(argv: list[str]) -> int:
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
-        _silence_stdout()
+        silence_stdout()
         return 141
 
 
-def _silence_stdout() -> None:
+def silence_stdout() -> None:
     """Point stdout at devnull so the interpreter's final flush does not fail again (the recipe
     in Python's `signal` documentation, "Note on SIGPIPE")."""
     try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 import shutil
 import subprocess
 import sys
@@ -188,6 +189,23 @@ def test_closed_stdout_exits_quietly(tiny_llama_dir):
     err = process.stderr.read().decode()
     assert process.wait(timeout=60) == 141
     assert "Traceback" not in err and "BrokenPipeError" not in err
+
+
+def test_help_into_a_closed_pipe_exits_quietly():
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before the first write, as with `| head` exiting
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "desktop", "--help"],
+            stdout=write_end,
+            capture_output=False,
+            stderr=subprocess.PIPE,
+            timeout=60,
+        )
+    finally:
+        os.close(write_end)
+    assert done.returncode == 141
+    assert b"Traceback" not in done.stderr
 
 
 # QA defect 10: numbers are checked by argparse, with the allowed range in the message.
