@@ -15,7 +15,6 @@ from PySide6.QtWidgets import (
     QFormLayout,
     QHBoxLayout,
     QLabel,
-    QScrollArea,
     QVBoxLayout,
     QWidget,
 )
@@ -23,6 +22,7 @@ from PySide6.QtWidgets import (
 from desktop.engine.events import Alternative, TokenStep
 from desktop.ui import theme
 from desktop.ui.charts import AlternativesChart, ScaleLegend, TokenStripChart
+from desktop.ui.layout import fill_with_scrolling
 from desktop.ui.token_view import bytes_label, is_fragment, percent, surprisal_bits, visible_token
 
 
@@ -83,14 +83,7 @@ class InspectorPanel(QWidget):
         column.addLayout(row)
         column.addStretch(1)
 
-        scroll = QScrollArea()
-        scroll.setWidgetResizable(True)
-        scroll.setFrameShape(QScrollArea.Shape.NoFrame)
-        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        scroll.setWidget(inner)
-        outer = QVBoxLayout(self)
-        outer.setContentsMargins(0, 0, 0, 0)
-        outer.addWidget(scroll)
+        fill_with_scrolling(self, inner)
 
     def set_reply(self, steps: Sequence[TokenStep]) -> None:
         """Shows the per-token chart of a reply (the list is kept, not copied, while streaming)."""
