@@ -70,7 +70,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     chat.add_argument(
         "--repetition-penalty", type=number(float, 0, above=True), help="> 0; 1 = off"
     )
-    chat.add_argument("--seed", type=int)
+    chat.add_argument("--seed", type=number(int, 0), help=">= 0; reproduces a reply exactly")
     chat.add_argument(
         "--stop",
         action="append",

@@ -201,8 +201,9 @@ class History:
     def rename_conversation(self, conv_id: int, title: str) -> None:
         with self._transaction("rename the conversation") as db:
             cursor = db.execute(
-                "UPDATE conversations SET title = ?, updated_at = ? WHERE id = ?",
-                (_clean_title(title), _now(), conv_id),
+                # updated_at is the last message's time: a new title keeps the list's order
+                "UPDATE conversations SET title = ? WHERE id = ?",
+                (_clean_title(title), conv_id),
             )
             if cursor.rowcount == 0:
                 raise _no_conversation(conv_id)

@@ -590,7 +590,10 @@ class ChatController(QObject):
         """Generates the last reply again. The previous reply is hidden, not deleted: it is
         deleted (history included) once the new reply has a token, and comes back when the new
         one is stopped or fails before its first token."""
-        if self.busy or self.model is None or not self.turns or self.turns[-1].role != "assistant":
+        if self.busy or self.model is None:
+            return
+        self._cancel_edit()  # regenerating means keeping the last message as it was
+        if not self.turns or self.turns[-1].role != "assistant":
             return
         previous = self.turns.pop()
         previous.widget.setVisible(False)
@@ -641,12 +644,19 @@ class ChatController(QObject):
     def _input_changed(self) -> None:
         """An edit whose text was emptied is cancelled: the hidden turns come back."""
         if self._editing and not self.window.chat.input.toPlainText().strip():
-            editing, self._editing = self._editing, []
-            for turn in editing:
-                turn.widget.setVisible(True)
-            self.turns.extend(editing)
-            self._mark_last()
-            self._show_context_of_chat()
+            self._cancel_edit()
+
+    def _cancel_edit(self) -> None:
+        """The turns hidden by Edit last come back, and the box no longer holds the edit."""
+        if not self._editing:
+            return
+        editing, self._editing = self._editing, []
+        for turn in editing:
+            turn.widget.setVisible(True)
+        self.turns.extend(editing)
+        self.window.chat.input.clear()
+        self._mark_last()
+        self._show_context_of_chat()
 
     def _reset_inspector(self) -> None:
         self._inspected = None
@@ -732,7 +742,7 @@ class ChatController(QObject):
         try:
             if mode == "tokens":
                 pieces = display_pieces(turn.text, self.model.tokenize(turn.text))
-                turn.widget.show_pieces(pieces, "tokens", f"{len(pieces)} tokens")
+                turn.widget.show_pieces(pieces, "tokens", plural(len(pieces), "token"))
             elif turn.prompt is not None:
                 text = turn.prompt.prompt_text
                 pieces = display_pieces(text, self.model.tokenize(text))

@@ -134,7 +134,7 @@ class UserMessageWidget(QFrame):
                 tip,
                 f"token {piece.token}, id {piece.id}",
             )
-        self.info.setText(note or f"{len(pieces)} tokens")
+        self.info.setText(note or f"{len(pieces)} token" + ("" if len(pieces) == 1 else "s"))
 
     def enable_prompt(self, on: bool) -> None:
         self.mode_buttons["prompt"].setEnabled(on)

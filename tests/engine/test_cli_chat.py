@@ -218,6 +218,7 @@ def test_help_into_a_closed_pipe_exits_quietly():
         ("--top-p", "0", "must be > 0 and <= 1, got 0"),
         ("--min-p", "1.5", "must be >= 0 and <= 1"),
         ("--top-k", "-1", "must be >= 0"),
+        ("--seed", "-5", "must be >= 0, got -5"),
         ("--repetition-penalty", "0", "must be > 0"),
         ("--threads", "0", "must be >= 1"),
         ("--max-new-tokens", "0", "must be >= 1"),

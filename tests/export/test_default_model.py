@@ -72,6 +72,7 @@ def test_special_tokens_and_end_of_turn(default_model_dir):
     # The model card's sampling, not transformers' greedy default (which loops on this model).
     assert generation["do_sample"] is True
     assert (generation["temperature"], generation["top_p"]) == (0.2, 0.9)
+    assert generation["repetition_penalty"] == 1.1
 
 
 def test_report_records_the_recipe(report):

@@ -112,6 +112,7 @@ def test_list_newest_first_with_counts_rename_and_delete(db_path):
 
         history.rename_conversation(second, "  Renamed\n chat ")
         assert history.conversation(second).title == "Renamed chat"
+        assert [c.id for c in history.list_conversations()] == [first, second]  # order kept
         with pytest.raises(HistoryError):
             history.rename_conversation(second, "   ")
 

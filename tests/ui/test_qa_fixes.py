@@ -145,6 +145,25 @@ def test_edit_last_deletes_nothing_until_the_edit_is_sent(qtbot, scripted_window
     assert [t.text for t in built.controller.turns if t.role == "user"] == ["one", "two, edited"]
 
 
+def test_regenerate_during_an_edit_cancels_the_edit_and_deletes_nothing_else(
+    qtbot, scripted_window
+):
+    built = scripted_window
+    send_and_wait(qtbot, built, "one")
+    send_and_wait(qtbot, built, "two")
+    conv = built.controller.conversation_id
+    qtbot.mouseClick(built.window.chat.edit_button, Qt.MouseButton.LeftButton)
+    with qtbot.waitSignal(built.controller.reply_done, timeout=10000):
+        qtbot.mouseClick(built.window.chat.regenerate_button, Qt.MouseButton.LeftButton)
+    assert built.window.chat.input.toPlainText() == ""  # the edit is gone, not pending
+    roles = [t.role for t in built.controller.turns]
+    assert roles == ["user", "assistant"] * 2
+    assert [t.text for t in built.controller.turns if t.role == "user"] == ["one", "two"]
+    stored = built.history.messages(conv)
+    assert [m.role for m in stored] == roles  # the screen and the history agree
+    assert [m.text for m in stored if m.role == "user"] == ["one", "two"]
+
+
 def test_edit_text_is_cleared_when_switching_chats(qtbot, scripted_window):
     built = scripted_window
     send_and_wait(qtbot, built, "first chat")
