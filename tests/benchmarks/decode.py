@@ -101,6 +101,22 @@ def run_ours(args: argparse.Namespace, prompt: str) -> dict:
     }
 
 
+def peer_result(
+    model: str, load_s: float, prompt_tokens: int, t0: float, stamps: list[float]
+) -> dict:
+    """A peer's figures from the time its prompt went in (t0) and the time each token came out:
+    TTFT is the first stamp after t0; decode tokens/s counts the tokens after the first."""
+    span = stamps[-1] - stamps[0]
+    return {
+        "model": model,
+        "load_s": load_s,
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": len(stamps),
+        "ttft_s": stamps[0] - t0,
+        "decode_tok_s": (len(stamps) - 1) / span if len(stamps) > 1 and span > 0 else 0.0,
+    }
+
+
 def run_llama_cpp(args: argparse.Namespace, prompt: str) -> dict:
     from llama_cpp import Llama
 
@@ -112,7 +128,7 @@ def run_llama_cpp(args: argparse.Namespace, prompt: str) -> dict:
     load_s = time.perf_counter() - started
     tokens = llm.tokenize(prompt.encode(), add_bos=False, special=True)
 
-    def once(n: int) -> tuple[float, float, int]:
+    def once(n: int) -> tuple[float, list[float]]:
         llm.reset()
         t0 = time.perf_counter()
         stamps = []
@@ -120,20 +136,12 @@ def run_llama_cpp(args: argparse.Namespace, prompt: str) -> dict:
             stamps.append(time.perf_counter())
             if len(stamps) == n:
                 break
-        ttft = stamps[0] - t0
-        decode = (len(stamps) - 1) / (stamps[-1] - stamps[0]) if len(stamps) > 1 else 0.0
-        return ttft, decode, len(stamps)
+        return t0, stamps
 
-    once(8)
-    ttft, decode, count = once(args.tokens)
-    return {
-        "model": f"{args.gguf.name} (llama-cpp-python)",
-        "load_s": load_s,
-        "prompt_tokens": len(tokens),
-        "completion_tokens": count,
-        "ttft_s": ttft,
-        "decode_tok_s": decode,
-    }
+    once(8)  # warm-up
+    return peer_result(
+        f"{args.gguf.name} (llama-cpp-python)", load_s, len(tokens), *once(args.tokens)
+    )
 
 
 def run_ort_genai(args: argparse.Namespace, prompt: str) -> dict:
@@ -146,7 +154,7 @@ def run_ort_genai(args: argparse.Namespace, prompt: str) -> dict:
     load_s = time.perf_counter() - started
     ids = tokenizer.encode(prompt)
 
-    def once(n: int) -> tuple[float, float, int]:
+    def once(n: int) -> tuple[float, list[float]]:
         params = og.GeneratorParams(model)
         total = len(ids) + n
         params.set_search_options(max_length=total, min_length=total, do_sample=False)
@@ -157,20 +165,11 @@ def run_ort_genai(args: argparse.Namespace, prompt: str) -> dict:
         while not generator.is_done() and len(stamps) < n:
             generator.generate_next_token()
             stamps.append(time.perf_counter())
-        ttft = stamps[0] - t0
-        decode = (len(stamps) - 1) / (stamps[-1] - stamps[0]) if len(stamps) > 1 else 0.0
-        return ttft, decode, len(stamps)
+        return t0, stamps
 
-    once(8)
-    ttft, decode, count = once(args.tokens)
-    return {
-        "model": f"{args.genai.name} (onnxruntime-genai {og.__version__})",
-        "load_s": load_s,
-        "prompt_tokens": len(ids),
-        "completion_tokens": count,
-        "ttft_s": ttft,
-        "decode_tok_s": decode,
-    }
+    once(8)  # warm-up
+    name = f"{args.genai.name} (onnxruntime-genai {og.__version__})"
+    return peer_result(name, load_s, len(ids), *once(args.tokens))
 
 
 WORKERS = {"ours": run_ours, "llama_cpp": run_llama_cpp, "ort_genai": run_ort_genai}
