@@ -57,10 +57,9 @@ def byte_level() -> Tokenizer:
     return tok
 
 
-def metaspace() -> Tokenizer:
-    tok = Tokenizer(models.BPE(byte_fallback=True, unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.Metaspace()
-    tok.decoder = decoders.Sequence([decoders.ByteFallback(), decoders.Metaspace()])
+def _train_sentencepiece_bpe(tok: Tokenizer) -> Tokenizer:
+    """Train a byte-fallback BPE on CORPUS (vocab 600; <unk>, <s>, </s>), give it every byte
+    token, and put <s> before each encoding, as SentencePiece Llama tokenizers do."""
     trainer = trainers.BpeTrainer(vocab_size=600, special_tokens=["<unk>", "<s>", "</s>"])
     tok.train_from_iterator(CORPUS, trainer)
     tok = _with_byte_vocab(tok)
@@ -68,6 +67,13 @@ def metaspace() -> Tokenizer:
         single="<s> $A", special_tokens=[("<s>", tok.token_to_id("<s>"))]
     )
     return tok
+
+
+def metaspace() -> Tokenizer:
+    tok = Tokenizer(models.BPE(byte_fallback=True, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Metaspace()
+    tok.decoder = decoders.Sequence([decoders.ByteFallback(), decoders.Metaspace()])
+    return _train_sentencepiece_bpe(tok)
 
 
 def llama_legacy() -> Tokenizer:
@@ -81,13 +87,7 @@ def llama_legacy() -> Tokenizer:
             decoders.Strip(" ", 1, 0),
         ]
     )
-    trainer = trainers.BpeTrainer(vocab_size=600, special_tokens=["<unk>", "<s>", "</s>"])
-    tok.train_from_iterator(CORPUS, trainer)
-    tok = _with_byte_vocab(tok)
-    tok.post_processor = processors.TemplateProcessing(
-        single="<s> $A", special_tokens=[("<s>", tok.token_to_id("<s>"))]
-    )
-    return tok
+    return _train_sentencepiece_bpe(tok)
 
 
 def t5_like() -> Tokenizer:
