@@ -176,8 +176,11 @@ def pack_parallel_matmuls(model: onnx.ModelProto) -> int:
 
 
 def prepare_fused(model: onnx.ModelProto) -> dict:
-    """The fused graph's rewrites before the carry: tie_embedding, then pack_parallel_matmuls."""
-    return {
-        "embedding_tied_to_lm_head": tie_embedding(model),
-        "packed_matmuls": pack_parallel_matmuls(model),
-    }
+    """The fused graph's rewrite before the carry: pack_parallel_matmuls."""
+    return {"packed_matmuls": pack_parallel_matmuls(model)}
+
+
+def finish_fused(model: onnx.ModelProto) -> dict:
+    """The fused graph's rewrite after the carry: tie_embedding, which applies only when the
+    lm_head stayed a float32 MatMul (a carried lm_head reads the embedding's rows instead)."""
+    return {"embedding_tied_to_lm_head": tie_embedding(model)}

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -42,22 +43,24 @@ def quantize(
     """
     out = model_path.with_name(VARIANT_FILES[kind])
     if kind == "int4" and gguf_path is not None:
-        from .gguf_carry import EXACT_LEVELS, carry_gguf_weights
+        from .gguf_carry import DEFAULT_LEVELS, carry_gguf_weights
 
         source, form, note = _carry_source(model_path, model, graph)
-        prepare = None
-        if source != model_path:  # the fused graph stores a tied embedding twice
-            from .fused_graph import prepare_fused as prepare
+        hooks: dict[str, Callable[[onnx.ModelProto], dict]] = {}
+        if source != model_path:  # the fused graph: packed gate/up; a tied embedding stored twice
+            from .fused_graph import finish_fused, prepare_fused
+
+            hooks = {"prepare": prepare_fused, "finish": finish_fused}
         try:
-            counts = carry_gguf_weights(
-                source, gguf_path, out, levels=EXACT_LEVELS, prepare=prepare
-            )
+            counts = carry_gguf_weights(source, gguf_path, out, levels=DEFAULT_LEVELS, **hooks)
         finally:
             if source != model_path:
                 shutil.rmtree(source.parent.parent, ignore_errors=True)
         if counts["Q4_1"]:
-            method = {"method": "gguf-carry", "graph": form, "levels": EXACT_LEVELS}
-            method.update(counts.pop("prepared", {}))
+            method = {"method": "gguf-carry", "graph": form, "levels": DEFAULT_LEVELS}
+            for key in ("packed_matmuls", "embedding_tied_to_lm_head"):
+                if key in counts:
+                    method[key] = counts.pop(key)
             if note:
                 method["fused_unavailable"] = note
             return out, {**method, "matmuls": counts}

@@ -4,9 +4,8 @@ Owns: execution-provider choice with an honest fallback (case D3: a GPU provider
 makes ONNX Runtime fall back to CPU silently, so the providers the session actually got are
 compared with those asked for, and the reason is kept), thread settings (D6: intra-op threads set
 explicitly, inter-op 1, sequential execution; encoder and decoder run one after the other with the
-same intra-op budget, and no pool spins its threads while idle: spinning won a few percent on an
-idle machine and lost 40-70% here when other processes (or the GUI thread) wanted the cores), and
-running a graph with numpy feeds or with IO binding. Knows nothing about what the graphs mean.
+same intra-op budget; see SPIN for spinning), and running a graph with numpy feeds or with IO
+binding. Knows nothing about what the graphs mean.
 """
 
 from __future__ import annotations
@@ -74,6 +73,17 @@ def _wanted(requested: str) -> list[str]:
     return [p for p in wanted if p in available]
 
 
+SPIN = True
+"""Whether the intra-op pool's threads spin while a run is in progress (they stop when it ends:
+`session.force_spinning_stop`, so nothing spins between decode steps or while the app is idle).
+A decode step of a small model is hundreds of short operators, and waking a sleeping thread for
+each one costs more than the operator. Measured on the default model (2 vCPUs, 2 threads, 128
+greedy tokens, medians): 57 tok/s without spinning, 70 with it (ONNX Runtime's default, which
+also spins between runs: 72). With one core busy in another process, spinning lost instead
+(49 vs 36 tok/s): spinning threads take the core the working one needs. A desktop chat usually
+has the machine to itself while it answers, so it spins."""
+
+
 def _options(threads: int, spin: bool) -> ort.SessionOptions:
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
@@ -81,6 +91,7 @@ def _options(threads: int, spin: bool) -> ort.SessionOptions:
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
+    options.add_session_config_entry("session.force_spinning_stop", "1")  # none between runs
     options.log_severity_level = 3  # errors only: fallbacks are reported through ProviderInfo
     return options
 
@@ -88,7 +99,7 @@ def _options(threads: int, spin: bool) -> ort.SessionOptions:
 class Graph:
     """One InferenceSession. inputs: name -> (shape, onnx type); outputs: names in graph order."""
 
-    def __init__(self, file: Path, requested: str, threads: int, spin: bool = False):
+    def __init__(self, file: Path, requested: str, threads: int, spin: bool = SPIN):
         self.file = file
         wanted = _wanted(requested)
         self.fallback_reason: str | None = None

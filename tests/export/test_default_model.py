@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 from tokenizers import Tokenizer
 
 from model_export.check import OnnxDecoder, make_session
 from model_export.fused_graph import GRAPH_FORM
+from model_export.gguf_carry import RESCORE_TOP
 
 pytestmark = pytest.mark.slow
 
@@ -34,7 +36,8 @@ def test_shipped_int4_is_the_exact_gguf_carry(report, default_model_dir):
     assert quantized["method"] == "gguf-carry"
     assert quantized["graph"] == GRAPH_FORM  # GroupQueryAttention, fused RMSNorm
     assert quantized["matmuls"]["Q4_1"] == 120  # 30 layers x (packed q/k/v, o, gate+up, down)
-    assert quantized["embedding_tied_to_lm_head"] is True
+    assert quantized["matmuls"]["Q8_0"] == 1  # the tied lm_head: int8 logits, top 64 rescored
+    assert quantized["embedding_tied_to_lm_head"] is False  # it reads the embedding's rows
     assert quantized["greedy_first_difference_per_prompt"] == [None] * 5
     assert quantized["top1_agreement"] == 1.0
     assert (default_model_dir / "onnx" / "model_q4.onnx").is_file()
@@ -98,4 +101,10 @@ def test_q4_graph_answers_like_fp32(default_model_dir):
     fp32 = OnnxDecoder(make_session(default_model_dir / "onnx" / "model.onnx")).forward(ids)
     q4 = OnnxDecoder(make_session(default_model_dir / "onnx" / "model_q4.onnx")).forward(ids)
     assert (fp32.argmax(-1) == q4.argmax(-1)).all()
-    assert abs(fp32 - q4).max() < 1e-2  # same weights, only the summation order differs
+    # the same weights: within 1e-2 where the lm_head rescored (at least the top 64 of each
+    # position), within the int8 activations' error (measured: at most 0.55) elsewhere
+    close = np.abs(fp32 - q4) < 1e-2  # (11, vocab)
+    assert (close.sum(-1) >= RESCORE_TOP).all()
+    top10 = np.argsort(-q4, axis=-1)[:, :10]
+    assert np.take_along_axis(close, top10, -1).all()
+    assert abs(fp32 - q4).max() < 1.0

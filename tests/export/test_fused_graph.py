@@ -1,6 +1,6 @@
 """The fused default graph: a GGUF's Q4_1 blocks carried into onnxruntime-genai's float32 graph
 (GroupQueryAttention, fused RMSNorm, packed Q/K/V), on a tiny Llama GGUF whose head size (16)
-the CPU GroupQueryAttention kernel accepts; and the Q8_0 'nibbles' form of the tied lm_head."""
+the CPU GroupQueryAttention kernel accepts; and the tied Q8_0 lm_head's rescored form."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ import pytest
 from model_export.api import export
 from model_export.check import OnnxDecoder, make_session
 from model_export.fused_graph import GRAPH_FORM, fused_available
-from model_export.gguf_carry import EXACT_LEVELS, NIBBLES, Q4_1, Q8_0, carry_gguf_weights
+from model_export.gguf_carry import Q4_1, Q8_0, carry_gguf_weights
+from tests.fixtures.common import assert_rescored
 from tests.fixtures.decoder_models import train_tokenizer, write_tiny_llama_gguf
 
 IDS = [1, 10, 20, 30, 40, 50, 60, 70]
@@ -59,19 +60,23 @@ def test_q4_variant_is_the_fused_graph_with_every_block_carried(fused_export):
     assert quantized["top1_agreement"] == 1.0
     assert quantized["greedy_equal"] is True
     assert "fused_rejected" not in quantized and "fused_unavailable" not in quantized
-    assert quantized["embedding_tied_to_lm_head"] is True
+    assert quantized["matmuls"]["Q8_0"] == 1  # the tied lm_head, rescored
+    assert quantized["embedding_tied_to_lm_head"] is False  # the lm_head is no float32 MatMul
     assert not list(out.rglob(".fused-*")) and not list(out.rglob("*.onnx.data"))
     graph = onnx.load(str(out / "onnx" / "model_q4.onnx")).graph
     ops = collections.Counter(n.op_type for n in graph.node)
     assert ops["GroupQueryAttention"] == 2 and ops["SkipSimplifiedLayerNormalization"] >= 3
-    vocab_sized = [i.name for i in graph.initializer if len(i.dims) == 2 and 400 in i.dims]
-    assert len(vocab_sized) == 1  # one tied matrix serves the embedding Gather and the lm_head
-    assert any(n.op_type == "Gather" and n.input[0] == vocab_sized[0] for n in graph.node)
-    lm_head_nbits = EXACT_LEVELS[Q8_0] is not None
-    assert ops["MatMulNBits"] == 8 + lm_head_nbits and ops["Split"] == 2
-    assert ops["MatMul"] == 8 + (not lm_head_nbits)  # one minima term per Q4_1 MatMul
+    table = [i.name for i in graph.initializer if list(i.dims) == [400, 64]]
+    assert len(table) == 1  # the float32 embedding, no second [64, 400] copy for the lm_head
+    gathers = [n.input[0] for n in graph.node if n.op_type == "Gather"]
+    assert gathers.count(table[0]) == 2  # the embedding and the rescored top-k read its rows
+    assert ops["MatMulNBits"] == 8 + 1 and ops["Split"] == 2
+    assert ops["MatMul"] == 8  # one minima term per Q4_1 MatMul; none is float32 otherwise
+    assert ops["TopK"] == ops["Einsum"] == ops["ScatterElements"] == 1
     # block sums once per distinct input (q/k/v, o, gate+up, down), plus the mask's ReduceSum
     assert ops["ReduceSum"] == 2 * 4 + 1
+    # Q4_1 codes use MatMulNBits' default zero point 8 (no zero-point input)
+    assert all(len(n.input) == 3 for n in graph.node if n.op_type == "MatMulNBits")
 
 
 def test_fused_graph_keeps_the_io_contract(fused_export):
@@ -91,21 +96,21 @@ def test_fused_q4_logits_match_fp32_through_the_kv_cache(fused_export):
     out, _ = fused_export
     fp32 = OnnxDecoder(make_session(out / "onnx" / "model.onnx"))
     q4 = OnnxDecoder(make_session(out / "onnx" / "model_q4.onnx"))
-    np.testing.assert_allclose(q4.forward(IDS), fp32.forward(IDS), atol=1e-4)  # empty past
+    assert_rescored(q4.forward(IDS), fp32.forward(IDS))  # empty past
     for token in (5, 6, 7):  # decode steps on the cache
-        np.testing.assert_allclose(q4.forward([token]), fp32.forward([token]), atol=1e-4)
+        assert_rescored(q4.forward([token]), fp32.forward([token]))
 
 
-def test_q8_0_lm_head_as_two_nibbles_is_exact(fused_export, wide_llama_gguf, tmp_path):
+def test_every_matmul_exact_when_the_lm_head_stays_float32(fused_export, wide_llama_gguf, tmp_path):
     out, _ = fused_export
-    target = tmp_path / "nibbles.onnx"
+    target = tmp_path / "fp32-head.onnx"
     counts = carry_gguf_weights(
-        out / "onnx" / "model.onnx", wide_llama_gguf, target, levels={Q4_1: 0, Q8_0: NIBBLES}
+        out / "onnx" / "model.onnx", wide_llama_gguf, target, levels={Q4_1: 0, Q8_0: None}
     )
-    assert counts[Q8_0] == 1  # the tied lm_head
+    assert counts[Q4_1] == 2 * 7 and counts[Q8_0] == 0  # optimum graph: q, k, v, o, gate, up, down
     fp32 = OnnxDecoder(make_session(out / "onnx" / "model.onnx")).forward(IDS)  # (8, vocab)
-    nibbles = OnnxDecoder(make_session(target)).forward(IDS)  # (8, vocab)
-    np.testing.assert_allclose(nibbles, fp32, atol=1e-4)
+    carried = OnnxDecoder(make_session(target)).forward(IDS)  # (8, vocab)
+    np.testing.assert_allclose(carried, fp32, atol=1e-4)
 
 
 def test_fused_graph_is_refused_for_a_head_size_gqa_cannot_run(tiny_llama_gguf):
