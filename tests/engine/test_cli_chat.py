@@ -29,6 +29,7 @@ def test_chat_json_lines_have_openai_logprobs_and_done(tiny_llama_dir, capsys):
     tokens, done = rows[:-1], rows[-1]
     assert done["type"] == "done" and done["completion_tokens"] == len(tokens) == 5
     assert done["text"] == "".join(t["text"] for t in tokens)
+    assert done["seed"] is None  # greedy draws nothing
     for row in tokens:
         assert {
             "token",
@@ -45,6 +46,14 @@ def test_chat_json_lines_have_openai_logprobs_and_done(tiny_llama_dir, capsys):
         assert math.isclose(row["top_logprobs"][0]["logprob"], row["logprob"], rel_tol=1e-6)
         assert sum(math.exp(a["logprob"]) for a in row["top_logprobs"]) <= 1.0
         assert all(0 <= b < 256 for b in row["bytes"])
+
+
+def test_sampled_reply_reports_its_seed(tiny_llama_dir, capsys):
+    argv = ["chat", "--model", str(tiny_llama_dir), "--temperature", "0.8", "--json"]
+    assert main([*argv, "--max-new-tokens", "3", "--seed", "12", "Hi"]) == 0
+    assert json_lines(capsys.readouterr().out)[-1]["seed"] == 12
+    assert main([*argv, "--max-new-tokens", "3", "Hi"]) == 0
+    assert isinstance(json_lines(capsys.readouterr().out)[-1]["seed"], int)  # drawn, reported
 
 
 def test_chat_plain_streams_the_reply(tiny_llama_dir, capsys):
