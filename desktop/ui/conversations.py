@@ -22,6 +22,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+RENAME_WIDTH = 440  # px: about 60 characters of a chat title
+
 
 class ConversationList(QWidget):
     open_requested = Signal(int)
@@ -86,10 +88,20 @@ class ConversationList(QWidget):
         elif chosen is delete:
             self.ask_delete(conv_id, item.toolTip())
 
+    def rename_dialog(self, title: str) -> QInputDialog:
+        """The rename dialog, wide enough to show a typical chat title whole (QInputDialog.getText
+        sizes itself to its label, so long titles scrolled inside a narrow box)."""
+        dialog = QInputDialog(self)
+        dialog.setWindowTitle("Rename chat")
+        dialog.setLabelText("Title")
+        dialog.setTextValue(title)
+        dialog.resize(max(RENAME_WIDTH, dialog.sizeHint().width()), dialog.sizeHint().height())
+        return dialog
+
     def ask_rename(self, conv_id: int, title: str) -> None:
-        new_title, ok = QInputDialog.getText(self, "Rename chat", "Title", text=title)
-        if ok and new_title.strip():
-            self.rename_requested.emit(conv_id, new_title.strip())
+        dialog = self.rename_dialog(title)
+        if dialog.exec() and dialog.textValue().strip():
+            self.rename_requested.emit(conv_id, dialog.textValue().strip())
 
     def ask_delete(self, conv_id: int, title: str) -> None:
         answer = QMessageBox.question(

@@ -8,9 +8,9 @@ import dataclasses
 import json
 import time
 
-from PySide6.QtCore import QEvent, QPoint, Qt
+from PySide6.QtCore import QEvent, QPoint, Qt, QTimer
 from PySide6.QtGui import QTextCursor
-from PySide6.QtWidgets import QApplication
+from PySide6.QtWidgets import QApplication, QInputDialog
 
 from desktop import paths
 from desktop.ui import theme
@@ -319,7 +319,21 @@ def test_conversation_list_open_rename_search_delete(qtbot, scripted_window, mon
     reopened = replies(built)[0]
     assert reopened.text == "Hello, world!" and [s.prob for s in reopened.steps][-1] == 0.02
     assert reopened.footer.text().startswith("4 tokens")
-    built.controller._rename(first, "Cats")
+    conversations = built.window.conversations
+    dialog = conversations.rename_dialog("about cats, and a title long enough to need the width")
+    assert dialog.width() >= 440 and dialog.textValue().startswith("about cats")
+    dialog.deleteLater()
+
+    def type_title() -> None:  # the dialog runs modally: answer it from the event loop
+        active = QApplication.activeModalWidget()
+        assert isinstance(active, QInputDialog)
+        active.setTextValue("  Cats  ")
+        active.accept()
+
+    QTimer.singleShot(0, type_title)
+    with qtbot.waitSignal(conversations.rename_requested) as renamed:
+        conversations.ask_rename(first, "about cats")
+    assert renamed.args == [first, "Cats"]
     built.window.conversations.search.setText("Cats")
     assert items.count() == 1 and items.item(0).text().startswith("Cats")
     built.window.conversations.search.setText("")
