@@ -159,6 +159,7 @@ class ChatController(QObject):
         self._editing: list[Turn] = []  # turns hidden by Edit last, deleted when the edit is sent
         self._close_pending = False
         self._load_banners: list[ErrorBanner] = []  # cleared once a model loads
+        self._notices: list[NoticeBanner] = []  # cleared when the next message is sent
         self._loading = False
         self._loading_name: str | None = None
         self._fallback = False
@@ -377,6 +378,9 @@ class ChatController(QObject):
             return False
         self._apply_edit()  # before clear(): an emptied box would cancel the edit
         self.window.chat.input.clear()
+        for notice in self._notices:  # read by now; the conversation takes their place
+            self.window.chat.remove_bubble(notice)
+        self._notices.clear()
         turn = self._add_user_turn(text)
         if self.history is not None:
             conv = self._ensure_conversation(text)
@@ -672,6 +676,7 @@ class ChatController(QObject):
         self.turns.clear()
         self.conversation_id = None
         self._load_banners.clear()
+        self._notices.clear()
         self._reset_inspector()
         self.window.chat.clear_bubbles()
         self._show_context(0)
@@ -700,8 +705,11 @@ class ChatController(QObject):
         return banner
 
     def show_notice(self, message: str) -> None:
-        """Something the person should know that is not an error (e.g. a model fallback)."""
-        self.window.chat.add_bubble(NoticeBanner(message))
+        """Something the person should know that is not an error (e.g. a model fallback), shown
+        until the next message is sent."""
+        notice = NoticeBanner(message)
+        self._notices.append(notice)
+        self.window.chat.add_bubble(notice)
         self.window.statusBar().showMessage(message, 15000)
 
     # ---- token views -------------------------------------------------------------------------

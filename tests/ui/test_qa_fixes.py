@@ -193,6 +193,10 @@ def test_missing_last_used_model_falls_back_to_the_default_with_a_notice(
     notices = column_widgets(built, NoticeBanner)
     assert len(notices) == 1 and "Opening the default model instead" in notices[0].text()
     assert column_widgets(built, ErrorBanner) == []
+    with qtbot.waitSignal(controller.reply_done, timeout=5000):
+        controller.send("hello")
+    assert column_widgets(built, NoticeBanner) == []  # read by then: the chat takes its place
+    assert [t.role for t in controller.turns] == ["user", "assistant"]
     controller.shutdown()
 
 
