@@ -20,6 +20,7 @@ from collections.abc import Sequence
 
 from desktop.engine.catalog import list_models, resolve_model
 from desktop.engine.errors import EngineError
+from desktop.engine.sampling import MAX_SEED
 
 PROVIDERS = ("auto", "cpu", "cuda", "dml", "coreml")
 _STOP_ESCAPES = {"\\n": "\n", "\\t": "\t", "\\\\": "\\"}
@@ -37,10 +38,11 @@ def number(kind: type, low: float | None = None, high: float | None = None, *, a
     """An argparse `type` for a number in a range: `low` <= value (`low` < value when `above`),
     value <= `high`. The error names the range, e.g. "must be > 0 and <= 1, got 5"."""
     bounds = []
+    shown = str if kind is int else (lambda v: f"{v:g}")
     if low is not None:
-        bounds.append(f"{'>' if above else '>='} {low:g}")
+        bounds.append(f"{'>' if above else '>='} {shown(low)}")
     if high is not None:
-        bounds.append(f"<= {high:g}")
+        bounds.append(f"<= {shown(high)}")
     rule = " and ".join(bounds)
 
     def parse(text: str):
@@ -70,7 +72,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     chat.add_argument(
         "--repetition-penalty", type=number(float, 0, above=True), help="> 0; 1 = off"
     )
-    chat.add_argument("--seed", type=number(int, 0), help=">= 0; reproduces a reply exactly")
+    chat.add_argument(
+        "--seed", type=number(int, 0, MAX_SEED), help=f"0..{MAX_SEED}; reproduces a reply exactly"
+    )
     chat.add_argument(
         "--stop",
         action="append",

@@ -118,9 +118,14 @@ class Sampler:
         return token, probs
 
 
+MAX_SEED = 2**31 - 1
+"""Seeds are 0..MAX_SEED everywhere (drawn, typed in the window's 32-bit spin box, or given to
+the CLI), so a seed shown with any reply can be typed back in and reproduces it."""
+
+
 def draw_seed() -> int:
-    """A fresh random seed (recorded with the reply so it can be reproduced)."""
-    return secrets.randbelow(2**31)
+    """A fresh random seed in 0..MAX_SEED (recorded with the reply so it can be reproduced)."""
+    return secrets.randbelow(MAX_SEED + 1)
 
 
 @dataclass(frozen=True)

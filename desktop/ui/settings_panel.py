@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.engine.events import GenerationSettings
+from desktop.engine.sampling import MAX_SEED
 from desktop.ui.layout import fill_with_scrolling
 from desktop.ui.settings_store import PROVIDERS
 
@@ -56,7 +57,7 @@ class SettingsPanel(QWidget):
         self.top_p = _double(0.0, 1.0, 0.01, 3, "1 = off")
         self.min_p = _double(0.0, 1.0, 0.01, 3, "0 = off")
         self.repetition_penalty = _double(0.5, 3.0, 0.05, 2, "1 = off")
-        self.seed = _int(RANDOM_SEED, 2**31 - 1, "random")
+        self.seed = _int(RANDOM_SEED, MAX_SEED, "random")
         self.seed.setSpecialValueText("random")
         self.max_new_tokens = _int(1, 32768, "")
         self.top_logprobs = _int(1, 50, "")
