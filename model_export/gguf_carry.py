@@ -272,7 +272,8 @@ def _rows_table(
     return name, numpy_helper.from_array(weight.astype(np.float32), name)
 
 
-#: The form in `levels` that carries a Q8_0 matrix as int8 logits rescored exactly at the top.
+#: The form in `levels` that carries a Q8_0 matrix as int8 logits rescored exactly at the top;
+#: only a MatMul that writes a graph output (the logits) takes it, other Q8_0 MatMuls stay float32.
 RESCORED = "int8+rescored-top"
 
 
@@ -311,16 +312,17 @@ def carry_gguf_weights(
     new_nodes: list[onnx.NodeProto] = []
     dropped: set[str] = set()
     block_sums: dict[str, str] = {}
+    graph_outputs = {o.name for o in graph.output}
     for node in graph.node:
         weight = _matmul_weight(node, inits, producers)
         match = index.match(weight) if weight is not None else None
-        if match is not None and levels.get(match[0].kind) is None:
-            match = None
-        if match is None:
+        level = levels.get(match[0].kind) if match is not None else None
+        if level == RESCORED and node.output[0] not in graph_outputs:
+            level = None  # rescoring is for the logits; a hidden layer's Q8_0 stays float32
+        if match is None or level is None:
             counts["kept_fp32"] += node.op_type == "MatMul"
             new_nodes.append(node)
             continue
-        level = levels[match[0].kind]
         if level == RESCORED and match[0].kind == Q8_0:
             rows, table = _rows_table(graph, *match)
             nodes, extra = _rescored_nodes(node, *match, rows)

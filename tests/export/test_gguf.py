@@ -4,13 +4,17 @@ loader, and the exact carry of the Q4_1 blocks into MatMulNBits (model_q4.onnx).
 
 from __future__ import annotations
 
+import collections
 import json
 
+import onnx
 import pytest
 
 from model_export.api import export
 from model_export.check import OnnxDecoder, make_session
-from tests.fixtures.common import assert_rescored
+from model_export.gguf_carry import Q4_1, Q8_0, carry_gguf_weights
+from tests.fixtures.common import assert_rescored, hf_source_dir
+from tests.fixtures.decoder_models import write_tiny_llama_gguf
 
 
 @pytest.fixture(scope="module")
@@ -47,3 +51,21 @@ def test_q4_carries_every_q4_1_block_exactly(gguf_export):
     fp32 = OnnxDecoder(make_session(out / "onnx" / "model.onnx")).forward(ids)  # (8, vocab)
     q4 = OnnxDecoder(make_session(out / "onnx" / "model_q4.onnx")).forward(ids)  # (8, vocab)
     assert_rescored(q4, fp32)  # same weights; only the rescored lm_head's tail is approximate
+
+
+def test_only_the_lm_head_is_rescored_when_layers_are_q8_0(tiny_llama_dir, tmp_path):
+    """A GGUF whose layer matrices are Q8_0 too: rescoring (TopK and ScatterElements) is for the
+    logits, so those MatMuls stay float32 and only the lm_head is carried."""
+    gguf_path = write_tiny_llama_gguf(
+        hf_source_dir(tiny_llama_dir), tmp_path / "tiny.Q8_0.gguf", layers="Q8_0"
+    )
+    out = tmp_path / "fp32"
+    export(gguf_path, out, quantize="none")
+    target = tmp_path / "carried.onnx"
+    counts = carry_gguf_weights(out / "onnx" / "model.onnx", gguf_path, target)
+    assert counts[Q8_0] == 1 and counts[Q4_1] == 0
+    ops = collections.Counter(n.op_type for n in onnx.load(str(target)).graph.node)
+    assert ops["TopK"] == ops["ScatterElements"] == ops["MatMulNBits"] == 1
+    ids = [1, 10, 20, 30, 40, 50, 60, 70]
+    fp32 = OnnxDecoder(make_session(out / "onnx" / "model.onnx")).forward(ids)  # (8, vocab)
+    assert_rescored(OnnxDecoder(make_session(target)).forward(ids), fp32)
