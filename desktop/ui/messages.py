@@ -38,6 +38,9 @@ from desktop.ui.token_view import (
     visible_token,
 )
 
+MAX_PIECES = 20_000
+"""Tokens drawn in a message's Tokens or Prompt view at most (a bound for pasted books)."""
+
 
 def _tool(text: str, tip: str) -> QToolButton:
     button = QToolButton()
@@ -116,25 +119,29 @@ class UserMessageWidget(QFrame):
 
     def show_pieces(self, pieces: Sequence, mode: str, note: str = "") -> None:
         """pieces: objects with id, token, bytes, special and a display `text` attribute or the
-        token itself. Shown as alternating spans; special tokens in italics."""
+        token itself. Shown as alternating spans; special tokens in italics. At most MAX_PIECES
+        are drawn (the count says how many there are)."""
         self._set_mode(mode)
         dark = theme.app_is_dark()
         self.body.clear_spans()
-        for index, piece in enumerate(pieces):
-            # A piece's display text may be "" (part of a character shown on a later token).
-            shown = piece.display if hasattr(piece, "display") else piece.token
-            tip = (
+        shown_pieces = pieces[:MAX_PIECES]
+        self.body.append_spans(
+            (
+                # A piece's display text may be "" (part of a character shown on a later token).
+                piece.display if hasattr(piece, "display") else piece.token,
+                piece_format(index, piece.special, dark),
                 f"<b><code>{html.escape(visible_token(piece.token))}</code></b><br>id {piece.id}"
                 + (" · special token" if piece.special else "")
-                + f"<br>bytes {bytes_label(piece.bytes)}"
-            )
-            self.body.append_span(
-                shown,
-                piece_format(index, piece.special, dark),
-                tip,
+                + f"<br>bytes {bytes_label(piece.bytes)}",
                 f"token {piece.token}, id {piece.id}",
             )
-        self.info.setText(note or f"{len(pieces)} token" + ("" if len(pieces) == 1 else "s"))
+            for index, piece in enumerate(shown_pieces)
+        )
+        count = f"{len(pieces):,} token" + ("" if len(pieces) == 1 else "s")
+        if len(pieces) > MAX_PIECES:
+            self.body.append_plain(f" … ({len(pieces) - MAX_PIECES:,} more not drawn)")
+            count += f"; the first {MAX_PIECES:,} are drawn"
+        self.info.setText(note or count)
 
     def enable_prompt(self, on: bool) -> None:
         self.mode_buttons["prompt"].setEnabled(on)
@@ -218,9 +225,17 @@ class AssistantMessageWidget(QFrame):
         self.body.append_span(step.text, fmt, step_tooltip(step), step_accessible(step))
 
     def set_steps(self, steps: Sequence[TokenStep]) -> None:
-        """Fills a stored reply at once (from history)."""
-        for step in steps:
-            self.append_step(step)
+        """Fills a stored reply at once (from history), as one edit of the text."""
+        if not steps:
+            return
+        self.reading.setVisible(False)
+        self.body.setVisible(True)
+        self.steps.extend(steps)
+        dark = theme.app_is_dark()
+        self.body.append_spans(
+            (s.text, theme.token_format(s.prob, dark), step_tooltip(s), step_accessible(s))
+            for s in steps
+        )
 
     def finish(self, done: GenerationDone, partial: bool = False) -> None:
         self.done = done

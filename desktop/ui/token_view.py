@@ -11,8 +11,10 @@ Knows the engine's `TokenStep` and `TokenPiece` only through the helpers that bu
 
 from __future__ import annotations
 
+import bisect
 import html
 import math
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from PySide6.QtCore import QEvent, QSize, Qt, Signal
@@ -94,6 +96,18 @@ class Span:
     accessible: str
 
 
+def span_index(spans: Sequence[Span], position: int) -> int:
+    """The index of the span holding the character at `position`, or -1. `spans` are in document
+    order and do not overlap; empty ones (a token whose text shows on a later token) hold none.
+    A binary search: a prompt view has thousands of spans and this runs on every mouse move."""
+    index = bisect.bisect_right(spans, position, key=lambda span: span.start) - 1
+    while index >= 0 and spans[index].start == spans[index].end:  # empty: share the next start
+        index -= 1
+    if index >= 0 and spans[index].start <= position < spans[index].end:
+        return index
+    return -1
+
+
 class TokenSpanView(QTextEdit):
     """Read-only text built from spans; grows to its content's height (no scroll bars).
 
@@ -130,13 +144,21 @@ class TokenSpanView(QTextEdit):
 
     def append_span(self, text: str, fmt: QTextCharFormat, tooltip: str, accessible: str) -> int:
         """Appends one span at the end; returns its index."""
+        self.append_spans([(text, fmt, tooltip, accessible)])
+        return len(self.spans) - 1
+
+    def append_spans(self, spans: Iterable[tuple[str, QTextCharFormat, str, str]]) -> None:
+        """Appends (text, format, tooltip, accessible name) spans as one edit, so the document is
+        laid out once rather than once per span (span by span, 2,900 tokens took 7 s here)."""
         cursor = QTextCursor(self.document())
         cursor.movePosition(QTextCursor.MoveOperation.End)
-        start = cursor.position()
-        if text:
-            cursor.insertText(text, fmt)
-        self.spans.append(Span(start, cursor.position(), tooltip, accessible))
-        return len(self.spans) - 1
+        cursor.beginEditBlock()
+        for text, fmt, tooltip, accessible in spans:
+            start = cursor.position()
+            if text:
+                cursor.insertText(text, fmt)
+            self.spans.append(Span(start, cursor.position(), tooltip, accessible))
+        cursor.endEditBlock()
 
     def append_plain(self, text: str) -> None:
         """Appends text that belongs to no span (e.g. a separator)."""
@@ -161,10 +183,7 @@ class TokenSpanView(QTextEdit):
         # cursorForPosition gives the nearest boundary: pick the character on the clicked side.
         if pos.x() < rect.x() and position > 0:
             position -= 1
-        for index, span in enumerate(self.spans):
-            if span.start <= position < span.end:
-                return index
-        return -1
+        return span_index(self.spans, position)
 
     def select_span(self, index: int, emit: bool = False) -> None:
         if not self.spans:

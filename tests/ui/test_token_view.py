@@ -1,0 +1,49 @@
+"""The span views: the span under a position (binary search), long messages drawn as one edit and
+capped at MAX_PIECES, and a stored reply rebuilt with the same spans as a streamed one."""
+
+from __future__ import annotations
+
+from desktop.engine.tokenizer import TokenPiece
+from desktop.ui import messages
+from desktop.ui.messages import AssistantMessageWidget, UserMessageWidget
+from desktop.ui.token_view import Span, span_index
+from tests.ui.scripted_model import scripted_step
+
+
+def spans(*bounds: tuple[int, int]) -> list[Span]:
+    return [Span(start, end, "", "") for start, end in bounds]
+
+
+def test_span_index_finds_the_span_holding_a_character():
+    # "abc" | empty (its text shows on the next token) | "de" | "f"
+    layout = spans((0, 3), (3, 3), (3, 5), (5, 6))
+    assert [span_index(layout, p) for p in range(7)] == [0, 0, 0, 2, 2, 3, -1]
+    assert span_index(spans((0, 2), (2, 2)), 2) == -1  # an empty span at the end holds nothing
+    assert span_index([], 0) == -1
+
+
+def test_a_long_message_is_drawn_up_to_max_pieces(qtbot, qapp_theme, monkeypatch):
+    monkeypatch.setattr(messages, "MAX_PIECES", 50)
+    pieces = [TokenPiece(7, f" w{i}", f" w{i}".encode(), 0, 0, False) for i in range(120)]
+    widget = UserMessageWidget("".join(p.token for p in pieces))
+    qtbot.addWidget(widget)
+    widget.show_pieces(pieces, "tokens")
+    assert len(widget.body.spans) == 50
+    assert widget.info.text() == "120 tokens; the first 50 are drawn"
+    assert widget.body.toPlainText().endswith(" w49 … (70 more not drawn)")
+    widget.show_pieces(pieces[:3], "tokens")
+    assert len(widget.body.spans) == 3 and widget.info.text() == "3 tokens"
+
+
+def test_a_stored_reply_has_the_spans_of_a_streamed_one(qtbot, qapp_theme):
+    steps = [scripted_step(i, text, 0.5) for i, text in enumerate(["Hel", "", "lo", " world"])]
+    streamed, stored = AssistantMessageWidget("m"), AssistantMessageWidget("m")
+    qtbot.addWidget(streamed)
+    qtbot.addWidget(stored)
+    for step in steps:
+        streamed.append_step(step)
+    stored.set_steps(steps)
+    as_tuples = [(s.start, s.end, s.tooltip, s.accessible) for s in stored.body.spans]
+    assert as_tuples == [(s.start, s.end, s.tooltip, s.accessible) for s in streamed.body.spans]
+    assert stored.body.toPlainText() == "Hello world" and stored.steps == steps
+    assert stored.body.isVisibleTo(stored) and not stored.reading.isVisibleTo(stored)
