@@ -39,8 +39,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str]) -> int:
     from desktop.engine.errors import EngineError
+    from desktop.engine.tokenizer import well_formed
 
     args = build_parser().parse_args(argv)
+    for name in ("message", "system", "text"):  # text for the model, not paths (kept as given)
+        if isinstance(getattr(args, name, None), str):
+            setattr(args, name, well_formed(getattr(args, name)))
+    if getattr(args, "stop", None):
+        args.stop = [well_formed(s) for s in args.stop]
     try:
         try:
             code = int(args.func(args) or 0)

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from desktop.engine.catalog import list_models, resolve_model
 from desktop.engine.errors import EngineError
 from desktop.engine.sampling import MAX_SEED
+from desktop.engine.tokenizer import well_formed
 
 PROVIDERS = ("auto", "cpu", "cuda", "dml", "coreml")
 _STOP_ESCAPES = {"\\n": "\n", "\\t": "\t", "\\\\": "\\"}
@@ -303,7 +304,7 @@ def run_chat(args: argparse.Namespace) -> int:
                 return 0
             if not line.strip():
                 continue
-            text = line.rstrip("\n")
+            text = well_formed(line.rstrip("\n"))
             history.append(Message("user", text))
             turn = _reply(model, history, settings, args.json)
             saver.save(text, turn)

@@ -91,7 +91,7 @@ def token_record(
     k: int,
     step_ms: float,
 ) -> TokenStep:
-    """The record of one token. logits: float32[vocab] raw; sampling_probs: float32[vocab]."""
+    """The record of one token. logits: float32[vocab] raw; sampling_probs: float64[vocab]."""
     stats = row_stats(logits, k)
     top = tuple(
         Alternative(

@@ -52,17 +52,20 @@ def _clean(logits: np.ndarray) -> np.ndarray:
 def sampling_distribution(logits: np.ndarray, settings: GenerationSettings) -> np.ndarray:
     """The distribution a token is drawn from, after temperature, top-k, top-p and min-p.
 
-    logits: float32[vocab], already repetition-penalized. Returns float32[vocab] summing to 1,
-    0.0 for every filtered token. Temperature 0 (greedy) gives a one-hot row at the argmax (E2).
-    A top-p or min-p that would remove everything keeps the most likely token (E3).
+    logits: float32[vocab], already repetition-penalized. Returns float64[vocab] summing to 1
+    (float64, so that the probabilities of a few kept tokens do not add up past 1 by float32
+    rounding), 0.0 for every filtered token. Temperature 0 (greedy) gives a one-hot row at the
+    argmax (E2). A top-p or min-p that would remove everything keeps the most likely token (E3).
     Raises SamplingError when no logit is finite (E4).
     """
     row = _clean(logits)  # (vocab,)
-    probs = np.zeros_like(row)  # (vocab,)
+    probs = np.zeros(row.size, dtype=np.float64)  # (vocab,)
     if settings.temperature <= 0.0:
         probs[int(np.argmax(row))] = 1.0
         return probs
-    scaled = row / np.float32(settings.temperature)  # (vocab,)
+    # shift before scaling: (logit - max) / T is <= 0, so even a tiny T (1e-38) cannot overflow
+    # to inf and NaN (it underflows to -inf, which is probability 0: greedy in the limit)
+    scaled = (row.astype(np.float64) - row.max()) / settings.temperature  # (vocab,)
     if 0 < settings.top_k < scaled.size:
         kth = np.partition(scaled, -settings.top_k)[-settings.top_k]
         scaled = np.where(scaled >= kth, scaled, -np.inf)
@@ -78,8 +81,7 @@ def sampling_distribution(logits: np.ndarray, settings: GenerationSettings) -> n
         probs = np.where(mask, probs, 0.0)
     if settings.min_p > 0.0:
         probs = np.where(probs >= settings.min_p * probs.max(), probs, 0.0)
-    total = probs.sum()
-    return (probs / total).astype(np.float32)
+    return probs / probs.sum()
 
 
 @dataclass
@@ -95,14 +97,14 @@ class Sampler:
     def sample(self, logits: np.ndarray, seen_ids: np.ndarray) -> tuple[int, np.ndarray]:
         """Pick the next token. logits: float32[vocab]; seen_ids: int64[n] (prompt + reply so far).
 
-        Returns (token_id, float32[vocab] sampling distribution). Raises SamplingError (E4).
+        Returns (token_id, float64[vocab] sampling distribution). Raises SamplingError (E4).
         """
         if self.settings.temperature <= 0.0 and self.settings.repetition_penalty == 1.0:
             token = int(np.argmax(logits))  # greedy fast path: no copy of the row
             if not np.isfinite(logits[token]):
                 _clean(logits)  # raises SamplingError when nothing is finite (E4)
                 token = int(np.argmax(np.nan_to_num(logits, nan=-np.inf)))
-            probs = np.zeros(logits.size, dtype=np.float32)  # (vocab,) one-hot
+            probs = np.zeros(logits.size, dtype=np.float64)  # (vocab,) one-hot
             probs[token] = 1.0
             return token, probs
         penalized = apply_repetition_penalty(logits, seen_ids, self.settings.repetition_penalty)

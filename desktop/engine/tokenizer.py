@@ -47,6 +47,17 @@ def _byte_notation(err: UnicodeError) -> tuple[str, int]:
 codecs.register_error(_ERRORS, _byte_notation)
 
 
+def well_formed(text: str) -> str:
+    """`text` with each lone surrogate replaced by U+FFFD. Bytes that are not UTF-8 reach Python
+    from argv and stdin as lone surrogates (U+DC80..U+DCFF, PEP 383's surrogateescape), and a
+    pasted string can hold one; neither tokenizers nor SQLite accept them (QA 3, defect 2)."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+
+
 @dataclass(frozen=True)
 class TokenPiece:
     """One token of a text. token: its text alone (byte notation such as `<F0 9F>` for part of a
@@ -215,6 +226,7 @@ class TextTokenizer:
     # ---- encoding ---------------------------------------------------------------------------
     def pieces(self, text: str, add_special_tokens: bool = False) -> list[TokenPiece]:
         """Tokenize `text` with character spans. A text starting with a space keeps it (A6)."""
+        text = well_formed(text)
         shift = 1 if self._dummy_prefix and text.startswith(" ") else 0
         enc = self._tok.encode(" " * shift + text, add_special_tokens=add_special_tokens)
         out = []
@@ -233,6 +245,7 @@ class TextTokenizer:
 
     def encode(self, text: str, add_special_tokens: bool = False) -> list[int]:
         """Token ids of a plain text (A6: a leading space survives the round trip)."""
+        text = well_formed(text)
         shift = " " if self._dummy_prefix and text.startswith(" ") else ""
         return self._tok.encode(shift + text, add_special_tokens=add_special_tokens).ids
 

@@ -24,6 +24,7 @@ from PySide6.QtWidgets import QApplication
 
 from desktop.engine.errors import EngineError
 from desktop.engine.events import GenerationDone, Message, PromptInfo, TokenStep
+from desktop.engine.tokenizer import well_formed
 from desktop.ui import settings_store
 from desktop.ui.main_window import MainWindow
 from desktop.ui.messages import (
@@ -368,6 +369,7 @@ class ChatController(QObject):
     def send(self, text: str | None = None) -> bool:
         """Sends the input box's text (or `text`); returns whether a reply was started."""
         text = self.window.chat.input.toPlainText() if text is None else text
+        text = well_formed(text)  # a pasted lone surrogate: U+FFFD, not a failed save
         if not text.strip():
             return False
         if self.busy:

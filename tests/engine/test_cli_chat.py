@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 import math
 import os
@@ -16,6 +17,7 @@ from desktop import paths
 from desktop.__main__ import main
 from desktop.cli_chat import finish_note, stop_string
 from desktop.engine.events import GenerationDone, GenerationSettings
+from desktop.history import History
 
 
 def json_lines(text: str) -> list[dict]:
@@ -287,3 +289,20 @@ def test_json_done_says_why_the_provider_fell_back(tiny_llama_dir, capsys):
     assert "running on CPU" in done["provider_fallback_reason"]
     assert main([*argv, "--provider", "cpu", "Hi"]) == 0
     assert json_lines(capsys.readouterr().out)[-1]["provider_fallback_reason"] is None
+
+
+def test_bytes_that_are_not_utf8_become_replacement_characters(tiny_llama_dir, capsys, monkeypatch):
+    """QA 3, defect 2: argv and stdin bytes that are not UTF-8 arrive as lone surrogates (PEP 383)
+    and crashed the tokenizer with a traceback. They read as U+FFFD, and the chat is saved."""
+    invalid = b"hi \xff\xfe there".decode("utf-8", "surrogateescape")
+    assert main(["tokenize", "--model", str(tiny_llama_dir), "--json", invalid]) == 0
+    tokens = json.loads(capsys.readouterr().out)["tokens"]
+    assert bytes(b for t in tokens for b in t["bytes"]).decode() == "hi \ufffd\ufffd there"
+    argv = ["chat", "--model", str(tiny_llama_dir), "--max-new-tokens", "2", "--json"]
+    assert main([*argv, "--system", invalid, invalid]) == 0
+    assert json_lines(capsys.readouterr().out)[-1]["type"] == "done"
+    monkeypatch.setattr("sys.stdin", io.StringIO(invalid + "\n"))
+    assert main(argv) == 0
+    assert json_lines(capsys.readouterr().out)[-1]["type"] == "done"
+    saved = History(paths.history_db()).list_conversations()
+    assert len(saved) == 2 and all("\ufffd" in c.title for c in saved)

@@ -137,3 +137,26 @@ def test_greedy_fast_path_with_nan_and_inf():
     assert token == 2 and probs[2] == 1.0
     token, _ = sampler.sample(np.array([np.inf, 1.0], np.float32), np.array([], np.int64))
     assert token == 0
+
+
+@pytest.mark.parametrize("temperature", [1e-38, 1e-45, 1e-300])
+def test_a_tiny_temperature_is_greedy_in_the_limit_not_nan(temperature):
+    """QA 3, defect 3: row / 1e-38 overflowed float32 to inf, then inf - inf = NaN, and the reply
+    became the last vocabulary id over and over."""
+    rng = np.random.default_rng(1)
+    logits = (rng.normal(size=4096) * 20).astype(np.float32)
+    settings = GenerationSettings(temperature=temperature, top_p=0.9, repetition_penalty=1.0)
+    probs = sampling_distribution(logits, settings)
+    assert np.isfinite(probs).all() and probs[int(np.argmax(logits))] == 1.0
+    token, _ = Sampler(settings, seed=3).sample(logits, np.array([], np.int64))
+    assert token == int(np.argmax(logits))
+
+
+def test_kept_probabilities_do_not_add_up_past_one():
+    """QA 3, defect 7: float32 probabilities of the kept tokens summed to 1.0000000335."""
+    rng = np.random.default_rng(2)
+    for _ in range(50):
+        logits = (rng.normal(size=49152) * 4).astype(np.float32)
+        settings = GenerationSettings(temperature=0.8, top_k=40, top_p=0.95, min_p=0.05)
+        probs = sampling_distribution(logits, settings)
+        assert probs.dtype == np.float64 and abs(probs.sum() - 1.0) < 1e-12
