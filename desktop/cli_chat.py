@@ -169,9 +169,7 @@ def done_json(done, provider_fallback_reason: str | None = None) -> dict:
     """A GenerationDone as the last JSON line; `provider_fallback_reason`: why a requested GPU
     execution provider is not in use (ProviderInfo.fallback_reason), or None. `seed` is null for
     a greedy reply (temperature 0), which draws nothing (as the window's reply footer)."""
-    fields = dataclasses.asdict(done)
-    if done.settings.temperature <= 0:
-        fields["seed"] = None
+    fields = {**dataclasses.asdict(done), "seed": done.seed_used}
     fields["settings"]["stop_strings"] = list(done.settings.stop_strings)
     fields["settings"]["stop_ids"] = list(done.settings.stop_ids)
     return {"type": "done", **fields, "provider_fallback_reason": provider_fallback_reason}

@@ -73,7 +73,7 @@ def message_json(message: StoredMessage) -> dict:
         partial=message.partial,
         finish_reason=done.finish_reason,
         error=done.error,
-        seed=done.seed,
+        seed=done.seed_used,
         provider=done.provider,
         settings=settings,
         usage={"prompt_tokens": done.prompt_tokens, "completion_tokens": done.completion_tokens},
@@ -128,24 +128,29 @@ def to_markdown(summary: ConversationSummary, messages: list[StoredMessage]) -> 
 
 
 def _facts(message: StoredMessage) -> str:
+    """The line under a reply, as the window's footer words it (seed only when one was drawn;
+    for a greedy reply only the settings that still act on it)."""
     done = message.done
     assert done is not None
+    if done.completion_tokens == 0 and (done.finish_reason == "cancelled" or message.partial):
+        return f"stopped before the first token · {done.provider}"
     s = done.settings
-    sampling = "greedy" if s.temperature == 0 else f"temperature {s.temperature:g}"
-    for name, value, off in (
-        ("top-k", s.top_k, 0),
-        ("top-p", s.top_p, 1.0),
-        ("min-p", s.min_p, 0.0),
-        ("repetition penalty", s.repetition_penalty, 1.0),
+    greedy = s.temperature <= 0
+    sampling = "greedy" if greedy else f"temperature {s.temperature:g}"
+    for name, value, off, acts_when_greedy in (
+        ("top-k", s.top_k, 0, False),
+        ("top-p", s.top_p, 1.0, False),
+        ("min-p", s.min_p, 0.0, False),
+        ("repetition penalty", s.repetition_penalty, 1.0, True),
     ):
-        if value != off:
+        if value != off and (acts_when_greedy or not greedy):
             sampling += f", {name} {value:g}"
     facts = [
         f"{done.completion_tokens} tokens",
         f"TTFT {done.ttft_ms:.0f} ms",
         f"{done.decode_tokens_per_s:.1f} tokens/s",
         sampling,
-        f"seed {done.seed}",
+        *([f"seed {done.seed_used}"] if done.seed_used is not None else []),
         done.provider,
     ]
     if message.partial:

@@ -126,5 +126,11 @@ class GenerationDone:
     error: str | None = None
     settings: GenerationSettings = field(default_factory=GenerationSettings)
 
+    @property
+    def seed_used(self) -> int | None:
+        """The seed that reproduces this reply, or None for a greedy one (temperature 0 draws
+        nothing at random). What every view reports: CLI --json, the window, exports."""
+        return None if self.settings.temperature <= 0 else self.seed
+
 
 Event = PromptInfo | TokenStep | GenerationDone

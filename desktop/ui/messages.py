@@ -265,8 +265,8 @@ def footer_text(done: GenerationDone, partial: bool = False) -> str:
         f"{done.decode_tokens_per_s:.1f} tokens/s",
         provider,
     ]
-    if done.settings is None or done.settings.temperature > 0:  # greedy replies use no seed
-        parts.append(f"seed {done.seed}")
+    if done.seed_used is not None:  # greedy replies use no seed
+        parts.append(f"seed {done.seed_used}")
     if done.finish_reason == "cancelled" or partial:
         parts.append("stopped")
     elif done.finish_reason == "length":

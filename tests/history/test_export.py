@@ -4,6 +4,7 @@ chat log. Also the `history` and `export` subcommands, run through their argpars
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 
@@ -81,6 +82,28 @@ def test_export_markdown_is_a_readable_transcript(saved):
     assert messages[1].text.rstrip() in md
     assert "*12 tokens · TTFT 123 ms · 0.1 tokens/s · temperature 0.3, top-k 40" in md
     assert "*stopped before the end · 3 tokens" in md
+
+
+def test_greedy_and_unstarted_replies_export_as_the_window_shows_them(tmp_path):
+    """QA 3, defects 4 and 12: a greedy reply exported a seed (it draws nothing) and top-p (which
+    does not act on it); a reply stopped before its first token exported "0 tokens · TTFT 0 ms"."""
+    steps = make_steps(4, top=2)
+    greedy = dataclasses.replace(
+        make_done(steps), settings=dataclasses.replace(make_done(steps).settings, temperature=0.0)
+    )
+    unstarted = dataclasses.replace(make_done((), "cancelled"), ttft_ms=0.0)
+    with History() as history:
+        conv = history.create_conversation("Greedy", "m")
+        history.add_user_message(conv, "Hi")
+        history.add_assistant_message(conv, greedy, steps, "m")
+        history.add_assistant_message(conv, unstarted, (), "m")
+        summary, messages = history.conversation(conv), history.messages(conv)
+    data = json.loads(to_json(summary, messages))
+    assert data["messages"][1]["seed"] is None and data["messages"][2]["seed"] is not None
+    md = to_markdown(summary, messages)
+    assert "tokens/s · greedy, repetition penalty 1.1 · CPUExecutionProvider*" in md
+    assert "*stopped before the first token · CPUExecutionProvider*" in md
+    assert "seed" not in md.split("## Assistant")[1]
 
 
 def _cli(argv):
