@@ -229,8 +229,6 @@ class ChatController(QObject):
                 "Wait for the current reply or load to finish.", 5000
             )
             return
-        self.app_settings.model = name_or_path
-        self._save_timer.start()
         provider = self.app_settings.provider
         label = Path(name_or_path).name if name_or_path else "the default model"
         self.window.model_label.setText(f"Loading {label}…")
@@ -257,6 +255,9 @@ class ChatController(QObject):
     @Slot(object)
     def _model_loaded(self, model: Any) -> None:
         self._loading = False
+        # remembered for the next start only once it loaded (a failed folder is not)
+        self.app_settings.model = self._loading_name
+        self._save_timer.start()
         old, self.model = self.model, model
         if old is not None and old is not model:
             old.close()
@@ -287,6 +288,7 @@ class ChatController(QObject):
             self.open_model(None)
             return
         self._load_banners.append(self.show_error(f"The model could not be loaded. {message}"))
+        self._refresh_models()  # the Model box goes back to the model still in use
         self.model_failed.emit(message)
 
     def _show_model_status(self) -> None:
@@ -380,9 +382,10 @@ class ChatController(QObject):
             return False
         self._apply_edit()  # before clear(): an emptied box would cancel the edit
         self.window.chat.input.clear()
-        for notice in self._notices:  # read by now; the conversation takes their place
-            self.window.chat.remove_bubble(notice)
+        for banner in [*self._notices, *self._load_banners]:  # read by now; the chat goes on
+            self.window.chat.remove_bubble(banner)
         self._notices.clear()
+        self._load_banners.clear()
         turn = self._add_user_turn(text)
         if self.history is not None:
             conv = self._ensure_conversation(text)

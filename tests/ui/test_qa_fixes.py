@@ -210,6 +210,24 @@ def test_load_error_banner_clears_once_a_model_loads(qtbot, scripted_window):
     assert column_widgets(built, ErrorBanner) == []
 
 
+def test_a_model_that_fails_to_load_is_neither_shown_nor_remembered(qtbot, scripted_window):
+    """QA 3, defect 5: the Model box kept the failed folder, the next start tried it again, and
+    its error stayed above the chat while replies came from the model still loaded."""
+    built = scripted_window
+    controller, box = built.controller, built.window.settings.model
+    remembered = controller.app_settings.model
+    with qtbot.waitSignal(controller.model_failed, timeout=5000):
+        controller.open_model("/nowhere/broken-model")
+    assert controller.app_settings.model == remembered  # not saved for the next start
+    assert box.currentData() == "scripted" and box.findData("/nowhere/broken-model") < 0
+    assert len(column_widgets(built, ErrorBanner)) == 1
+    send_and_wait(qtbot, built, "still here?")
+    assert column_widgets(built, ErrorBanner) == []  # the chat went on with the loaded model
+    with qtbot.waitSignal(controller.model_ready, timeout=5000):
+        controller.open_model("/models/other")
+    assert controller.app_settings.model == "/models/other"  # loaded: remembered
+
+
 # ---- 7: stale inspector and status bar ----------------------------------------------------------
 def pin_a_token(qtbot, built):
     send_and_wait(qtbot, built, "hi")
