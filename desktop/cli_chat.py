@@ -292,14 +292,21 @@ def run_chat(args: argparse.Namespace) -> int:
             turn = _reply(model, [*history, Message("user", args.message)], settings, args.json)
             saver.save(args.message, turn)
             _check(turn)
-            return 0
+            return 130 if turn.done.finish_reason == "cancelled" else 0  # 130: ended by SIGINT
         interactive = sys.stdin.isatty()
         while True:
             if interactive:
                 print("> ", end="", file=sys.stderr, flush=True)
-            line = sys.stdin.readline()
-            if not line:
-                return 0
+            try:
+                line = sys.stdin.readline()
+            except KeyboardInterrupt:  # Ctrl-C at the prompt ends the session
+                line, code = "", 130
+            else:
+                code = 0
+            if not line:  # end of input (Ctrl-D) or Ctrl-C at the prompt
+                if interactive:
+                    print(file=sys.stderr)  # the shell's prompt starts on its own line
+                return code
             if not line.strip():
                 continue
             text = well_formed(line.rstrip("\n"))
@@ -333,7 +340,7 @@ def run_tokenize(args: argparse.Namespace) -> int:
     for p in pieces:
         hex_bytes = p.bytes.hex(" ").upper()
         print(f"{p.id:>7}  {p.token!r:<20} [{p.start}:{p.end}]  {hex_bytes}")
-    print(f"{len(pieces)} tokens", file=sys.stderr)
+    print(f"{len(pieces)} token" + ("" if len(pieces) == 1 else "s"), file=sys.stderr)
     return 0
 
 

@@ -642,6 +642,7 @@ class ChatController(QObject):
         editing, self._editing = self._editing, []
         if not editing:
             return
+        self.window.statusBar().clearMessage()  # the editing hint is done with
         first = editing[0]
         if self.history is not None and first.message_id is not None and self.conversation_id:
             conv, message_id = self.conversation_id, first.message_id
@@ -660,6 +661,7 @@ class ChatController(QObject):
         if not self._editing:
             return
         editing, self._editing = self._editing, []
+        self.window.statusBar().clearMessage()  # the editing hint is done with
         for turn in editing:
             turn.widget.setVisible(True)
         self.turns.extend(editing)

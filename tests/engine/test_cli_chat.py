@@ -306,3 +306,45 @@ def test_bytes_that_are_not_utf8_become_replacement_characters(tiny_llama_dir, c
     assert json_lines(capsys.readouterr().out)[-1]["type"] == "done"
     saved = History(paths.history_db()).list_conversations()
     assert len(saved) == 2 and all("\ufffd" in c.title for c in saved)
+
+
+class _Terminal(io.StringIO):
+    """stdin as a terminal whose reader presses Ctrl-C (or Ctrl-D) at the prompt."""
+
+    def __init__(self, interrupt: bool):
+        super().__init__("")
+        self.interrupt = interrupt
+
+    def isatty(self) -> bool:
+        return True
+
+    def readline(self, *args) -> str:
+        if self.interrupt:
+            raise KeyboardInterrupt
+        return ""
+
+
+@pytest.mark.parametrize(("interrupt", "code"), [(True, 130), (False, 0)])
+def test_ctrl_c_or_d_at_the_prompt_ends_on_a_new_line(
+    tiny_llama_dir, capsys, monkeypatch, interrupt, code
+):
+    """QA 3, defect 13: the shell's prompt landed on the same line as ours."""
+    monkeypatch.setattr("sys.stdin", _Terminal(interrupt))
+    assert main(["chat", "--model", str(tiny_llama_dir), "--no-save"]) == code
+    assert capsys.readouterr().err == "> \n"
+
+
+def test_a_one_shot_reply_cut_by_sigint_exits_130(tiny_llama_dir, monkeypatch):
+    """QA 3, defect 13: Ctrl-C during `tokenglass chat MESSAGE` exited 0."""
+    import desktop.cli_chat as cli_chat
+
+    real_reply = cli_chat._reply
+
+    def cancelled_reply(model, messages, settings, as_json):
+        turn = real_reply(model, messages, settings, as_json)
+        turn.done = dataclasses.replace(turn.done, finish_reason="cancelled")  # as SIGINT ends it
+        return turn
+
+    monkeypatch.setattr(cli_chat, "_reply", cancelled_reply)
+    argv = ["chat", "--model", str(tiny_llama_dir), "--no-save", "--max-new-tokens", "3", "Hi"]
+    assert main(argv) == 130

@@ -133,13 +133,17 @@ def test_edit_last_deletes_nothing_until_the_edit_is_sent(qtbot, scripted_window
     assert box.toPlainText() == "two"
     assert len(built.history.messages(conv)) == 4  # nothing deleted yet
     assert [t.text for t in built.controller.turns if t.role == "user"] == ["one"]
+    status = built.window.statusBar()
+    assert status.currentMessage().startswith("Editing your last message")
     # Emptying the box cancels the edit: the turn and its reply come back.
     box.clear()
     assert [t.role for t in built.controller.turns] == ["user", "assistant"] * 2
     assert all(t.widget.isVisibleTo(built.window) for t in built.controller.turns)
+    assert status.currentMessage() == ""  # the hint went with the edit (QA 3, defect 11)
     # Sending the edit replaces the turn, on screen and in the history.
     qtbot.mouseClick(built.window.chat.edit_button, Qt.MouseButton.LeftButton)
     send_and_wait(qtbot, built, "two, edited")
+    assert not status.currentMessage().startswith("Editing")
     stored = built.history.messages(conv)
     assert [m.text for m in stored if m.role == "user"] == ["one", "two, edited"]
     assert [t.text for t in built.controller.turns if t.role == "user"] == ["one", "two, edited"]
