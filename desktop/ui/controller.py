@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import shiboken6
 from PySide6.QtCore import QCoreApplication, QObject, QThread, QTimer, Signal, Slot
 from PySide6.QtGui import QTextCursor
 from PySide6.QtWidgets import QApplication
@@ -670,6 +671,7 @@ class ChatController(QObject):
         self._show_context_of_chat()
 
     def _reset_inspector(self) -> None:
+        self._unhighlight_inspected()
         self._inspected = None
         self.window.inspector.clear()
 
@@ -729,8 +731,14 @@ class ChatController(QObject):
 
     def _inspect(self, turn: Turn) -> None:
         if self._inspected is not turn:
+            self._unhighlight_inspected()  # one highlighted token in the window, not one per reply
             self._inspected = turn
             self.window.inspector.set_reply(turn.widget.steps)
+
+    def _unhighlight_inspected(self) -> None:
+        widget = self._inspected.widget if self._inspected is not None else None
+        if widget is not None and shiboken6.isValid(widget):  # its bubble may be gone already
+            widget.body.clear_selection()
 
     @Slot(int)
     def _reply_token_selected(self, index: int) -> None:

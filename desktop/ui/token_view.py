@@ -185,6 +185,11 @@ class TokenSpanView(QTextEdit):
             position -= 1
         return span_index(self.spans, position)
 
+    def clear_selection(self) -> None:
+        """No span highlighted (another reply's token is being inspected)."""
+        self.selected = -1
+        self.setExtraSelections([])
+
     def select_span(self, index: int, emit: bool = False) -> None:
         if not self.spans:
             return

@@ -413,3 +413,22 @@ def test_help_lists_the_window_options(capsys):
     out = capsys.readouterr().out
     for option in ("--theme", "--model", "--provider", "--self-test"):
         assert option in out, option
+
+
+def test_one_token_is_highlighted_across_replies(qtbot, scripted_window):
+    """QA 3, defect 10: a token picked in an earlier reply stayed highlighted after one in another
+    reply was picked, and after Regenerate reset the inspector."""
+    built = scripted_window
+    send_and_wait(qtbot, built, "one")
+    send_and_wait(qtbot, built, "two")
+    first, second = (r.body for r in replies(built))
+    first.select_span(2, emit=True)
+    assert first.selected == 2 and len(first.extraSelections()) == 1
+    second.select_span(1, emit=True)
+    assert first.selected == -1 and first.extraSelections() == []
+    assert second.selected == 1 and len(second.extraSelections()) == 1
+    first.select_span(0, emit=True)
+    with qtbot.waitSignal(built.controller.reply_done, timeout=10000):
+        built.controller.regenerate()  # replaces the second reply; the inspector resets
+    assert built.window.inspector.current == -1
+    assert first.selected == -1 and first.extraSelections() == []
