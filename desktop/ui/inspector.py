@@ -23,7 +23,14 @@ from desktop.engine.events import Alternative, TokenStep
 from desktop.ui import theme
 from desktop.ui.charts import AlternativesChart, ScaleLegend, TokenStripChart
 from desktop.ui.layout import fill_with_scrolling
-from desktop.ui.token_view import bytes_label, is_fragment, percent, surprisal_bits, visible_token
+from desktop.ui.token_view import (
+    bytes_label,
+    entropy_bits,
+    is_fragment,
+    percent,
+    surprisal_bits,
+    visible_token,
+)
 
 
 class InspectorPanel(QWidget):
@@ -125,7 +132,7 @@ class InspectorPanel(QWidget):
         self.values["rank"].setText(
             f"{step.rank + 1}" + (" (most likely)" if step.rank == 0 else "")
         )
-        self.values["entropy"].setText(f"{step.entropy:.3f} nats")
+        self.values["entropy"].setText(f"{entropy_bits(step.entropy):.3f} bits")
         self.values["surprisal"].setText(f"{bits:.2f} bits")
         self.values["step"].setText(
             f"{step.step_ms:.1f} ms" + (" (prefill)" if index == 0 else " (decode step)")

@@ -70,7 +70,7 @@ def step_tooltip(step: TokenStep, alternatives: int = 5) -> str:
     head = (
         f"<b><code>{html.escape(token_label(step.token, step.bytes))}</code></b> "
         f"(id {step.id})<br>p = {percent(step.prob)} · rank {step.rank + 1} · "
-        f"entropy {step.entropy:.2f} nats"
+        f"entropy {entropy_bits(step.entropy):.2f} bits"
     )
     return f"{head}<table cellspacing='4'>{''.join(rows)}</table>"
 
@@ -86,6 +86,12 @@ def step_accessible(step: TokenStep) -> str:
 def surprisal_bits(prob: float) -> float:
     """-log2(p) in bits; infinite for p == 0."""
     return math.inf if prob <= 0.0 else -math.log2(prob)
+
+
+def entropy_bits(entropy_nats: float) -> float:
+    """A record's entropy (nats, natural log as its logprobs) in bits, the window's one unit of
+    information, as surprisal's."""
+    return entropy_nats / math.log(2.0)
 
 
 @dataclass

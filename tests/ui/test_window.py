@@ -186,6 +186,10 @@ def test_tooltip_click_and_arrow_keys_pin_tokens_in_the_inspector(qtbot, scripte
     assert inspector.current == 2
     assert inspector.values["prob"].text() == "30.0 %"
     assert inspector.values["rank"].text() == "3"  # two alternatives at 35 % each
+    # one unit of information: p = 0.3 and 0.35, 0.35 -> entropy 1.58 bits; -log2(0.3) = 1.74
+    assert inspector.values["entropy"].text() == "1.581 bits"
+    assert inspector.values["surprisal"].text() == "1.74 bits"
+    assert "entropy 1.58 bits" in body.spans[2].tooltip
     assert "·world" in inspector.title.text()
     assert body.accessibleDescription() == "token 3: ·world, probability 30.0 %, rank 3"
     assert "30.0 %" in body.spans[2].tooltip and "alt" in body.spans[2].tooltip
