@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from PySide6.QtCore import QPoint, Qt, Signal
 from PySide6.QtWidgets import (
     QInputDialog,
+    QLabel,
     QLineEdit,
     QListWidget,
     QListWidgetItem,
@@ -52,10 +53,15 @@ class ConversationList(QWidget):
         self.items.itemActivated.connect(self._activated)
         self.items.itemClicked.connect(self._activated)
         self.notice = None
+        self.no_match = QLabel()  # shown when a search finds nothing (an empty list says nothing)
+        self.no_match.setObjectName("muted")
+        self.no_match.setWordWrap(True)
+        self.no_match.setVisible(False)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(8, 8, 8, 8)
         layout.addWidget(self.new_button)
         layout.addWidget(self.search)
+        layout.addWidget(self.no_match)
         layout.addWidget(self.items, 1)
 
     def set_rows(self, rows: Sequence[tuple[int, str, str]], current: int | None) -> None:
@@ -70,6 +76,9 @@ class ConversationList(QWidget):
                 item.setSelected(True)
                 self.items.setCurrentItem(item)
         self.items.blockSignals(False)
+        query = self.search.text().strip()
+        self.no_match.setText(f"Nothing matches “{query}”.")
+        self.no_match.setVisible(not rows and bool(query))
 
     def _activated(self, item: QListWidgetItem) -> None:
         self.open_requested.emit(int(item.data(Qt.ItemDataRole.UserRole)))

@@ -340,7 +340,12 @@ def test_conversation_list_open_rename_search_delete(qtbot, scripted_window, mon
     assert renamed.args == [first, "Cats"]
     built.window.conversations.search.setText("Cats")
     assert items.count() == 1 and items.item(0).text().startswith("Cats")
+    assert not conversations.no_match.isVisibleTo(conversations)
+    built.window.conversations.search.setText("zzzz")
+    assert items.count() == 0 and conversations.no_match.isVisibleTo(conversations)
+    assert conversations.no_match.text() == "Nothing matches “zzzz”."  # QA 3, defect 15
     built.window.conversations.search.setText("")
+    assert not conversations.no_match.isVisibleTo(conversations)
     from PySide6.QtWidgets import QMessageBox
 
     monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Yes)
