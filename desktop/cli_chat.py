@@ -66,7 +66,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _model_args(chat)
     chat.add_argument("--system", help="system prompt")
     chat.add_argument("--max-new-tokens", type=number(int, 1), help=">= 1")
-    chat.add_argument("--temperature", type=number(float, 0), help=">= 0; 0 = greedy")
+    chat.add_argument(
+        "--temperature",
+        type=number(float, 0),
+        help=">= 0; 0 = greedy: the most likely token after the repetition penalty (as in "
+        "llama.cpp and transformers; --repetition-penalty 1 for the model's own argmax)",
+    )
     chat.add_argument("--top-k", type=number(int, 0), help=">= 0; 0 = off")
     chat.add_argument("--top-p", type=number(float, 0, 1, above=True), help="> 0 and <= 1")
     chat.add_argument("--min-p", type=number(float, 0, 1), help="0 to 1; 0 = off")
