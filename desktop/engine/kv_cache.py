@@ -53,6 +53,8 @@ class KVCache:
         if length >= self.length:
             return
         for slot in self.slots:
-            if not slot.cross:
-                self._arrays[slot.past] = self._arrays[slot.past][:, :, :length, :]
+            if not slot.cross:  # a contiguous copy: ONNX Runtime reads inputs as dense buffers
+                self._arrays[slot.past] = np.ascontiguousarray(
+                    self._arrays[slot.past][:, :, :length, :]
+                )
         self.length = length

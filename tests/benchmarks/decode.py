@@ -75,12 +75,14 @@ def run_ours(args: argparse.Namespace, prompt: str) -> dict:
     settings = GenerationSettings(temperature=0.0, max_new_tokens=args.tokens, top_logprobs=10)
 
     def once(n: int) -> GenerationDone:
+        model._stepper.forget()  # every run prefills its whole prompt, as the peers' runs do
         run = dataclasses.replace(settings, max_new_tokens=n)
         *_, done = generate(model._stepper, model.tokenizer, info, run, limits)
         return done
 
     once(8)  # warm-up
     done = once(args.tokens)
+    model._stepper.forget()
     logits = model._stepper.prefill(list(ids))  # float32[vocab], a real row
     probs = np.zeros_like(logits)
     reps = 200

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from desktop.engine.chat import load_model
-from desktop.engine.errors import EmptyMessageError, PromptTooLongError
+from desktop.engine.errors import EmptyMessageError, EngineError, PromptTooLongError
 from desktop.engine.events import GenerationDone, GenerationSettings, Message, PromptInfo, TokenStep
 
 GREEDY = GenerationSettings(temperature=0.0, max_new_tokens=12, top_logprobs=5)
@@ -51,6 +51,7 @@ def full_recompute(stepper, prompt_ids, reply):
             return stepper.prefill(prompt_ids)
         finally:
             stepper.decoder_prefix = saved
+    stepper.forget()  # a recompute: nothing kept from the cache
     return stepper.prefill([*prompt_ids, *reply])
 
 
@@ -222,6 +223,7 @@ def test_chunked_prefill_equals_one_run(fixture, request):
     assert len(ids) > 7
     whole = model._stepper.prefill(ids, chunk=len(ids))
     for chunk in (1, 3, 7):
+        model._stepper.forget()  # the whole prompt again, not the cached prefix
         chunked = model._stepper.prefill(ids, chunk=chunk)
         assert model._stepper.position == len(ids)
         np.testing.assert_allclose(chunked, whole, rtol=1e-4, atol=1e-5)
@@ -345,3 +347,53 @@ def test_default_settings_read_do_sample(
     (folder / "generation_config.json").write_text(json.dumps(config), encoding="utf-8")
     settings = load_model(folder, provider="cpu", threads=1).default_settings()
     assert (settings.temperature, settings.top_p, settings.top_k) == (temperature, top_p, top_k)
+
+
+@pytest.mark.parametrize("fixture", DECODERS)
+def test_a_follow_up_prefills_only_what_the_cache_lacks(fixture, request):
+    """Prefix caching: turn 2's prompt starts with turn 1's prompt and (most of) its reply, so
+    only the rest runs; a Regenerate reruns only the last prompt token; an edit keeps the common
+    prefix. Every time, the logits and the reply equal those of a fresh run."""
+    model = load_model(request.getfixturevalue(fixture), provider="cpu", threads=1)
+    fresh = load_model(request.getfixturevalue(fixture), provider="cpu", threads=1)
+    settings = GenerationSettings(temperature=0.0, max_new_tokens=6)
+    chat = [Message("user", "What is the capital of France?")]
+    first = model.render_prompt(chat)
+    *_, done = model.generate(chat, settings)
+    stepper = model._stepper
+    assert stepper.reused == 0
+    chat += [Message("assistant", done.text), Message("user", "And of Spain?")]
+    second = list(model.render_prompt(chat).prompt_ids)
+    for prompt in (
+        second,  # a follow-up
+        second,  # the same prompt again (Regenerate)
+        [*second[:-3], 5, 6, 7],  # an edited ending
+        list(first.prompt_ids),  # back to a shorter conversation
+    ):
+        before = list(stepper._cached)
+        logits = stepper.prefill(prompt)
+        shared = next(
+            (i for i, (a, b) in enumerate(zip(before, prompt, strict=False)) if a != b),
+            min(len(before), len(prompt)),
+        )
+        assert stepper.reused == min(shared, len(prompt) - 1)
+        assert stepper.position == len(prompt)
+        if prompt is second and model.template is not None:
+            assert stepper.reused >= len(first.prompt_ids)  # turn 1 was not read again
+        fresh._stepper.forget()
+        np.testing.assert_allclose(logits, fresh._stepper.prefill(prompt), rtol=1e-4, atol=1e-5)
+    *_, again = model.generate(chat, settings)
+    *_, alone = fresh.generate(chat, settings)
+    assert again.text == alone.text
+
+
+def test_a_failed_run_empties_the_cache(tiny_llama_dir):
+    model = load_model(tiny_llama_dir, provider="cpu", threads=1)
+    stepper = model._stepper
+    ids = list(model.render_prompt([Message("user", "hello there")]).prompt_ids)
+    stepper.prefill(ids)
+    with pytest.raises(EngineError):
+        stepper.step(10**9)  # an id outside the vocabulary: ONNX Runtime's Gather fails
+    assert stepper.position == 0 and stepper._cached == []
+    stepper.prefill(ids)
+    assert stepper.reused == 0 and stepper.position == len(ids)
