@@ -289,6 +289,8 @@ def run_chat(args: argparse.Namespace) -> int:
     from desktop.engine.events import Message
 
     model = _load(args)
+    if model.template_note:
+        print(f"tokenglass: {model.template_note}", file=sys.stderr)
     settings = _settings(model, args)
     history = [Message("system", args.system)] if args.system else []
     saver = _Saver(model.name, enabled=not args.no_save)

@@ -48,6 +48,19 @@ class ChatModel:
         self._stepper = make_stepper(manifest, self._graphs)
         self._lock = threading.Lock()
 
+    @property
+    def template_note(self) -> str | None:
+        """What to tell a person about a decoder-only model with no chat template (none in
+        tokenizer_config.json, no chat_template.jinja): it reads the conversation as plain text
+        and continues it. None when there is a template, or for an encoder-decoder model (which
+        reads the message as is by design)."""
+        if self.template is not None or self.kind != "decoder":
+            return None
+        return (
+            f"{self.name} has no chat template (tokenizer_config.json or chat_template.jinja), "
+            "so it reads your messages as plain text and continues them."
+        )
+
     def default_settings(self) -> GenerationSettings:
         """GenerationSettings from the model folder's generation_config.json.
 

@@ -269,6 +269,8 @@ class ChatController(QObject):
         self._show_context_of_chat()
         self._refresh_models()
         self._fill_settings(model)
+        if model.template_note:
+            self.show_notice(model.template_note)
         self.window.chat.send_button.setEnabled(True)
         self._sync_buttons()
         self.model_ready.emit(model)

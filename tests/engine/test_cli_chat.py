@@ -348,3 +348,12 @@ def test_a_one_shot_reply_cut_by_sigint_exits_130(tiny_llama_dir, monkeypatch):
     monkeypatch.setattr(cli_chat, "_reply", cancelled_reply)
     argv = ["chat", "--model", str(tiny_llama_dir), "--no-save", "--max-new-tokens", "3", "Hi"]
     assert main(argv) == 130
+
+
+def test_a_model_without_a_chat_template_is_named_as_such(tiny_gpt2_dir, tiny_llama_dir, capsys):
+    """QA 3, defect 9: a folder with no chat template read the chat as plain text, silently."""
+    argv = ["chat", "--no-save", "--max-new-tokens", "2", "--json", "Hi"]
+    assert main([*argv, "--model", str(tiny_gpt2_dir)]) == 0
+    assert "has no chat template" in capsys.readouterr().err
+    assert main([*argv, "--model", str(tiny_llama_dir)]) == 0
+    assert "chat template" not in capsys.readouterr().err

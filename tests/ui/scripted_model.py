@@ -77,6 +77,7 @@ class ScriptedModel:
     path: Path = Path("scripted")
     kind: str = "decoder"
     context_size: int = 2048
+    template_note: str | None = None  # ChatModel.template_note: set for a model with none
     provider: ScriptedProvider = field(default_factory=ScriptedProvider)
     settings: GenerationSettings = field(
         default_factory=lambda: GenerationSettings(temperature=0.5)

@@ -432,3 +432,16 @@ def test_one_token_is_highlighted_across_replies(qtbot, scripted_window):
         built.controller.regenerate()  # replaces the second reply; the inspector resets
     assert built.window.inspector.current == -1
     assert first.selected == -1 and first.extraSelections() == []
+
+
+def test_a_model_without_a_chat_template_gets_a_notice(qtbot, qapp_theme, history):
+    """QA 3, defect 9: the window said nothing when a model had no chat template."""
+    model = ScriptedModel(template_note="scripted has no chat template (…)")
+    window, controller = build(scripted_loader(model), None, history, settings_store.load())
+    qtbot.addWidget(window)
+    with qtbot.waitSignal(controller.model_ready, timeout=5000):
+        controller.open_model(None)
+    built = type("B", (), {"window": window})
+    notices = column_widgets(built, NoticeBanner)
+    assert [n.text() for n in notices] == ["scripted has no chat template (…)"]
+    controller.shutdown()
