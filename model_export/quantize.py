@@ -58,7 +58,7 @@ def quantize(
                 shutil.rmtree(source.parent.parent, ignore_errors=True)
         if counts["Q4_1"]:
             method = {"method": "gguf-carry", "graph": form, "levels": DEFAULT_LEVELS}
-            for key in ("packed_matmuls", "embedding_tied_to_lm_head"):
+            for key in ("packed_matmuls", "embedding_tied_to_lm_head", "past_present_share_buffer"):
                 if key in counts:
                     method[key] = counts.pop(key)
             if note:

@@ -98,7 +98,8 @@ def _options(threads: int, spin: bool) -> ort.SessionOptions:
 
 
 class Graph:
-    """One InferenceSession. inputs: name -> (shape, onnx type); outputs: names in graph order."""
+    """One InferenceSession. inputs: name -> (shape, onnx type); outputs: names in graph order;
+    metadata: the model's custom metadata (str -> str)."""
 
     def __init__(self, file: Path, requested: str, threads: int, spin: bool = SPIN):
         self.file = file
@@ -131,6 +132,8 @@ class Graph:
         if self.fallback_reason is None and wanted and wanted[0] not in actual:
             self.fallback_reason = _why_missing(wanted[0])
         self.providers = actual
+        # the graph's metadata_props (e.g. model_export's past_present_share_buffer)
+        self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
         self.inputs = {i.name: (tuple(i.shape), i.type) for i in self.session.get_inputs()}
         self.outputs = [o.name for o in self.session.get_outputs()]
 

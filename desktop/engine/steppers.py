@@ -13,13 +13,18 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
 from desktop.engine.errors import ModelFolderError
-from desktop.engine.kv_cache import KVCache
+from desktop.engine.kv_cache import KVCache, SharedKVCache
 from desktop.engine.manifest import GraphSpec, ModelManifest, describe_graph
-from desktop.engine.session import Graph
+from desktop.engine.session import Graph, ort_value
+
+SHARE_BUFFER_KEY = "past_present_share_buffer"
+"""Graph metadata (model_export's fused graph writes it; onnxruntime-genai's genai_config.json
+uses the same term): "1" when past and present may be one buffer (see SharedKVCache)."""
 
 PREFILL_CHUNK = 256
 """Prompt tokens per prefill run. A decoder-only prompt goes through the KV cache in chunks of
@@ -50,7 +55,12 @@ class DecoderStepper:
                 f"{self.graph.file} takes no past_key_values inputs: export it with a KV cache "
                 "(optimum task text-generation-with-past)."
             )
-        self.cache = KVCache(self.spec.slots, manifest.config)
+        self.cache: KVCache | SharedKVCache
+        if self.graph.metadata.get(SHARE_BUFFER_KEY) == "1" and not self.spec.encoder_states:
+            self.cache = SharedKVCache(self.spec.slots, manifest.config, manifest.context_size)
+        else:
+            self.cache = KVCache(self.spec.slots, manifest.config)
+        self._binding: Any = None  # IO binding of the shared buffers (SharedKVCache only)
         self._outputs = ["logits", *self.spec.self_presents]
         self._cached: list[int] = []  # the ids whose keys and values the cache holds, in order
         self.reused = 0  # prompt tokens the last prefill took from the cache instead of running
@@ -116,6 +126,8 @@ class DecoderStepper:
         return logits
 
     def _forward(self, ids: list[int]) -> np.ndarray:
+        if isinstance(self.cache, SharedKVCache):
+            return self._forward_shared(self.cache, ids)
         past = self.cache.length
         total = past + len(ids)
         feeds = {"input_ids": _ids(ids), **self.cache.feeds()}  # (1, T)
@@ -126,6 +138,30 @@ class DecoderStepper:
         logits, *presents = self.graph.run(feeds, self._outputs)  # logits: (1, T, vocab)
         to_past = self.spec.present_to_past
         self.cache.update({to_past[n]: a for n, a in zip(self._outputs[1:], presents, strict=True)})
+        return logits[0, -1].astype(np.float32, copy=False)  # (vocab,)
+
+    def _forward_shared(self, cache: SharedKVCache, ids: list[int]) -> np.ndarray:
+        """One run that writes its keys and values into the shared buffers in place."""
+        past = cache.length
+        total = past + len(ids)
+        if cache.reserve(total) or self._binding is None:
+            self._binding = self.graph.io_binding()
+            self._binding.bind_output("logits", "cpu")  # first: get_outputs()[0]
+            for slot in cache.slots:
+                value = ort_value(cache.buffers[slot.past])  # wraps the buffer, no copy
+                self._binding.bind_ortvalue_input(slot.past, value)
+                self._binding.bind_ortvalue_output(slot.present, value)
+        feeds = {"input_ids": _ids(ids)}  # (1, T)
+        if self.spec.attention_mask:
+            feeds[self.spec.attention_mask] = np.ones((1, total), dtype=np.int64)  # (1, past+T)
+        if self.spec.position_ids:
+            feeds[self.spec.position_ids] = np.arange(past, total, dtype=np.int64)[None]  # (1, T)
+        for name, array in feeds.items():
+            self._binding.bind_cpu_input(name, array)
+        self._binding.bind_output("logits", "cpu")  # unallocated again: its length is this run's
+        self.graph.run_with_binding(self._binding)
+        cache.length = total
+        logits = self._binding.get_outputs()[0].numpy()  # (1, T, vocab)
         return logits[0, -1].astype(np.float32, copy=False)  # (vocab,)
 
 

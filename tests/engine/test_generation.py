@@ -20,7 +20,8 @@ from desktop.engine.errors import EmptyMessageError, EngineError, PromptTooLongE
 from desktop.engine.events import GenerationDone, GenerationSettings, Message, PromptInfo, TokenStep
 
 GREEDY = GenerationSettings(temperature=0.0, max_new_tokens=12, top_logprobs=5)
-DECODERS = ["tiny_llama_dir", "tiny_gpt2_dir", "tiny_qwen2_dir"]
+EXPORTED_DECODERS = ["tiny_llama_dir", "tiny_gpt2_dir", "tiny_qwen2_dir"]  # optimum, + HF source
+DECODERS = [*EXPORTED_DECODERS, "tiny_fused_dir"]  # + the fused graph on shared KV buffers
 SEQ2SEQ = ["tiny_t5_dir", "tiny_bart_dir", "tiny_marian_dir"]
 
 
@@ -64,7 +65,7 @@ def test_cached_greedy_equals_full_recompute(fixture, request):
     assert cached == greedy_ids(model._stepper, ids, 16, recompute=True)
 
 
-@pytest.mark.parametrize("fixture", DECODERS)
+@pytest.mark.parametrize("fixture", EXPORTED_DECODERS)
 def test_decoder_greedy_matches_pytorch(fixture, request):
     """D2: our cached loop's greedy ids equal transformers' greedy generate on the source model."""
     torch = pytest.importorskip("torch")
@@ -397,3 +398,30 @@ def test_a_failed_run_empties_the_cache(tiny_llama_dir):
     assert stepper.position == 0 and stepper._cached == []
     stepper.prefill(ids)
     assert stepper.reused == 0 and stepper.position == len(ids)
+
+
+def test_the_fused_graph_runs_on_shared_past_present_buffers(tiny_fused_dir):
+    """GroupQueryAttention updates one buffer per layer in place: the cache grows by doubling,
+    a rewind keeps the buffers, and every logit equals the copying cache's (the same graph
+    without the metadata)."""
+    from desktop.engine.kv_cache import KVCache, SharedKVCache
+
+    shared = load_model(tiny_fused_dir, provider="cpu", threads=1)
+    copying = load_model(tiny_fused_dir, provider="cpu", threads=1)
+    stepper = copying._stepper
+    stepper.cache = KVCache(stepper.spec.slots, copying.manifest.config)
+    assert isinstance(shared._stepper.cache, SharedKVCache)
+    SharedKVCache.MIN_CAPACITY = 4  # small, so that this short run grows the buffers
+    try:
+        ids = list(shared.render_prompt([Message("user", "hello there")]).prompt_ids)
+        a, b = shared._stepper.prefill(ids, chunk=3), stepper.prefill(ids, chunk=3)
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+        for _ in range(20):  # past the first capacities: 4, 8, 16, 32
+            token = int(np.argmax(a))
+            a, b = shared._stepper.step(token), stepper.step(token)
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+        cache = shared._stepper.cache
+        assert cache.length == len(ids) + 20 and cache.capacity >= cache.length
+        assert cache.capacity & (cache.capacity - 1) == 0  # doubled from 4
+    finally:
+        SharedKVCache.MIN_CAPACITY = 256

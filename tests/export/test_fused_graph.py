@@ -8,46 +8,13 @@ import collections
 
 import numpy as np
 import onnx
-import pytest
 
-from model_export.api import export
 from model_export.check import OnnxDecoder, make_session
 from model_export.fused_graph import GRAPH_FORM, fused_available
 from model_export.gguf_carry import Q4_1, Q8_0, carry_gguf_weights
 from tests.fixtures.common import assert_rescored
-from tests.fixtures.decoder_models import train_tokenizer, write_tiny_llama_gguf
 
 IDS = [1, 10, 20, 30, 40, 50, 60, 70]
-
-
-@pytest.fixture(scope="module")
-def wide_llama_gguf(tmp_path_factory):
-    """A tiny Llama GGUF with head size 16 (hidden 64, 4 heads, 2 KV heads, 2 layers)."""
-    import torch
-    from transformers import AutoModelForCausalLM, LlamaConfig
-
-    root = tmp_path_factory.mktemp("wide-llama")
-    tokenizer = train_tokenizer(chatml=True)
-    config = LlamaConfig(
-        vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
-        bos_token_id=1, eos_token_id=2, pad_token_id=0, tie_word_embeddings=True,
-    )  # fmt: skip
-    torch.manual_seed(0)
-    model = AutoModelForCausalLM.from_config(config)
-    with torch.no_grad():  # peaked logits, as in the shared fixtures
-        for param in model.parameters():
-            if param.dim() > 1:
-                param.normal_(0.0, 0.2)
-    model.eval().save_pretrained(str(root / "hf"))
-    tokenizer.save_pretrained(str(root / "hf"))
-    return write_tiny_llama_gguf(root / "hf", root / "wide-llama.Q4_1.gguf")
-
-
-@pytest.fixture(scope="module")
-def fused_export(wide_llama_gguf, tmp_path_factory):
-    out = tmp_path_factory.mktemp("fused-export") / "wide"
-    return out, export(wide_llama_gguf, out, quantize="int4")
 
 
 def test_q4_variant_is_the_fused_graph_with_every_block_carried(fused_export):
@@ -75,6 +42,9 @@ def test_q4_variant_is_the_fused_graph_with_every_block_carried(fused_export):
     assert ops["TopK"] == ops["Einsum"] == ops["ScatterElements"] == 1
     # block sums once per distinct input (q/k/v, o, gate+up, down), plus the mask's ReduceSum
     assert ops["ReduceSum"] == 2 * 4 + 1
+    # the app's loop may keep one buffer per layer as both past and present
+    props = {p.key: p.value for p in onnx.load(str(out / "onnx" / "model_q4.onnx")).metadata_props}
+    assert props["past_present_share_buffer"] == "1" and quantized["past_present_share_buffer"]
     # Q4_1 codes use MatMulNBits' default zero point 8 (no zero-point input)
     assert all(len(n.input) == 3 for n in graph.node if n.op_type == "MatMulNBits")
 
