@@ -27,6 +27,8 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
+from desktop.engine.steppers import SHARE_BUFFER_KEY
+
 from .errors import ExportError
 
 #: transformers architecture -> the builder class that writes it (builder 0.10.0 names).
@@ -180,18 +182,13 @@ def prepare_fused(model: onnx.ModelProto) -> dict:
     return {"packed_matmuls": pack_parallel_matmuls(model)}
 
 
-SHARE_BUFFER_KEY = "past_present_share_buffer"
-"""Metadata the fused graph carries (onnxruntime-genai's genai_config.json term): its
-GroupQueryAttention nodes can read the past and write the present in one buffer bound to both
-(`past_key_values.*` float[batch, kv_heads, capacity, head_dim], the attention mask's length
-giving the positions in use), so the app's loop keeps one preallocated KV buffer per layer
-instead of copying the whole cache into new outputs every decode step."""
-
-
 def finish_fused(model: onnx.ModelProto) -> dict:
     """The fused graph's rewrites after the carry: tie_embedding, which applies only when the
     lm_head stayed a float32 MatMul (a carried lm_head reads the embedding's rows instead), and
-    the SHARE_BUFFER_KEY metadata when every attention node is GroupQueryAttention."""
+    the SHARE_BUFFER_KEY metadata when every attention node is GroupQueryAttention: those nodes
+    can read the past and write the present in one buffer bound to both, so the app's loop keeps
+    one preallocated KV buffer per layer instead of copying the cache every decode step (the key
+    is the engine's, desktop/engine/steppers.py, which reads it)."""
     ops = {n.op_type for n in model.graph.node}
     shared = "GroupQueryAttention" in ops and "Attention" not in ops
     if shared:

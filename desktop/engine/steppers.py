@@ -128,22 +128,27 @@ class DecoderStepper:
     def _forward(self, ids: list[int]) -> np.ndarray:
         if isinstance(self.cache, SharedKVCache):
             return self._forward_shared(self.cache, ids)
-        past = self.cache.length
-        total = past + len(ids)
-        feeds = {"input_ids": _ids(ids), **self.cache.feeds()}  # (1, T)
-        if self.spec.attention_mask:
-            feeds[self.spec.attention_mask] = np.ones((1, total), dtype=np.int64)  # (1, past+T)
-        if self.spec.position_ids:
-            feeds[self.spec.position_ids] = np.arange(past, total, dtype=np.int64)[None]  # (1, T)
+        feeds = {**self._token_feeds(ids), **self.cache.feeds()}
         logits, *presents = self.graph.run(feeds, self._outputs)  # logits: (1, T, vocab)
         to_past = self.spec.present_to_past
         self.cache.update({to_past[n]: a for n, a in zip(self._outputs[1:], presents, strict=True)})
         return logits[0, -1].astype(np.float32, copy=False)  # (vocab,)
 
+    def _token_feeds(self, ids: list[int]) -> dict[str, np.ndarray]:
+        """input_ids, and the attention mask and position ids where the graph takes them, for
+        `ids` after the `self.cache.length` positions already in the cache."""
+        past = self.cache.length
+        total = past + len(ids)
+        feeds = {"input_ids": _ids(ids)}  # (1, T)
+        if self.spec.attention_mask:
+            feeds[self.spec.attention_mask] = np.ones((1, total), dtype=np.int64)  # (1, past+T)
+        if self.spec.position_ids:
+            feeds[self.spec.position_ids] = np.arange(past, total, dtype=np.int64)[None]  # (1, T)
+        return feeds
+
     def _forward_shared(self, cache: SharedKVCache, ids: list[int]) -> np.ndarray:
         """One run that writes its keys and values into the shared buffers in place."""
-        past = cache.length
-        total = past + len(ids)
+        total = cache.length + len(ids)
         if cache.reserve(total) or self._binding is None:
             self._binding = self.graph.io_binding()
             self._binding.bind_output("logits", "cpu")  # first: get_outputs()[0]
@@ -151,12 +156,7 @@ class DecoderStepper:
                 value = ort_value(cache.buffers[slot.past])  # wraps the buffer, no copy
                 self._binding.bind_ortvalue_input(slot.past, value)
                 self._binding.bind_ortvalue_output(slot.present, value)
-        feeds = {"input_ids": _ids(ids)}  # (1, T)
-        if self.spec.attention_mask:
-            feeds[self.spec.attention_mask] = np.ones((1, total), dtype=np.int64)  # (1, past+T)
-        if self.spec.position_ids:
-            feeds[self.spec.position_ids] = np.arange(past, total, dtype=np.int64)[None]  # (1, T)
-        for name, array in feeds.items():
+        for name, array in self._token_feeds(ids).items():
             self._binding.bind_cpu_input(name, array)
         self._binding.bind_output("logits", "cpu")  # unallocated again: its length is this run's
         self.graph.run_with_binding(self._binding)

@@ -400,28 +400,24 @@ def test_a_failed_run_empties_the_cache(tiny_llama_dir):
     assert stepper.reused == 0 and stepper.position == len(ids)
 
 
-def test_the_fused_graph_runs_on_shared_past_present_buffers(tiny_fused_dir):
+def test_the_fused_graph_runs_on_shared_past_present_buffers(tiny_fused_dir, monkeypatch):
     """GroupQueryAttention updates one buffer per layer in place: the cache grows by doubling,
-    a rewind keeps the buffers, and every logit equals the copying cache's (the same graph
-    without the metadata)."""
+    and every logit equals the copying cache's (the same graph without the metadata)."""
     from desktop.engine.kv_cache import KVCache, SharedKVCache
 
+    monkeypatch.setattr(SharedKVCache, "MIN_CAPACITY", 4)  # small: this short run grows it
     shared = load_model(tiny_fused_dir, provider="cpu", threads=1)
     copying = load_model(tiny_fused_dir, provider="cpu", threads=1)
     stepper = copying._stepper
     stepper.cache = KVCache(stepper.spec.slots, copying.manifest.config)
     assert isinstance(shared._stepper.cache, SharedKVCache)
-    SharedKVCache.MIN_CAPACITY = 4  # small, so that this short run grows the buffers
-    try:
-        ids = list(shared.render_prompt([Message("user", "hello there")]).prompt_ids)
-        a, b = shared._stepper.prefill(ids, chunk=3), stepper.prefill(ids, chunk=3)
+    ids = list(shared.render_prompt([Message("user", "hello there")]).prompt_ids)
+    a, b = shared._stepper.prefill(ids, chunk=3), stepper.prefill(ids, chunk=3)
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+    for _ in range(20):  # past the first capacities: 4, 8, 16, 32
+        token = int(np.argmax(a))
+        a, b = shared._stepper.step(token), stepper.step(token)
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
-        for _ in range(20):  # past the first capacities: 4, 8, 16, 32
-            token = int(np.argmax(a))
-            a, b = shared._stepper.step(token), stepper.step(token)
-            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
-        cache = shared._stepper.cache
-        assert cache.length == len(ids) + 20 and cache.capacity >= cache.length
-        assert cache.capacity & (cache.capacity - 1) == 0  # doubled from 4
-    finally:
-        SharedKVCache.MIN_CAPACITY = 256
+    cache = shared._stepper.cache
+    assert cache.length == len(ids) + 20 and cache.capacity >= cache.length
+    assert cache.capacity & (cache.capacity - 1) == 0  # doubled from 4
