@@ -18,6 +18,7 @@ import sys
 import threading
 from collections.abc import Sequence
 
+from desktop import openai_json
 from desktop.engine.catalog import list_models, resolve_model
 from desktop.engine.errors import EngineError
 from desktop.engine.sampling import MAX_SEED
@@ -142,41 +143,15 @@ def _settings(model, args: argparse.Namespace):
 
 
 def token_json(step) -> dict:
-    """A TokenStep as OpenAI's logprobs entry (token, logprob, bytes, top_logprobs) + ours."""
-    return {
-        "type": "token",
-        "index": step.index,
-        "id": step.id,
-        "token": step.token,
-        "text": step.text,
-        "logprob": step.logprob,
-        "bytes": list(step.bytes),
-        "prob": step.prob,
-        "sampling_prob": step.sampling_prob,
-        "rank": step.rank,
-        "entropy": step.entropy,
-        "step_ms": step.step_ms,
-        "top_logprobs": [
-            {
-                "id": alt.id,
-                "token": alt.token,
-                "logprob": alt.logprob,
-                "bytes": list(alt.bytes),
-                "prob": alt.prob,
-                "sampling_prob": alt.sampling_prob,
-            }
-            for alt in step.top
-        ],
-    }
+    """A TokenStep as a JSON line: OpenAI's logprobs entry plus ours (desktop/openai_json.py)."""
+    return {"type": "token", **openai_json.token_json(step)}
 
 
 def done_json(done, provider_fallback_reason: str | None = None) -> dict:
     """A GenerationDone as the last JSON line; `provider_fallback_reason`: why a requested GPU
     execution provider is not in use (ProviderInfo.fallback_reason), or None. `seed` is null for
     a greedy reply (temperature 0), which draws nothing (as the window's reply footer)."""
-    fields = {**dataclasses.asdict(done), "seed": done.seed_used}
-    fields["settings"]["stop_strings"] = list(done.settings.stop_strings)
-    fields["settings"]["stop_ids"] = list(done.settings.stop_ids)
+    fields = openai_json.done_json(done)
     return {"type": "done", **fields, "provider_fallback_reason": provider_fallback_reason}
 
 
@@ -221,7 +196,7 @@ def _reply(model, messages: Sequence, settings, as_json: bool) -> _Turn:
             elif isinstance(event, TokenStep):
                 turn.steps.append(event)
                 if as_json:
-                    print(json.dumps(token_json(event), ensure_ascii=False), flush=True)
+                    print(openai_json.dumps(token_json(event)), flush=True)
                 else:
                     sys.stdout.write(event.text)
                     sys.stdout.flush()
@@ -234,7 +209,7 @@ def _reply(model, messages: Sequence, settings, as_json: bool) -> _Turn:
     done = turn.done
     if as_json:
         fallback = model.provider.fallback_reason
-        print(json.dumps(done_json(done, fallback), ensure_ascii=False), flush=True)
+        print(openai_json.dumps(done_json(done, fallback)), flush=True)
     else:
         print(flush=True)
         if (note := finish_note(done)) is not None:

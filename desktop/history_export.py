@@ -1,7 +1,7 @@
 """One saved conversation as JSON (per-token logprobs in OpenAI's shape) or as a Markdown chat log.
 
-JSON: each assistant message carries `logprobs.content[]`, one entry per token, in the shape of
-OpenAI's Chat Completions `choices[].logprobs.content[]` ({token, logprob, bytes: list of ints,
+JSON (its token shape is built by desktop/openai_json.py): each assistant message carries
+`logprobs.content[]`, one entry per token, in the shape of OpenAI's Chat Completions `choices[].logprobs.content[]` ({token, logprob, bytes: list of ints,
 top_logprobs: [{token, logprob, bytes}]}) plus Tokenglass's own fields (id, prob, rank, entropy,
 sampling_prob, text, step_ms; and id, prob, sampling_prob on each alternative). The output is
 strict JSON (RFC 8259): a float that is not finite (a -inf logprob, a NaN) is written as null.
@@ -10,50 +10,14 @@ Does not know: SQLite (it reads `StoredMessage`s), files, the CLI.
 
 from __future__ import annotations
 
-import dataclasses
-import json
-import math
 from datetime import datetime
 
-from desktop.engine.events import Alternative, TokenStep
 from desktop.history import ConversationSummary, StoredMessage
+from desktop.openai_json import dumps, settings_json, token_json
+from desktop.openai_json import number as _num
 
 EXPORT_FORMAT = "tokenglass.conversation"
 EXPORT_VERSION = 1
-
-
-def _num(value: float) -> float | None:
-    """A float for strict JSON: non-finite values become null."""
-    return value if math.isfinite(value) else None
-
-
-def alternative_json(alt: Alternative) -> dict:
-    return {
-        "token": alt.token,
-        "logprob": _num(alt.logprob),
-        "bytes": list(alt.bytes),
-        "id": alt.id,
-        "prob": _num(alt.prob),
-        "sampling_prob": _num(alt.sampling_prob),
-    }
-
-
-def token_json(step: TokenStep) -> dict:
-    """One entry of `logprobs.content[]` (OpenAI's fields first, then ours)."""
-    return {
-        "token": step.token,
-        "logprob": _num(step.logprob),
-        "bytes": list(step.bytes),
-        "top_logprobs": [alternative_json(alt) for alt in step.top],
-        "id": step.id,
-        "prob": _num(step.prob),
-        "rank": step.rank,
-        "entropy": _num(step.entropy),
-        "sampling_prob": _num(step.sampling_prob),
-        "text": step.text,
-        "index": step.index,
-        "step_ms": _num(step.step_ms),
-    }
 
 
 def message_json(message: StoredMessage) -> dict:
@@ -67,7 +31,7 @@ def message_json(message: StoredMessage) -> dict:
     if message.done is None:
         return out
     done = message.done
-    settings = {k: _jsonable(v) for k, v in dataclasses.asdict(done.settings).items()}
+    settings = settings_json(done.settings)
     out.update(
         model=message.model,
         partial=message.partial,
@@ -103,9 +67,7 @@ def conversation_json(summary: ConversationSummary, messages: list[StoredMessage
 
 def to_json(summary: ConversationSummary, messages: list[StoredMessage]) -> str:
     """Strict JSON text (UTF-8 characters kept as they are, 2-space indent)."""
-    return json.dumps(
-        conversation_json(summary, messages), ensure_ascii=False, indent=2, allow_nan=False
-    )
+    return dumps(conversation_json(summary, messages), indent=2)
 
 
 def to_markdown(summary: ConversationSummary, messages: list[StoredMessage]) -> str:
@@ -160,11 +122,3 @@ def _facts(message: StoredMessage) -> str:
 
 def _local(moment: datetime) -> str:
     return moment.astimezone().strftime("%Y-%m-%d %H:%M")
-
-
-def _jsonable(value: object) -> object:
-    if isinstance(value, tuple):
-        return list(value)
-    if isinstance(value, float):
-        return _num(value)
-    return value
