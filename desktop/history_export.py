@@ -1,10 +1,8 @@
 """One saved conversation as JSON (per-token logprobs in OpenAI's shape) or as a Markdown chat log.
 
-JSON (its token shape is built by desktop/openai_json.py): each assistant message carries
-`logprobs.content[]`, one entry per token, in the shape of OpenAI's Chat Completions `choices[].logprobs.content[]` ({token, logprob, bytes: list of ints,
-top_logprobs: [{token, logprob, bytes}]}) plus Tokenglass's own fields (id, prob, rank, entropy,
-sampling_prob, text, step_ms; and id, prob, sampling_prob on each alternative). The output is
-strict JSON (RFC 8259): a float that is not finite (a -inf logprob, a NaN) is written as null.
+JSON: each assistant message carries `logprobs.content[]`, one entry per token, in the shape of
+OpenAI's Chat Completions `choices[].logprobs.content[]` plus Tokenglass's own fields, as
+desktop/openai_json.py builds it (non-finite numbers as null: strict JSON, RFC 8259).
 Does not know: SQLite (it reads `StoredMessage`s), files, the CLI.
 """
 
