@@ -12,6 +12,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from desktop.engine.chat_template import ChatTemplate, find_template
+from desktop.engine.errors import EmptyMessageError, PromptTooLongError
 from desktop.engine.events import GenerationDone, GenerationSettings, Message, PromptInfo, TokenStep
 from desktop.engine.generate import LoopLimits, generate
 from desktop.engine.manifest import ModelManifest, read_manifest
@@ -115,6 +116,46 @@ class ChatModel:
         errors while running end the reply with GenerationDone(finish_reason="error").
         """
         prompt = self.render_prompt(messages, settings.max_new_tokens)
+        with self._lock:
+            yield prompt
+            limits = LoopLimits(
+                eos_ids=self.manifest.eos_ids,
+                max_positions=self.context_size,
+                provider=self.provider.name,
+            )
+            yield from generate(self._stepper, self.tokenizer, prompt, settings, limits, cancel)
+
+    def complete(
+        self,
+        text: str,
+        settings: GenerationSettings,
+        cancel: threading.Event | None = None,
+    ) -> Iterator[PromptInfo | TokenStep | GenerationDone]:
+        """Continue `text` read as is, with no chat template (the server's /v1/completions).
+
+        The text is tokenized with the tokenizer's own special-token handling: it adds what the
+        tokenizer adds (a BOS for Llama-style tokenizers, exactly one, case B1) and a special
+        token written in the text (`<|im_start|>`) is that token, as OpenAI's and llama.cpp's
+        raw completions read it. Nothing is trimmed: a prompt has to leave room for one token.
+        Yields PromptInfo (dropped_messages 0), one TokenStep per token, one GenerationDone.
+
+        Raises EmptyMessageError for a text with no tokens, PromptTooLongError for one that
+        fills the context window, before the first yield.
+        """
+        ids = self.tokenizer.encode_prompt(text, rendered_by_template=False)
+        if not ids:
+            raise EmptyMessageError("The prompt is empty: give some text to continue.")
+        if len(ids) >= self.context_size:
+            raise PromptTooLongError(
+                f"The prompt is {len(ids)} tokens, but this model reads at most "
+                f"{self.context_size} with its reply; shorten it."
+            )
+        prompt = PromptInfo(
+            prompt_text=text,
+            prompt_ids=tuple(ids),
+            dropped_messages=0,
+            context_size=self.context_size,
+        )
         with self._lock:
             yield prompt
             limits = LoopLimits(
