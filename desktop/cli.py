@@ -1,4 +1,4 @@
-"""The headless CLI: `tokenglass chat|tokenize|models|history|export ...`.
+"""The headless CLI: `tokenglass chat|tokenize|models|history|export|serve ...`.
 
 Each subcommand lives in its own module with `register(subparsers)`; this module only dispatches
 and turns an `EngineError` (or `HistoryError`) into one clear line on stderr and a non-zero exit
@@ -25,6 +25,7 @@ SUBCOMMANDS: dict[str, str] = {
     "models": "desktop.cli_chat",
     "history": "desktop.cli_history",
     "export": "desktop.cli_history",
+    "serve": "desktop.server.command",
 }
 
 
