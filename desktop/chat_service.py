@@ -200,8 +200,17 @@ class ChatService:
                 raise ServiceClosedError("The model service is shutting down.")
             if self._model is None:
                 raise NoModelError("No model is loaded yet: choose one first.")
-            if len(self._waiting) >= self.max_waiting:
+            # Requests that would wait behind a running one, this one included: when nothing
+            # runs, the first in the queue is about to run and waits behind nothing (so a
+            # max_waiting of 0 still serves one request at a time).
+            behind = len(self._waiting) + (0 if self._running is not None else -1)
+            if behind >= self.max_waiting:
                 count = len(self._waiting)
+                if count == 0:
+                    raise QueueFullError(
+                        "The model is busy with another request and this server keeps no "
+                        "queue; try again when it has finished."
+                    )
                 raise QueueFullError(
                     f"{count} request{'s are' if count != 1 else ' is'} already waiting for the "
                     "model; try again when one has finished."
