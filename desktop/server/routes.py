@@ -128,19 +128,23 @@ async def _start(
 
 
 async def _collect(run: ClientRun, prompt: PromptInfo) -> _Reply:
-    """Every record of the run; raises ApiError 500 when the reply failed while running."""
+    """Every record of the run, read to its end (so its `finish`, the history save, is over
+    before the response goes out). Raises ApiError 500 when the reply failed while running."""
     steps: list[TokenStep] = []
+    done: GenerationDone | None = None
     try:
         async for record in run.records():
             if isinstance(record, TokenStep):
                 steps.append(record)
             elif isinstance(record, GenerationDone):
-                if record.finish_reason == "error":
-                    raise failed_reply(record.error or "The reply failed.")
-                return _Reply(prompt, steps, record)
+                done = record
     finally:
         run.close()
-    raise failed_reply("The reply ended without its last record.")
+    if done is None:
+        raise failed_reply("The reply ended without its last record.")
+    if done.finish_reason == "error":
+        raise failed_reply(done.error or "The reply failed.")
+    return _Reply(prompt, steps, done)
 
 
 async def chat_completions(request: Request) -> Response:
