@@ -2,7 +2,8 @@
 
 Binding the socket ourselves means the address is known (and printed) before the first request,
 a port of 0 gets a free port, and a port in use is one clear ServerStartError. uvicorn runs the
-pure-Python h11 protocol (no C extensions to bundle), without websockets or lifespan events.
+pure-Python h11 protocol on asyncio's own loop (no C extensions to bundle), without websockets or
+lifespan events.
 On shutdown the server's own runs are cancelled first, so open streams end within one decode
 step instead of holding the shutdown.
 Does not know: routes, the model, Qt.
@@ -81,6 +82,7 @@ def make_server(app: Any, *, quiet: bool = False) -> uvicorn.Server:
     config = uvicorn.Config(
         app,
         http="h11",
+        loop="asyncio",
         ws="none",
         lifespan="off",
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
