@@ -105,5 +105,5 @@ async def on_http_exception(request: Request, exc: Exception) -> JSONResponse:
     else:
         message = str(exc.detail)
     kind = _HTTP_KINDS.get(exc.status_code, INVALID if exc.status_code < 500 else SERVER)
-    error = ApiError(exc.status_code, message, kind=kind, headers=exc.headers)
+    error = ApiError(exc.status_code, message, kind=kind, headers=dict(exc.headers or {}))
     return error.response()

@@ -26,7 +26,13 @@ from desktop.chat_service import ChatService, RunHandle, RunRequest, RunResult
 from desktop.engine.errors import EngineError
 from desktop.engine.events import GenerationDone, PromptInfo, TokenStep
 from desktop.server.errors import ApiError, failed_reply, from_engine
-from desktop.server.requests import parse_chat, parse_completion, read_json
+from desktop.server.requests import (
+    ChatCall,
+    CompletionCall,
+    parse_chat,
+    parse_completion,
+    read_json,
+)
 from desktop.server.saving import ChatSaver
 from desktop.server.streaming import ClientRun, EventStream, sse
 
@@ -170,7 +176,7 @@ async def chat_completions(request: Request) -> Response:
 
 
 async def _chat_events(
-    state: ServerState, run: ClientRun, call: Any, ident: str, created: int, model: str
+    state: ServerState, run: ClientRun, call: ChatCall, ident: str, created: int, model: str
 ) -> AsyncIterator[bytes]:
     def chunk(delta: dict, logprobs: dict | None = None, done: GenerationDone | None = None):
         body = oj.chat_chunk_json(ident, created, model, delta, logprobs, done)
@@ -220,7 +226,7 @@ async def completions(request: Request) -> Response:
 
 
 async def _completion_events(
-    state: ServerState, run: ClientRun, call: Any, ident: str, created: int, model: str
+    state: ServerState, run: ClientRun, call: CompletionCall, ident: str, created: int, model: str
 ) -> AsyncIterator[bytes]:
     offset = len(call.prompt)
     async for record in run.records():

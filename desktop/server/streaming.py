@@ -88,8 +88,12 @@ class ClientRun:
             yield record
 
     def close(self) -> None:
+        """Cancel the run if it is still going, stop watching the connection, and log a
+        history save that failed (the reply itself was fine)."""
         self.handle.cancel()  # a no-op for a run that has ended
         self._watch.cancel()
+        if self.handle.ended and self.handle.finish_error is not None:
+            log.warning("the reply was not saved: %s", self.handle.finish_error)
 
 
 def sse(value: object) -> bytes:
