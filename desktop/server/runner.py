@@ -12,6 +12,7 @@ Does not know: routes, the model, Qt.
 from __future__ import annotations
 
 import ipaddress
+import os
 import socket
 import threading
 from collections.abc import Callable
@@ -49,7 +50,8 @@ def bind(host: str, port: int) -> socket.socket:
     except OSError as err:
         raise ServerStartError(f"Cannot listen on {host}:{port}: {err}.") from None
     try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if os.name != "nt":  # a restart can rebind at once; on Windows it would share a port
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(address)
         sock.listen(128)
     except OSError as err:
