@@ -165,10 +165,13 @@ def chat_chunk_json(
     delta: dict,
     logprobs: dict | None = None,
     done: GenerationDone | None = None,
+    include_usage: bool = False,
 ) -> dict:
     """One `chat.completion.chunk` with one choice: the first carries `delta` {"role":
     "assistant", "content": ""}, each token's {"content": its text} with its `logprobs`
-    (chat_logprobs_json of that one step), the last {} with `done`'s finish_reason."""
+    (chat_logprobs_json of that one step), the last {} with `done`'s finish_reason.
+    include_usage: the stream was asked with it, so this chunk has `"usage": null` (only the
+    extra last chunk, usage_chunk_json, carries the usage)."""
     chunk = {
         "id": ident,
         "object": "chat.completion.chunk",
@@ -186,6 +189,8 @@ def chat_chunk_json(
     }
     if done is not None:
         chunk["tokenglass"] = tokenglass_json(done)
+    if include_usage:
+        chunk["usage"] = None
     return chunk
 
 
@@ -236,9 +241,11 @@ def completion_json(
     text: str,
     logprobs: dict | None,
     done: GenerationDone | None,
+    stream: bool = False,
 ) -> dict:
-    """A `text_completion` with one choice: the whole reply (with `done`), or one stream chunk
-    (text: that token's text; done None until the last chunk)."""
+    """A `text_completion` with one choice: the whole reply (with `done`; it then carries the
+    usage), or one stream chunk (text: that token's text; `done` on the last chunk only, which
+    has no usage: that is usage_chunk_json's)."""
     body = {
         "id": ident,
         "object": "text_completion",
@@ -256,6 +263,8 @@ def completion_json(
     }
     if done is not None:
         body["tokenglass"] = tokenglass_json(done)
+        if not stream:
+            body["usage"] = usage_json(done)
     return body
 
 

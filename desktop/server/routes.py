@@ -179,10 +179,9 @@ async def _chat_events(
     state: ServerState, run: ClientRun, call: ChatCall, ident: str, created: int, model: str
 ) -> AsyncIterator[bytes]:
     def chunk(delta: dict, logprobs: dict | None = None, done: GenerationDone | None = None):
-        body = oj.chat_chunk_json(ident, created, model, delta, logprobs, done)
-        if call.include_usage:
-            body["usage"] = None  # OpenAI: null on every chunk but the usage chunk
-        return sse(body)
+        return sse(
+            oj.chat_chunk_json(ident, created, model, delta, logprobs, done, call.include_usage)
+        )
 
     yield chunk({"role": "assistant", "content": ""})
     async for record in run.records():
@@ -220,9 +219,9 @@ async def completions(request: Request) -> Response:
     logprobs = None
     if call.logprobs is not None:
         logprobs = oj.legacy_logprobs_json(reply.steps, call.logprobs, offset)
-    body = oj.completion_json(ident, created, model.name, reply.done.text, logprobs, reply.done)
-    body["usage"] = oj.usage_json(reply.done)
-    return _json(body)
+    return _json(
+        oj.completion_json(ident, created, model.name, reply.done.text, logprobs, reply.done)
+    )
 
 
 async def _completion_events(
@@ -235,12 +234,12 @@ async def _completion_events(
             if call.logprobs is not None:
                 logprobs = oj.legacy_logprobs_json([record], call.logprobs, offset)
             offset += len(record.text)
-            yield sse(oj.completion_json(ident, created, model, record.text, logprobs, None))
+            yield sse(oj.completion_json(ident, created, model, record.text, logprobs, None, True))
         elif isinstance(record, GenerationDone):
             if record.finish_reason == "error":
                 yield sse(failed_reply(record.error or "The reply failed.").body())
                 return
-            yield sse(oj.completion_json(ident, created, model, "", None, record))
+            yield sse(oj.completion_json(ident, created, model, "", None, record, True))
             if call.include_usage:
                 yield sse(oj.usage_chunk_json(ident, created, model, record, "text_completion"))
             _note(state, f"server: completed {record.completion_tokens} tokens")
