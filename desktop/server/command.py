@@ -70,20 +70,23 @@ def run_serve(args: argparse.Namespace) -> int:
     from desktop.server.app import create_app
     from desktop.server.runner import base_url, bind, is_loopback, serve_forever
 
-    model = load_model(resolve_model(args.model), provider=args.provider, threads=args.threads)
+    folder = resolve_model(args.model)
+    sock = bind(args.host, args.port)  # before the model loads: a port in use fails at once
+    try:
+        model = load_model(folder, provider=args.provider, threads=args.threads)
+    except BaseException:
+        sock.close()
+        raise
     if model.provider.fallback_reason:
         print(f"tokenglass: {model.provider.fallback_reason}", file=sys.stderr)
     queue = DEFAULT_MAX_WAITING if args.queue is None else args.queue
     service = ChatService(model, max_waiting=queue)
-    history = None if args.no_save else _open_history()
+    history = None
     try:
-        saver = None
-        if history is not None:
-            from desktop.server.saving import ChatSaver
-
-            saver = ChatSaver(history)
-        app = create_app(service, api_key=args.api_key, cors_origins=args.cors, saver=saver)
-        sock = bind(args.host, args.port)
+        history = None if args.no_save else _open_history()
+        app = create_app(
+            service, api_key=args.api_key, cors_origins=args.cors, saver=_saver(history)
+        )
         if not is_loopback(args.host):
             print(
                 f"tokenglass: warning: listening on {args.host}: anyone who can reach this "
@@ -91,13 +94,22 @@ def run_serve(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
         print(f"Serving {model.name} at {base_url(sock)} (Ctrl-C stops)", flush=True)
-        serve_forever(app, sock)
+        serve_forever(app, sock)  # closes the socket when it ends
     finally:
+        sock.close()
         service.close()
         model.close()
         if history is not None:
             history.close()
     return 0
+
+
+def _saver(history):
+    if history is None:
+        return None
+    from desktop.server.saving import ChatSaver
+
+    return ChatSaver(history)
 
 
 def _open_history():
