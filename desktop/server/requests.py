@@ -137,9 +137,11 @@ def _settings(
         "top_k": _integer(body, "top_k", 0, None),
         "min_p": _real(body, "min_p", 0.0, 1.0),
         "repetition_penalty": _real(body, "repetition_penalty", 0.0, None, above=True),
-        "seed": _integer(body, "seed", 0, MAX_SEED),
+        "seed": _integer(body, "seed", -1, MAX_SEED),
     }
     changes: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
+    if changes.get("seed") == -1:  # llama.cpp's "random", which some front ends send
+        changes["seed"] = None
     changes["max_new_tokens"] = max_tokens
     changes["top_logprobs"] = max(alternatives, RECORD_ALTERNATIVES)
     changes["stop_strings"] = _stop(body)

@@ -49,7 +49,8 @@ def test_malformed_json_is_400(server):
         ({"top_logprobs": 21, "logprobs": True}, "top_logprobs"),
         ({"top_logprobs": 2}, "top_logprobs"),  # without logprobs: true
         ({"stop": 5}, "stop"),
-        ({"seed": -1}, "seed"),
+        ({"seed": -2}, "seed"),
+        ({"seed": 2**31}, "seed"),
         ({"repetition_penalty": 0}, "repetition_penalty"),
         ({"messages": []}, "messages"),
         ({"messages": [{"role": "robot", "content": "x"}]}, "messages[0].role"),

@@ -54,6 +54,7 @@ def test_given_fields_replace_the_defaults():
     assert (s.seed, s.max_new_tokens, s.stop_strings, s.top_logprobs) == (7, 9, ("\n",), 20)
     assert call.top_logprobs == 20 and call.stream and call.include_usage
     assert chat(logprobs=True).top_logprobs == 0  # logprobs without alternatives
+    assert chat(seed=-1).settings.seed is None  # llama.cpp's "random seed"
     assert not chat(stream_options={"include_usage": True}).include_usage  # only for streams
 
 
