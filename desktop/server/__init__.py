@@ -3,7 +3,7 @@
 Modules, one job each:
     app.py        the Starlette app: routes, CORS, the API key, error handlers (`create_app`)
     routes.py     the three endpoints: /v1/models, /v1/chat/completions, /v1/completions
-    requests.py   a JSON body -> a checked call with its GenerationSettings (400 on a bad field)
+    validation.py   a JSON body -> a checked call with its GenerationSettings (400 on a bad field)
     streaming.py  a RunHandle seen from the event loop, the client's disconnect, server-sent events
     errors.py     OpenAI's error object and the status of each fault
     saving.py     chats through the server into the history (one small function)

@@ -1,6 +1,6 @@
 """The endpoints: GET /v1/models, POST /v1/chat/completions, POST /v1/completions.
 
-Each POST: read and check the body (requests.py), submit one run to the chat service (503 when
+Each POST: read and check the body (validation.py), submit one run to the chat service (503 when
 its queue is full), wait for the run's first record, so a prompt the engine refuses (empty,
 past the context window, a template that refuses it) is a 400 before any byte is sent, then
 answer in one JSON body or as server-sent events: a role chunk, one chunk per token (its text
@@ -26,15 +26,15 @@ from desktop.chat_service import ChatService, RunHandle, RunRequest, RunResult
 from desktop.engine.errors import EngineError
 from desktop.engine.events import GenerationDone, PromptInfo, TokenStep
 from desktop.server.errors import ApiError, failed_reply, from_engine
-from desktop.server.requests import (
+from desktop.server.saving import ChatSaver
+from desktop.server.streaming import ClientRun, EventStream, sse
+from desktop.server.validation import (
     ChatCall,
     CompletionCall,
     parse_chat,
     parse_completion,
     read_json,
 )
-from desktop.server.saving import ChatSaver
-from desktop.server.streaming import ClientRun, EventStream, sse
 
 RUN_LABEL = "server"
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import openai
 import pytest
 
-from desktop.server.requests import MAX_BODY_BYTES
+from desktop.server.validation import MAX_BODY_BYTES
 from tests.server.conftest import API_KEY, CORS_ORIGIN
 
 AUTH = {"Authorization": f"Bearer {API_KEY}", "Content-Type": "application/json"}

@@ -9,7 +9,7 @@ import pytest
 from desktop.engine.events import Alternative, GenerationSettings, Message, TokenStep
 from desktop.openai_json import legacy_logprobs_json
 from desktop.server.errors import ApiError
-from desktop.server.requests import RECORD_ALTERNATIVES, parse_chat, parse_completion
+from desktop.server.validation import RECORD_ALTERNATIVES, parse_chat, parse_completion
 
 MODEL_DEFAULTS = GenerationSettings(
     max_new_tokens=256, temperature=0.2, top_p=0.9, repetition_penalty=1.1
