@@ -1,7 +1,7 @@
 """Real `tokenglass serve` processes on 127.0.0.1 (a free port each), and the same model in-process.
 
 `server`: the tiny Llama of the fixtures, with an API key, saving chats in its own user data
-folder. `long_server`: a copy of that model whose config allows 4,096 positions (the ONNX graph
+folder. `long_server`: a copy of that model whose config allows 16,384 positions (the ONNX graph
 computes rotary positions from position_ids, so nothing else changes), so a reply can run for
 seconds and a disconnect has something to cancel; no key, no saving, `--queue 0` (a second
 request while one runs gets 503), CORS for one origin. `engine`: the tiny Llama loaded here, the
@@ -117,7 +117,7 @@ def long_llama_dir(tiny_llama_dir, tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("long") / "tiny-llama-long"
     shutil.copytree(tiny_llama_dir, folder)
     config = json.loads((folder / "config.json").read_text())
-    config["max_position_embeddings"] = 4096
+    config["max_position_embeddings"] = 16384
     (folder / "config.json").write_text(json.dumps(config))
     return folder
 

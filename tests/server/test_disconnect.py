@@ -1,6 +1,6 @@
 """A client that leaves mid-stream cancels its run: the next request is answered at once.
 
-On `long_server` (4,096 positions, `--queue 0`): a greedy reply of 3,000 tokens takes many
+On `long_server` (16,384 positions, `--queue 0`): a greedy reply of 16,000 tokens takes many
 seconds here, and while it runs a second request gets 503 (the queue holds nobody); once its
 client disconnects, the run ends within one decode step and the next request is answered.
 """
@@ -39,7 +39,7 @@ def short_request(server: Server) -> tuple[int, dict]:
 
 
 def test_a_disconnect_mid_stream_frees_the_model_within_2_s(long_server):
-    conn, response = open_stream(long_server, 3000)
+    conn, response = open_stream(long_server, 16000)
     events = [response.readline() for _ in range(8)]  # the role chunk and some tokens
     assert sum(e.startswith(b"data: {") for e in events) >= 3
     status, reply = short_request(long_server)  # the stream holds the model; nobody may wait
