@@ -2,10 +2,10 @@
 
 A token is one entry of OpenAI's Chat Completions `choices[].logprobs.content[]`: {token, logprob,
 bytes (a list of ints), top_logprobs: [{token, logprob, bytes}]}, followed by Tokenglass's own
-fields (id, prob, rank, entropy in nats, sampling_prob, text, index, step_ms; id, prob and
-sampling_prob on each alternative). Every number that is not finite (a -inf logprob, a NaN) is
-written as null, here and nowhere else, so the output is strict JSON (RFC 8259): `dumps` refuses
-NaN and Infinity after cleaning.
+fields (id, prob, rank, entropy in nats, sampling_prob, text, index, step_ms, and forced /
+picked when true; id, prob and sampling_prob on each alternative). Every number that is not
+finite (a -inf logprob, a NaN) is written as null, here and nowhere else, so the output is
+strict JSON (RFC 8259): `dumps` refuses NaN and Infinity after cleaning.
 Does not know: where the JSON goes (terminal, file, HTTP), SQLite, Qt.
 """
 
@@ -53,8 +53,11 @@ def alternative_json(alt: Alternative) -> dict:
 
 
 def token_json(step: TokenStep) -> dict:
-    """One entry of `logprobs.content[]` (OpenAI's fields first, then ours)."""
-    return {
+    """One entry of `logprobs.content[]` (OpenAI's fields first, then ours). A token given rather
+    than sampled (a branch from a token) also has `"forced": true`, and the alternative a person
+    picked `"picked": true`; both are left out when false, so an ordinary reply's entries keep
+    their shape."""
+    entry = {
         "token": step.token,
         "logprob": number(step.logprob),
         "bytes": list(step.bytes),
@@ -68,6 +71,11 @@ def token_json(step: TokenStep) -> dict:
         "index": step.index,
         "step_ms": number(step.step_ms),
     }
+    if step.forced:
+        entry["forced"] = True
+    if step.picked:
+        entry["picked"] = True
+    return entry
 
 
 def settings_json(settings: GenerationSettings) -> dict:
