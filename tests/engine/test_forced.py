@@ -8,6 +8,7 @@ the KV cache must give what a fresh model gives.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -150,3 +151,21 @@ def test_a_token_id_outside_the_vocabulary_is_refused_before_anything_runs(tiny_
         next(iter(model.generate(CHAT, SAMPLED, forced_ids=(1, vocab))))
     with pytest.raises(TokenIdError):
         next(iter(model.generate(CHAT, SAMPLED, forced_ids=(-1,))))
+
+
+@pytest.mark.slow
+def test_a_branch_on_the_default_model_keeps_the_records_and_the_cache(default_model_dir):
+    """The default model (fused graph, shared KV buffers, rescored int8 lm_head): after a reply,
+    a branch from its token 5 keeps all but the prompt's last token in the cache, and its kept
+    tokens and picked token score as the original reply listed them (within 1e-4)."""
+    model = load_model(default_model_dir, provider="cpu", threads=2)
+    chat = [Message("user", "Tell me about the history of Paris in a few sentences.")]
+    greedy = GenerationSettings(temperature=0.0, max_new_tokens=24, top_logprobs=10)
+    original, _ = run(model, greedy, chat=chat)
+    forced, alt = branch(original, 5)
+    steps, done = run(model, dataclasses.replace(greedy, max_new_tokens=4), forced, chat=chat)
+    assert model._stepper.reused == len(model.render_prompt(chat).prompt_ids) - 1
+    for got, want in zip(steps[:5], original[:5], strict=True):
+        assert_same_record(got, want)
+    assert steps[5].picked and steps[5].logprob == pytest.approx(alt.logprob, abs=1e-4)
+    assert done.completion_tokens == 6 + 4 or done.finish_reason == "stop"
