@@ -8,7 +8,8 @@ messages that share one are versions of one turn, one of them active; `messages`
 path, `tree` every version), search (over every version), and the user-facing `HistoryError`.
 Does not know: Qt, how records are shown, how they are exported (desktop/history_export.py), the
 `Conversation` object (desktop/conversation_store.py moves one in and out).
-The module is longer than most (about 700 lines) because the rows of one schema stay together.
+The module is longer than most (about 770 lines): the rows of one schema, and the tree they form,
+stay together in one place.
 
 A database written by a newer Tokenglass, a corrupt file, or an SQLite file that is not ours is
 never changed: a fresh database is opened beside it (history-1.sqlite3, ...) and `History.notice`
