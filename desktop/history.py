@@ -351,7 +351,7 @@ class History:
                 "DELETE FROM messages WHERE id = ?", ((i,) for i in sorted(doomed)[::-1])
             )
             if active:
-                siblings = [i for i, (p, _) in links.items() if p == parent and i not in doomed]
+                siblings = [i for i in _children(links)[parent] if i not in doomed]
                 earlier = [i for i in siblings if i < message_id]
                 if siblings:
                     _activate(db, conv_id, max(earlier) if earlier else min(siblings))
@@ -368,8 +368,7 @@ class History:
                 "DELETE FROM messages WHERE conversation_id = ? AND id >= ?", (conv_id, message_id)
             )
             links = _links(db, conv_id)
-            for parent in {p for p, _ in links.values()}:
-                children = [i for i, (p, _) in links.items() if p == parent]
+            for children in _children(links).values():
                 if not any(links[i][1] for i in children):
                     _activate(db, conv_id, max(children))
             db.execute("UPDATE conversations SET updated_at = ? WHERE id = ?", (_now(), conv_id))
@@ -546,9 +545,7 @@ def _links(db: sqlite3.Connection, conv_id: int) -> Links:
 def _active_path(links: Links) -> list[int]:
     """The ids of the active path, first turn first: from the first turns down, at each level
     the active child (the latest one if, against the rules, none or several are marked)."""
-    children: dict[int | None, list[int]] = {}
-    for message_id, (parent, _) in links.items():
-        children.setdefault(parent, []).append(message_id)
+    children = _children(links)
     path: list[int] = []
     level = children.get(None, [])
     while level:
@@ -568,14 +565,24 @@ def _subtree(links: Links, root: int) -> set[int]:
     return out
 
 
+def _children(links: Links) -> dict[int | None, list[int]]:
+    """parent id (None: the first turns) -> its children's ids, ascending."""
+    children: dict[int | None, list[int]] = {}
+    for message_id, (parent, _) in links.items():
+        children.setdefault(parent, []).append(message_id)
+    return children
+
+
 def _activate(db: sqlite3.Connection, conv_id: int, message_id: int) -> None:
-    """Make `message_id` and each of its ancestors the active version among their siblings."""
+    """Make `message_id` and each of its ancestors the active version among their siblings
+    (one UPDATE per level whose flags change; O(messages) work in all)."""
     links = _links(db, conv_id)
+    children = _children(links)
     node: int | None = message_id
     while node is not None:
         parent, active = links[node]
-        siblings = [i for i, (p, a) in links.items() if p == parent and a and i != node]
-        if not active or siblings:
+        others = [i for i in children[parent] if i != node and links[i][1]]
+        if not active or others:
             db.execute(
                 "UPDATE messages SET active = (id = ?) WHERE conversation_id = ? "
                 "AND parent_id IS ?",
