@@ -129,3 +129,18 @@ def test_continue_an_unknown_conversation_is_exit_2(tiny_llama_dir, capsys):
     assert json_lines(captured.out) == [
         {"type": "error", "message": "There is no saved conversation with id 42."}
     ]
+
+
+def test_continue_reads_more_turns_from_stdin(tiny_llama_dir, saved_reply, capsys, monkeypatch):
+    import io
+
+    _tokens, done = saved_reply
+    conv = done["conversation_id"]
+    monkeypatch.setattr("sys.stdin", io.StringIO("one more\nand another\n"))
+    argv = ["chat", "--continue", str(conv), "--model", str(tiny_llama_dir), "--json"]
+    assert main([*argv, "--max-new-tokens", "2"]) == 0
+    dones = [r for r in json_lines(capsys.readouterr().out) if r["type"] == "done"]
+    _all, path = tree(conv)
+    assert [m.text for m in path if m.role == "user"][1:] == ["one more", "and another"]
+    assert [d["message_id"] for d in dones] == [m.id for m in path if m.role == "assistant"][1:]
+    assert dones[1]["prompt_tokens"] > dones[0]["prompt_tokens"] > done["prompt_tokens"]
