@@ -1,10 +1,11 @@
-"""The headless CLI: `tokenglass chat|tokenize|models|history|export|serve ...`.
+"""The headless CLI: `tokenglass chat|branch|tokenize|models|history|export|serve ...`.
 
 Each subcommand lives in its own module with `register(subparsers)`; this module only dispatches
-and turns an `EngineError` (or `HistoryError`) into one clear line on stderr and a non-zero exit
-(with `--json`, also one `{"type": "error", "message": ...}` object on stdout). A reader that
-stops early (`tokenglass chat --json Hi | head -c 100`) ends the command quietly with exit status
-141 (128 + SIGPIPE, as a shell reports a command killed by SIGPIPE), never a traceback.
+and turns an `EngineError` (or `HistoryError`) into one clear line on stderr and a non-zero exit,
+the error's `exit_code` where it has one, else 1 (with `--json`, also one `{"type": "error",
+"message": ...}` object on stdout). A reader that stops early (`tokenglass chat --json Hi | head
+-c 100`) ends the command quietly with exit status 141 (128 + SIGPIPE, as a shell reports a
+command killed by SIGPIPE), never a traceback.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from desktop import __version__
 # does not pay for what `tokenglass chat` needs).
 SUBCOMMANDS: dict[str, str] = {
     "chat": "desktop.cli_chat",
+    "branch": "desktop.cli_branch",
     "tokenize": "desktop.cli_chat",
     "models": "desktop.cli_chat",
     "history": "desktop.cli_history",
@@ -55,7 +57,7 @@ def main(argv: list[str]) -> int:
             print(f"tokenglass: {err}", file=sys.stderr)
             if getattr(args, "json", False):
                 print(json.dumps({"type": "error", "message": str(err)}, ensure_ascii=False))
-            code = 1
+            code = getattr(err, "exit_code", 1)  # 2 for a UsageError (a bad id or index)
         sys.stdout.flush()  # a closed pipe shows here, inside the try, not at interpreter exit
         return code
     except KeyboardInterrupt:

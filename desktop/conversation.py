@@ -25,11 +25,12 @@ Listener = Callable[[Change, "Node"], None]
 
 @dataclass(frozen=True)
 class BranchPoint:
-    """Where a branched reply left its original: `source` (the original reply's key), the
-    0-based token `index` whose token was replaced, the `replaced_id` / `replaced_token` it had,
-    and the `picked_id` put in its place."""
+    """Where a branched reply left its original: `source` (the original reply's key; None when
+    the original was deleted since, for a conversation loaded from history), the 0-based token
+    `index` whose token was replaced, the `replaced_id` / `replaced_token` it had, and the
+    `picked_id` put in its place."""
 
-    source: int
+    source: int | None
     index: int
     replaced_id: int
     replaced_token: str

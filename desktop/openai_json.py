@@ -2,10 +2,10 @@
 
 A token is one entry of OpenAI's Chat Completions `choices[].logprobs.content[]`: {token, logprob,
 bytes (a list of ints), top_logprobs: [{token, logprob, bytes}]}, followed by Tokenglass's own
-fields (id, prob, rank, entropy in nats, sampling_prob, text, index, step_ms; id, prob and
-sampling_prob on each alternative). Every number that is not finite (a -inf logprob, a NaN) is
-written as null, here and nowhere else, so the output is strict JSON (RFC 8259): `dumps` refuses
-NaN and Infinity after cleaning.
+fields (id, prob, rank, entropy in nats, sampling_prob, text, index, step_ms, and forced /
+picked when true; id, prob and sampling_prob on each alternative). Every number that is not
+finite (a -inf logprob, a NaN) is written as null, here and nowhere else, so the output is
+strict JSON (RFC 8259): `dumps` refuses NaN and Infinity after cleaning.
 The server's response bodies (Chat Completions and the legacy Completions, whole or as stream
 chunks) are built here too, from the same records (see "The server's shapes" below).
 Does not know: where the JSON goes (terminal, file, HTTP), SQLite, Qt.
@@ -57,9 +57,12 @@ def alternative_json(alt: Alternative) -> dict:
 
 def token_json(step: TokenStep, top_logprobs: int | None = None) -> dict:
     """One entry of `logprobs.content[]` (OpenAI's fields first, then ours). top_logprobs: how
-    many of the step's alternatives to give (None: all it carries)."""
+    many of the step's alternatives to give (None: all it carries). A token given rather than
+    sampled (a branch from a token) also has `"forced": true`, and the alternative a person picked
+    `"picked": true`; both are left out when false, so an ordinary reply's entries keep their
+    shape."""
     top = step.top if top_logprobs is None else step.top[:top_logprobs]
-    return {
+    entry = {
         "token": step.token,
         "logprob": number(step.logprob),
         "bytes": list(step.bytes),
@@ -73,6 +76,11 @@ def token_json(step: TokenStep, top_logprobs: int | None = None) -> dict:
         "index": step.index,
         "step_ms": number(step.step_ms),
     }
+    if step.forced:
+        entry["forced"] = True
+    if step.picked:
+        entry["picked"] = True
+    return entry
 
 
 def settings_json(settings: GenerationSettings) -> dict:

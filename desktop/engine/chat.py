@@ -12,7 +12,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from desktop.engine.chat_template import ChatTemplate, find_template
-from desktop.engine.errors import EmptyMessageError, PromptTooLongError
+from desktop.engine.errors import EmptyMessageError, PromptTooLongError, TokenIdError
 from desktop.engine.events import GenerationDone, GenerationSettings, Message, PromptInfo, TokenStep
 from desktop.engine.generate import LoopLimits, generate
 from desktop.engine.manifest import ModelManifest, read_manifest
@@ -109,13 +109,30 @@ class ChatModel:
         messages: Sequence[Message],
         settings: GenerationSettings,
         cancel: threading.Event | None = None,
+        forced_ids: Sequence[int] = (),
     ) -> Iterator[PromptInfo | TokenStep | GenerationDone]:
         """PromptInfo, then one TokenStep per token, then exactly one GenerationDone.
 
-        Raises EmptyMessageError / PromptTooLongError / ChatTemplateError before the first yield;
-        errors while running end the reply with GenerationDone(finish_reason="error").
+        forced_ids: the reply's first tokens, given rather than sampled: to continue a reply from
+        its token i with another token, the reply's ids [0, i) then the picked id (as
+        `Conversation.branch` returns them). Their records are the model's own at each position
+        (as for a sampled token), marked `forced`, and the last one `picked`; then tokens are
+        sampled with `settings`, up to `settings.max_new_tokens` more. The KV cache keeps what it
+        shares with the prompt (after the reply being branched, that is the whole prompt), and
+        the prefix runs in the same run as the prompt's last token.
+
+        Raises EmptyMessageError / PromptTooLongError / ChatTemplateError, TokenIdError (a forced
+        id outside the vocabulary) before the first yield; errors while running end the reply
+        with GenerationDone(finish_reason="error").
         """
-        prompt = self.render_prompt(messages, settings.max_new_tokens)
+        forced = tuple(int(i) for i in forced_ids)
+        vocab = self.tokenizer.vocab_size
+        bad = [i for i in forced if not 0 <= i < vocab]
+        if bad:
+            raise TokenIdError(
+                f"Token id {bad[0]} is not in {self.name}'s vocabulary (0..{vocab - 1})."
+            )
+        prompt = self.render_prompt(messages, settings.max_new_tokens + len(forced))
         with self._lock:
             yield prompt
             limits = LoopLimits(
@@ -123,7 +140,9 @@ class ChatModel:
                 max_positions=self.context_size,
                 provider=self.provider.name,
             )
-            yield from generate(self._stepper, self.tokenizer, prompt, settings, limits, cancel)
+            yield from generate(
+                self._stepper, self.tokenizer, prompt, settings, limits, cancel, forced
+            )
 
     def complete(
         self,

@@ -88,6 +88,12 @@ class TokenStep:
     distribution, in nats. top: the `top_logprobs` most likely tokens under the model's
     distribution, most likely first. step_ms: wall time of the step that produced this token
     (prefill for index 0, decode step after) plus sampling.
+
+    forced: the token was given rather than sampled (a reply continued from one of its tokens
+    starts with the original's tokens before the branch point, then the picked alternative);
+    its record is still the model's own distribution at that position, and `sampling_prob` is
+    what the sampler would have given it. picked: the alternative a person chose at the branch
+    point (also `forced`); at most one per reply, the last forced token.
     """
 
     index: int
@@ -102,6 +108,8 @@ class TokenStep:
     entropy: float
     top: tuple[Alternative, ...]
     step_ms: float
+    forced: bool = False
+    picked: bool = False
 
 
 @dataclass(frozen=True)

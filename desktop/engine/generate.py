@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -29,6 +29,7 @@ from desktop.engine.events import (
     PromptInfo,
     TokenStep,
 )
+from desktop.engine.forced import ForcedPrefix
 from desktop.engine.sampling import Sampler, draw_seed, rank_of, row_stats
 from desktop.engine.tokenizer import TextTokenizer
 
@@ -128,17 +129,23 @@ def generate(
     settings: GenerationSettings,
     limits: LoopLimits,
     cancel: threading.Event | None = None,
+    forced_ids: Sequence[int] = (),
 ) -> Iterator[TokenStep | GenerationDone]:
     """Yield one TokenStep per reply token, then exactly one GenerationDone (also on error).
 
+    forced_ids: the reply's first tokens, given rather than sampled (see forced.py); their
+    records are marked `forced`, the last one `picked`. max_new_tokens counts the tokens sampled
+    after them. A forced end-of-turn id is recorded, then ends the reply ("stop").
     The decoder position never reaches `limits.max_positions`; the reply then ends with "length".
     """
     seed = settings.seed if settings.seed is not None else draw_seed()
     sampler = Sampler(settings, seed)
+    forced = ForcedPrefix(forced_ids)
+    max_tokens = len(forced) + settings.max_new_tokens
     stop_ids = limits.eos_ids | frozenset(settings.stop_ids)
     stops = StopStrings(settings.stop_strings)
     stream = tokenizer.stream()
-    room = min(settings.max_new_tokens, limits.max_positions) + 1  # the reply never outgrows this
+    room = min(max_tokens, limits.max_positions) + 1  # the reply never outgrows this
     seen = np.empty(len(prompt.prompt_ids) + room, dtype=np.int64)  # (P + N,)
     seen[: len(prompt.prompt_ids)] = prompt.prompt_ids
     n_seen = len(prompt.prompt_ids)
@@ -151,50 +158,60 @@ def generate(
     count = 0
     ttft_ms = 0.0
     decode_s = 0.0
+    decoded = 0  # tokens whose logits came from a decode step (for the decode rate)
     try:
         started = time.perf_counter()
-        logits = stepper.prefill(list(prompt.prompt_ids), cancel)  # phase 1: prefill (chunked)
+        logits = forced.prefill(stepper, prompt.prompt_ids, cancel)  # phase 1: prefill (chunked)
         if logits is None:  # cancelled between prefill chunks
             finish = "cancelled"
         while logits is not None:  # phase 2: decode loop
             if cancel is not None and cancel.is_set():
                 finish = "cancelled"
                 break
-            if count >= settings.max_new_tokens:
+            if count >= max_tokens:
                 break
-            token_id, probs = sampler.sample(logits, seen[:n_seen])
-            if token_id in stop_ids:
-                finish = "stop"
-                break
-            shown, stopped = stops.push(stream.feed(token_id))
+            if forced.forces(count):  # a branch's given prefix: recorded, not sampled
+                token_id, probs = forced.choose(count, logits, seen[:n_seen], settings)
+            else:
+                token_id, probs = sampler.sample(logits, seen[:n_seen])
+                if token_id in stop_ids:
+                    finish = "stop"
+                    break
+            if token_id in stop_ids:  # a forced end-of-turn id: no text; held text is released
+                shown, stopped = stops.flush(), False
+            else:
+                shown, stopped = stops.push(stream.feed(token_id))
             now = time.perf_counter()
             step_ms = (now - started) * 1000.0
             if count == 0:
                 ttft_ms = step_ms
-            else:
+            elif count >= len(forced):  # its logits came from a decode step
                 decode_s += now - started
+                decoded += 1
             text_parts.append(shown)
             if held is not None:
                 yield held
             held = token_record(
                 count, token_id, shown, logits, probs, tokenizer, settings.top_logprobs, step_ms
             )
+            held = forced.mark(held)
             if not stops.pending:
                 yield held
                 held = None
             count += 1
             seen[n_seen] = token_id
             n_seen += 1
-            if stopped:
+            if stopped or token_id in stop_ids:  # a forced end-of-turn id ends the reply
                 finish = "stop"
                 break
-            if stepper.position >= limits.max_positions or count >= settings.max_new_tokens:
+            if stepper.position >= limits.max_positions or count >= max_tokens:
                 break
             if cancel is not None and cancel.is_set():
                 finish = "cancelled"
                 break
             started = time.perf_counter()
-            logits = stepper.step(token_id)
+            next_logits = forced.next_logits(count - 1)
+            logits = stepper.step(token_id) if next_logits is None else next_logits
     except EngineError as err:
         finish, error = "error", str(err)
     if finish != "stop":  # a length, cancel or error end: held text was not a stop string
@@ -210,7 +227,7 @@ def generate(
         prompt_tokens=len(prompt.prompt_ids),
         completion_tokens=count,
         ttft_ms=ttft_ms,
-        decode_tokens_per_s=(count - 1) / decode_s if count > 1 and decode_s > 0 else 0.0,
+        decode_tokens_per_s=decoded / decode_s if decoded and decode_s > 0 else 0.0,
         provider=limits.provider,
         seed=seed,
         dropped_messages=prompt.dropped_messages,

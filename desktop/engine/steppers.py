@@ -91,9 +91,28 @@ class DecoderStepper:
         logits equal one run of the whole prompt from an empty cache (each chunk attends to the
         cache before it; the kept positions hold what a new run would compute).
         """
-        ids = list(prompt_ids)
+        rows = self.prefill_rows(prompt_ids, 1, cancel, chunk)
+        return None if rows is None else rows[-1]
+
+    def prefill_rows(
+        self,
+        ids: Sequence[int],
+        rows: int,
+        cancel: threading.Event | None = None,
+        chunk: int | None = None,
+    ) -> np.ndarray | None:
+        """`prefill` that also returns the logits after each of the last `rows` tokens of `ids`
+        (a forced reply prefix: the loop needs the model's distribution at every forced token).
+        Those tokens always run, in the same run(s) as the rest (no extra run per row); the
+        prefix before them is kept from the cache as `prefill` keeps it.
+
+        Returns float32[rows, vocab], row j = next-token logits after ids[: len(ids) - rows + j
+        + 1], or None when cancelled between chunks. rows: 1 <= rows <= len(ids) (clamped).
+        """
+        ids = list(ids)
+        rows = max(1, min(rows, len(ids)))
         keep = 0
-        limit = min(len(self._cached), len(ids) - 1)
+        limit = min(len(self._cached), len(ids) - rows)
         while keep < limit and self._cached[keep] == ids[keep]:
             keep += 1
         if keep:
@@ -103,20 +122,26 @@ class DecoderStepper:
             self.forget()
         self.reused = keep
         size = max(1, chunk or PREFILL_CHUNK)
-        logits = None
+        first_row = len(ids) - rows  # the first id whose logits are wanted
+        parts: list[np.ndarray] = []
         for start in range(keep, len(ids), size):
             if cancel is not None and cancel.is_set():
                 return None
-            logits = self._run(ids[start : start + size])  # (vocab,)
-        if logits is None:  # an empty prompt: still one run, as before
-            logits = self._run(ids)
-        return logits
+            part = ids[start : start + size]
+            logits = self._run(part)  # (T, vocab)
+            wanted = start + len(part) - max(start, first_row)
+            if wanted > 0:
+                parts.append(logits[len(part) - wanted :])  # (wanted, vocab)
+        if not parts:  # an empty prompt: still one run, as before
+            parts.append(self._run(ids)[-1:])
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)  # (rows, vocab)
 
     def step(self, token_id: int) -> np.ndarray:
         """Append one token to the cache. Returns float32[vocab] next-token logits."""
-        return self._run([token_id])
+        return self._run([token_id])[-1]
 
     def _run(self, ids: list[int]) -> np.ndarray:
+        """Run `ids` after the cache. Returns float32[T, vocab]: the logits after each id."""
         try:
             logits = self._forward(ids)
         except BaseException:  # the cache may be half updated: start the next prompt afresh
@@ -132,7 +157,7 @@ class DecoderStepper:
         logits, *presents = self.graph.run(feeds, self._outputs)  # logits: (1, T, vocab)
         to_past = self.spec.present_to_past
         self.cache.update({to_past[n]: a for n, a in zip(self._outputs[1:], presents, strict=True)})
-        return logits[0, -1].astype(np.float32, copy=False)  # (vocab,)
+        return logits[0].astype(np.float32, copy=False)  # (T, vocab)
 
     def _token_feeds(self, ids: list[int]) -> dict[str, np.ndarray]:
         """input_ids, and the attention mask and position ids where the graph takes them, for
@@ -162,7 +187,7 @@ class DecoderStepper:
         self.graph.run_with_binding(self._binding)
         cache.length = total
         logits = self._binding.get_outputs()[0].numpy()  # (1, T, vocab)
-        return logits[0, -1].astype(np.float32, copy=False)  # (vocab,)
+        return logits[0].astype(np.float32, copy=False)  # (T, vocab)
 
 
 class EncoderDecoderStepper:

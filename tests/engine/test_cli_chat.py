@@ -8,6 +8,7 @@ import json
 import math
 import os
 import shutil
+import signal
 import subprocess
 import sys
 
@@ -334,21 +335,26 @@ def test_ctrl_c_or_d_at_the_prompt_ends_on_a_new_line(
     assert capsys.readouterr().err == "> \n"
 
 
-def test_a_one_shot_reply_that_ends_cancelled_exits_130(tiny_llama_dir, monkeypatch):
-    """QA 3, defect 13: Ctrl-C during `tokenglass chat MESSAGE` exited 0. (SIGINT's handler sets
-    the cancel flag, so the reply ends "cancelled"; this checks that ending's exit status.)"""
-    import desktop.cli_chat as cli_chat
+def test_a_one_shot_reply_that_ends_cancelled_exits_130(tiny_llama_dir, monkeypatch, capsys):
+    """QA 3, defect 13: Ctrl-C during `tokenglass chat MESSAGE` exited 0. A real SIGINT at the
+    first token: its handler cancels the run, the reply ends "cancelled" and is saved partial."""
+    import desktop.cli_reply as cli_reply
 
-    real_reply = cli_chat._reply
+    real_print = cli_reply._print_token
 
-    def cancelled_reply(model, messages, settings, as_json):
-        turn = real_reply(model, messages, settings, as_json)
-        turn.done = dataclasses.replace(turn.done, finish_reason="cancelled")  # as SIGINT ends it
-        return turn
+    def interrupt_at_first_token(step, as_json):
+        real_print(step, as_json)
+        if step.index == 0:
+            signal.raise_signal(signal.SIGINT)
 
-    monkeypatch.setattr(cli_chat, "_reply", cancelled_reply)
-    argv = ["chat", "--model", str(tiny_llama_dir), "--no-save", "--max-new-tokens", "3", "Hi"]
+    monkeypatch.setattr(cli_reply, "_print_token", interrupt_at_first_token)
+    argv = ["chat", "--model", str(tiny_llama_dir), "--max-new-tokens", "50", "--json", "Hi"]
     assert main(argv) == 130
+    done = json_lines(capsys.readouterr().out)[-1]
+    assert done["finish_reason"] == "cancelled" and done["completion_tokens"] < 50
+    with History(paths.history_db()) as history:
+        (reply,) = [m for m in history.messages(done["conversation_id"]) if m.role == "assistant"]
+    assert reply.id == done["message_id"] and reply.partial
 
 
 def test_a_model_without_a_chat_template_is_named_as_such(tiny_gpt2_dir, tiny_llama_dir, capsys):
