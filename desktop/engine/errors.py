@@ -31,3 +31,7 @@ class SamplingError(EngineError):
 
 class EmptyMessageError(EngineError):
     """The user's message is empty or only whitespace."""
+
+
+class SettingsError(EngineError):
+    """A generation setting is out of its range (events.SETTING_RANGES names every range)."""
