@@ -3,10 +3,10 @@
 Owns: the loop's phases (1. prefill, 2. decode steps), the per-token record (the model's own
 distribution: logprob, rank, entropy, top-k alternatives; the sampling distribution's probability),
 and all stop conditions: an end-of-turn id (C1, C2), a user stop id or stop string (C3, text held
-back while it may still become a stop string), max_new_tokens, the context window (no position
-reaches the model's maximum, F1), cancellation (a threading.Event checked between prefill chunks
-and between decode steps) and errors (reported in the final record). Knows token ids, not
-architectures (a Stepper hides them).
+back while it may still become a stop string, and kept whatever else ends the reply, I5),
+max_new_tokens, the context window (prompt plus reply never exceed it, F1, I7), cancellation (a
+threading.Event checked between prefill chunks and between decode steps) and errors (reported in
+the final record). Knows token ids, not architectures (a Stepper hides them).
 """
 
 from __future__ import annotations
@@ -131,7 +131,10 @@ def generate(
 ) -> Iterator[TokenStep | GenerationDone]:
     """Yield one TokenStep per reply token, then exactly one GenerationDone (also on error).
 
-    The decoder position never reaches `limits.max_positions`; the reply then ends with "length".
+    Prompt plus reply never exceeds `limits.max_positions` tokens (I7): a 200-token context
+    after a 12-token prompt gives at most 188 reply tokens, the last one never fed back; for an
+    encoder-decoder model the decoder's own tokens (start token, forced BOS) count as the prompt.
+    The reply then ends with "length".
     """
     seed = settings.seed if settings.seed is not None else draw_seed()
     sampler = Sampler(settings, seed)
@@ -147,6 +150,7 @@ def generate(
     # text held for a stop string that never comes still reaches the reply through a record.
     held: TokenStep | None = None
     finish: FinishReason = "length"
+    matched = False  # a stop string ended the reply: the held text was that stop string
     error: str | None = None
     count = 0
     ttft_ms = 0.0
@@ -160,8 +164,8 @@ def generate(
             if cancel is not None and cancel.is_set():
                 finish = "cancelled"
                 break
-            if count >= settings.max_new_tokens:
-                break
+            if count >= settings.max_new_tokens or stepper.position >= limits.max_positions:
+                break  # one more token would make prompt + reply longer than the context (I7)
             token_id, probs = sampler.sample(logits, seen[:n_seen])
             if token_id in stop_ids:
                 finish = "stop"
@@ -186,10 +190,10 @@ def generate(
             seen[n_seen] = token_id
             n_seen += 1
             if stopped:
-                finish = "stop"
+                finish, matched = "stop", True
                 break
-            if stepper.position >= limits.max_positions or count >= settings.max_new_tokens:
-                break
+            if stepper.position + 1 >= limits.max_positions or count >= settings.max_new_tokens:
+                break  # prompt + reply fill the context: feeding this token back would be wasted
             if cancel is not None and cancel.is_set():
                 finish = "cancelled"
                 break
@@ -197,7 +201,7 @@ def generate(
             logits = stepper.step(token_id)
     except EngineError as err:
         finish, error = "error", str(err)
-    if finish != "stop":  # a length, cancel or error end: held text was not a stop string
+    if not matched:  # an end token, length, cancel or error: held text was no stop string (I5)
         tail = stops.flush()
         text_parts.append(tail)
         if held is not None:
