@@ -121,6 +121,7 @@ class ChatModel:
                 eos_ids=self.manifest.eos_ids,
                 max_positions=self.context_size,
                 provider=self.provider.name,
+                bans=self.manifest.bans,
             )
             yield from generate(self._stepper, self.tokenizer, prompt, settings, limits, cancel)
 

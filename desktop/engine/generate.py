@@ -15,7 +15,7 @@ import dataclasses
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
@@ -29,7 +29,7 @@ from desktop.engine.events import (
     PromptInfo,
     TokenStep,
 )
-from desktop.engine.sampling import Sampler, draw_seed, rank_of, row_stats
+from desktop.engine.sampling import Sampler, TokenBans, draw_seed, rank_of, row_stats
 from desktop.engine.tokenizer import TextTokenizer
 
 
@@ -46,11 +46,13 @@ class Stepper(Protocol):
 @dataclass(frozen=True)
 class LoopLimits:
     """eos_ids: end-of-turn ids (never displayed). max_positions: the model's context size
-    (prompt positions included for decoder-only models)."""
+    (prompt positions included for decoder-only models). bans: tokens the model folder forbids,
+    -inf before sampling (I8); the records keep the model's own distribution."""
 
     eos_ids: frozenset[int]
     max_positions: int
     provider: str
+    bans: TokenBans = field(default_factory=TokenBans)
 
 
 class StopStrings:
@@ -166,7 +168,8 @@ def generate(
                 break
             if count >= settings.max_new_tokens or stepper.position >= limits.max_positions:
                 break  # one more token would make prompt + reply longer than the context (I7)
-            token_id, probs = sampler.sample(logits, seen[:n_seen])
+            allowed = limits.bans.apply(logits, seen[:n_seen], count)  # (vocab,) bans at -inf
+            token_id, probs = sampler.sample(allowed, seen[:n_seen])
             if token_id in stop_ids:
                 finish = "stop"
                 break

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from desktop.engine.errors import ModelFolderError
+from desktop.engine.sampling import TokenBans
 
 # File-name suffix of a graph variant -> precision, most preferred first on CPU (smaller is faster
 # for small models, which are bound by memory traffic and per-step overhead).
@@ -44,7 +45,9 @@ class ModelManifest:
     step graph, older pairs only) and "encoder". eos_ids: the union of end tokens from
     generation_config.json, config.json and the tokenizer (cases C1, C2). context_size: max
     positions (tokens). forced_bos_id: a token an encoder-decoder reply always starts with
-    (BART's forced_bos_token_id), fed after the decoder start token.
+    (BART's forced_bos_token_id), fed after the decoder start token. bans: tokens never
+    generated (generation_config's bad_words_ids, suppress_tokens, begin_suppress_tokens; an
+    encoder-decoder model's pad token, case I8).
     """
 
     path: Path
@@ -64,6 +67,7 @@ class ModelManifest:
     decoder_start_id: int | None
     pad_id: int | None
     forced_bos_id: int | None = None
+    bans: TokenBans = field(default_factory=TokenBans)
 
 
 @dataclass(frozen=True)
@@ -122,6 +126,8 @@ def read_manifest(folder: str | Path) -> ModelManifest:
         )
     graphs, suffix = _find_graphs(path)
     kind = "encoder-decoder" if "encoder" in graphs else "decoder"
+    eos_ids = _end_tokens(config, generation, tokenizer_json, tokenizer_config)
+    pad_id = _first_int(generation.get("pad_token_id", config.get("pad_token_id")))
     return ModelManifest(
         path=path,
         name=path.name,
@@ -135,14 +141,17 @@ def read_manifest(folder: str | Path) -> ModelManifest:
         tokenizer_json=tokenizer_json,
         tokenizer_config=tokenizer_config,
         context_size=_context_size(config, tokenizer_config),
-        eos_ids=_end_tokens(config, generation, tokenizer_json, tokenizer_config),
+        eos_ids=eos_ids,
         bos_id=_first_int(generation.get("bos_token_id", config.get("bos_token_id"))),
         decoder_start_id=_first_int(
             generation.get("decoder_start_token_id", config.get("decoder_start_token_id"))
         ),
-        pad_id=_first_int(generation.get("pad_token_id", config.get("pad_token_id"))),
+        pad_id=pad_id,
         forced_bos_id=_first_int(
             generation.get("forced_bos_token_id", config.get("forced_bos_token_id"))
+        ),
+        bans=_bans(
+            path, config, generation, pad_id if kind == "encoder-decoder" else None, eos_ids
         ),
     )
 
@@ -246,6 +255,45 @@ def _find_graphs(path: Path) -> tuple[dict[str, Path], str]:
     raise ModelFolderError(
         f"{onnx_dir} holds {found}; expected onnx/model.onnx (decoder-only) or "
         "onnx/encoder_model.onnx with onnx/decoder_model_merged.onnx (encoder-decoder)."
+    )
+
+
+def _bans(
+    path: Path, config: dict, generation: dict, pad_id: int | None, eos_ids: frozenset[int]
+) -> TokenBans:
+    """The tokens a reply may not contain (I8), from generation_config.json (or config.json,
+    where older models keep them). `pad_id`: an encoder-decoder model's pad token, never a
+    reply token (opus-mt's configs ban it; CTranslate2 PR #865), unless it is also an end token.
+    Raises ModelFolderError naming the file when a list has the wrong shape."""
+
+    def read(key: str) -> tuple[object, Path]:
+        if key in generation:
+            return generation[key], path / "generation_config.json"
+        return config.get(key), path / "config.json"
+
+    def ids(value: object, file: Path, key: str) -> tuple[int, ...]:
+        if value is None:
+            return ()
+        if not isinstance(value, list) or not all(
+            isinstance(v, int) and not isinstance(v, bool) for v in value
+        ):
+            raise ModelFolderError(f"{file}: {key} should be a list of token ids, got {value!r}.")
+        return tuple(value)
+
+    suppress, suppress_file = read("suppress_tokens")
+    begin, begin_file = read("begin_suppress_tokens")
+    bad, bad_file = read("bad_words_ids")
+    if bad is not None and not isinstance(bad, list):
+        raise ModelFolderError(f"{bad_file}: bad_words_ids should be a list of id lists.")
+    words = [ids(w, bad_file, "each entry of bad_words_ids") for w in bad or []]
+    always = list(ids(suppress, suppress_file, "suppress_tokens"))
+    always += [w[0] for w in words if len(w) == 1]
+    if pad_id is not None and pad_id not in eos_ids:
+        always.append(pad_id)
+    return TokenBans(
+        always=tuple(dict.fromkeys(always)),
+        first=ids(begin, begin_file, "begin_suppress_tokens"),
+        sequences=tuple(w for w in words if len(w) > 1),
     )
 
 

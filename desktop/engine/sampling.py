@@ -198,3 +198,41 @@ def top_k_ids(row: np.ndarray, k: int, block: int = 512) -> np.ndarray:
 def rank_of(logits: np.ndarray, token_id: int) -> int:
     """0-based rank of `token_id` in float32[vocab] logits (ties count in its favour)."""
     return int(np.count_nonzero(logits > logits[token_id]))
+
+
+@dataclass(frozen=True)
+class TokenBans:
+    """Tokens a model folder forbids (generation_config.json), as transformers' logits processors
+    (NoBadWordsLogitsProcessor, SuppressTokensLogitsProcessor, SuppressTokensAtBeginLogits-
+    Processor) apply them: their logits become -inf before sampling (case I8).
+
+    always: ids never generated (suppress_tokens, one-token bad_words_ids, and an
+    encoder-decoder model's pad token). first: ids never generated as the reply's first token
+    (begin_suppress_tokens). sequences: multi-token bad_words_ids; the last id is banned when the
+    ids before it end the sequence so far. Ids outside the vocabulary are ignored.
+    """
+
+    always: tuple[int, ...] = ()
+    first: tuple[int, ...] = ()
+    sequences: tuple[tuple[int, ...], ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.always or self.first or self.sequences)
+
+    def apply(self, logits: np.ndarray, seen_ids: np.ndarray, index: int) -> np.ndarray:
+        """logits: float32[vocab] (not modified); seen_ids: int64[n] (prompt + reply so far);
+        index: the 0-based reply position of the token about to be drawn. Returns `logits`
+        itself when nothing is banned here, else a float32[vocab] copy with banned ids at -inf."""
+        banned = list(self.always)
+        if index == 0:
+            banned += self.first
+        for words in self.sequences:
+            head = words[:-1]
+            if len(seen_ids) >= len(head) and tuple(seen_ids[len(seen_ids) - len(head) :]) == head:
+                banned.append(words[-1])
+        ids = [i for i in banned if 0 <= i < logits.size]
+        if not ids:
+            return logits
+        out = np.array(logits, dtype=np.float32, copy=True)  # (vocab,)
+        out[ids] = -np.inf
+        return out
