@@ -16,6 +16,7 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] in (["-h"], ["--help"]):  # the CLI's commands, then the window's options
         from desktop.ui.app import window_options_help  # argparse only; Qt is not imported
 
+        cli.escape_what_stdout_cannot_carry()
         try:
             cli.build_parser().print_help()
             print("\n" + window_options_help(), flush=True)
