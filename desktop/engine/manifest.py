@@ -47,7 +47,8 @@ class ModelManifest:
     positions (tokens). forced_bos_id: a token an encoder-decoder reply always starts with
     (BART's forced_bos_token_id), fed after the decoder start token. bans: tokens never
     generated (generation_config's bad_words_ids, suppress_tokens, begin_suppress_tokens; an
-    encoder-decoder model's pad token, case I8).
+    encoder-decoder model's pad token, case I8). template_file: the file the chat template
+    comes from (chat_template.jinja, chat_template.json or tokenizer_config.json), or None.
     """
 
     path: Path
@@ -67,6 +68,7 @@ class ModelManifest:
     decoder_start_id: int | None
     pad_id: int | None
     forced_bos_id: int | None = None
+    template_file: Path | None = None
     bans: TokenBans = field(default_factory=TokenBans)
 
 
@@ -124,9 +126,12 @@ def read_manifest(folder: str | Path) -> ModelManifest:
             f"{tokenizer_json} is missing: Tokenglass needs the model's tokenizer.json "
             "(a 'fast' tokenizer; re-export the model with model_export)."
         )
+    tokenizer = _read_json(tokenizer_json, required=True)
+    _check_shapes(path, config, generation, tokenizer)
+    template_file = _template_file(path, tokenizer_config)
     graphs, suffix = _find_graphs(path)
     kind = "encoder-decoder" if "encoder" in graphs else "decoder"
-    eos_ids = _end_tokens(config, generation, tokenizer_json, tokenizer_config)
+    eos_ids = _end_tokens(config, generation, tokenizer, tokenizer_config)
     pad_id = _first_int(generation.get("pad_token_id", config.get("pad_token_id")))
     return ModelManifest(
         path=path,
@@ -150,6 +155,7 @@ def read_manifest(folder: str | Path) -> ModelManifest:
         forced_bos_id=_first_int(
             generation.get("forced_bos_token_id", config.get("forced_bos_token_id"))
         ),
+        template_file=template_file,
         bans=_bans(
             path, config, generation, pad_id if kind == "encoder-decoder" else None, eos_ids
         ),
@@ -209,6 +215,89 @@ def describe_graph(
         cross_presents=cross_presents,
         present_to_past=present_to_past,
     )
+
+
+# config.json / generation_config.json keys whose type the engine relies on (case I14)
+_SIZE_KEYS = (
+    "vocab_size", "max_position_embeddings", "n_positions", "max_target_positions", "n_ctx",
+    "num_attention_heads", "num_key_value_heads", "decoder_attention_heads", "num_heads",
+    "n_head", "hidden_size", "d_model", "n_embd", "head_dim", "d_kv", "num_hidden_layers",
+)  # fmt: skip
+_ID_KEYS = (
+    "eos_token_id", "bos_token_id", "pad_token_id", "decoder_start_token_id",
+    "forced_bos_token_id", "forced_eos_token_id",
+)  # fmt: skip
+_NUMBER_KEYS = ("temperature", "top_k", "top_p", "min_p", "repetition_penalty", "max_new_tokens")
+
+
+def _check_shapes(path: Path, config: dict, generation: dict, tokenizer: dict) -> None:
+    """Raise ModelFolderError naming the file when a value the engine reads has the wrong type
+    (valid JSON of the wrong shape, I14). null stands for "not given" everywhere."""
+
+    def is_int(value: object) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool)
+
+    def is_ids(value: object) -> bool:
+        return is_int(value) or (isinstance(value, list) and all(is_int(v) for v in value))
+
+    def fault(file: str, key: str, value: object, wanted: str) -> ModelFolderError:
+        return ModelFolderError(f"{path / file}: {key} should be {wanted}, got {value!r}.")
+
+    for file, data in (("config.json", config), ("generation_config.json", generation)):
+        for key, value in data.items():
+            if value is None:
+                continue
+            if key in _SIZE_KEYS and not is_int(value):
+                raise fault(file, key, value, "an integer")
+            if key in _ID_KEYS and not is_ids(value):
+                raise fault(file, key, value, "a token id or a list of token ids")
+            if key in _NUMBER_KEYS and (
+                isinstance(value, bool) or not isinstance(value, int | float)
+            ):
+                raise fault(file, key, value, "a number")
+            if key == "model_type" and not isinstance(value, str):
+                raise fault(file, key, value, "a string")
+    model = tokenizer.get("model")
+    added = tokenizer.get("added_tokens", [])
+    if not isinstance(model, dict):
+        raise fault("tokenizer.json", "model", model, "an object (the tokenizer's model)")
+    if not isinstance(added, list) or not all(isinstance(t, dict) for t in added):
+        raise fault("tokenizer.json", "added_tokens", added, "a list of objects")
+
+
+def _template_file(path: Path, tokenizer_config: dict) -> Path | None:
+    """The file the chat template comes from (the order of chat_template.find_template), after
+    checking that each template source present reads: UTF-8 text, or a `chat_template` string or
+    list of named templates. Raises ModelFolderError naming the file."""
+    _check_template(path / "tokenizer_config.json", tokenizer_config.get("chat_template"))
+    json_file = path / "chat_template.json"
+    if json_file.is_file():
+        source = _read_json(json_file, required=True)
+        if "chat_template" not in source:
+            raise ModelFolderError(f"{json_file} has no chat_template entry.")
+        _check_template(json_file, source["chat_template"])
+    jinja = path / "chat_template.jinja"
+    if jinja.is_file():
+        try:
+            jinja.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as err:
+            raise ModelFolderError(f"{jinja} is not readable UTF-8 text: {err}") from err
+        return jinja
+    if json_file.is_file():
+        return json_file
+    has_template = tokenizer_config.get("chat_template") is not None
+    return path / "tokenizer_config.json" if has_template else None
+
+
+def _check_template(file: Path, value: object) -> None:
+    named = isinstance(value, list) and all(
+        isinstance(t, dict) and isinstance(t.get("template"), str) for t in value
+    )
+    if value is not None and not isinstance(value, str) and not (named and value):
+        raise ModelFolderError(
+            f"{file}: chat_template should be a string or a list of "
+            '{"name": ..., "template": ...} objects.'
+        )
 
 
 def _read_json(file: Path, *, required: bool) -> dict:
@@ -328,19 +417,15 @@ def _as_ids(value: object) -> set[int]:
 
 
 def _end_tokens(
-    config: dict, generation: dict, tokenizer_json: Path, tokenizer_config: dict
+    config: dict, generation: dict, tokenizer: dict, tokenizer_config: dict
 ) -> frozenset[int]:
-    """Union of end-of-turn ids (C1, C2). Raises ModelFolderError when tokenizer.json is broken."""
+    """Union of end-of-turn ids (C1, C2). tokenizer: tokenizer.json's content (checked)."""
     ids = _as_ids(generation.get("eos_token_id")) | _as_ids(config.get("eos_token_id"))
     eos = tokenizer_config.get("eos_token")
     eos_text = eos.get("content") if isinstance(eos, dict) else eos
     if isinstance(eos_text, str):
-        try:
-            spec = json.loads(tokenizer_json.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-            raise ModelFolderError(f"{tokenizer_json} is not valid JSON: {err}") from err
-        added = {t.get("content"): t.get("id") for t in spec.get("added_tokens", [])}
-        vocab = spec.get("model", {}).get("vocab", {})
+        added = {t.get("content"): t.get("id") for t in tokenizer.get("added_tokens", [])}
+        vocab = tokenizer["model"].get("vocab", {})
         token_id = added.get(eos_text)
         if token_id is None and isinstance(vocab, dict):
             token_id = vocab.get(eos_text)
