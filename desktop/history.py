@@ -32,7 +32,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from desktop import paths
-from desktop.engine.errors import EngineError
+from desktop.engine.errors import EngineError, SettingsError
 from desktop.engine.events import (
     Alternative,
     GenerationDone,
@@ -473,7 +473,18 @@ def _settings_from_json(text: str) -> GenerationSettings:
     raw = json.loads(text)
     known = {f.name for f in dataclasses.fields(GenerationSettings)}
     values = {k: tuple(v) if isinstance(v, list) else v for k, v in raw.items() if k in known}
-    return GenerationSettings(**values)
+    try:
+        return GenerationSettings(**values)
+    except SettingsError:  # saved before the engine checked ranges: keep the values in range
+        return GenerationSettings(**{k: v for k, v in values.items() if _in_range(k, v)})
+
+
+def _in_range(name: str, value: object) -> bool:
+    try:
+        GenerationSettings(**{name: value})
+    except SettingsError:
+        return False
+    return True
 
 
 def _step_row(message_id: int, position: int, step: TokenStep) -> tuple:

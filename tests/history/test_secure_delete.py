@@ -78,3 +78,12 @@ def test_without_the_fix_the_text_would_stay(tmp_path, insecure_build):
     db.execute("DELETE FROM t")
     assert files_holding(folder, SECRET)
     db.close()
+
+
+def test_settings_saved_before_ranges_were_checked_still_load(tmp_path):
+    """A reply saved by an older version with a setting now out of range (the engine checked
+    none) opens; the value out of range falls back to its default, the others are kept."""
+    from desktop.history import _settings_from_json
+
+    settings = _settings_from_json('{"top_logprobs": 80, "temperature": 0.3, "top_p": 0.0}')
+    assert settings.top_logprobs == 10 and settings.temperature == 0.3 and settings.top_p == 0.0
