@@ -209,3 +209,15 @@ def test_i8_pad_is_not_banned_for_decoder_only_models(tiny_llama_dir):
     assert model.manifest.bans.always == ()
     assert not model.manifest.bans
     np.testing.assert_array_equal(model.manifest.bans.apply(np.zeros(3, np.float32), [], 0), 0)
+
+
+@pytest.mark.slow
+def test_i5_paris_keeps_its_full_stop_on_the_default_model(default_model_dir):
+    """The issue's own case: `--stop ".XYZ"` turned "... Paris." into "... Paris"."""
+    model = load_model(default_model_dir, provider="cpu", threads=2)
+    chat = [Message("user", "What is the capital of France?")]
+    plain = greedy(24, repetition_penalty=1.0)
+    *_, done = model.generate(chat, plain)
+    *_, held = model.generate(chat, greedy(24, repetition_penalty=1.0, stop_strings=(".XYZ",)))
+    assert done.finish_reason == "stop" and "Paris" in done.text and done.text.endswith(".")
+    assert held.text == done.text and held.finish_reason == "stop"
