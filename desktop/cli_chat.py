@@ -14,14 +14,13 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import math
 import re
 import sys
 
 from desktop.cli_reply import done_json, finish_note, token_json  # noqa: F401 (their old home)
 from desktop.engine.catalog import list_models, resolve_model
 from desktop.engine.errors import EngineError
-from desktop.engine.sampling import MAX_SEED
+from desktop.engine.events import SETTING_RANGES, SettingRange
 from desktop.engine.tokenizer import well_formed
 
 PROVIDERS = ("auto", "cpu", "cuda", "dml", "coreml")
@@ -48,26 +47,33 @@ def stop_string(text: str) -> str:
 def number(kind: type, low: float | None = None, high: float | None = None, *, above: bool = False):
     """An argparse `type` for a number in a range: `low` <= value (`low` < value when `above`),
     value <= `high`. The error names the range, e.g. "must be > 0 and <= 1, got 5"."""
-    bounds = []
-    shown = str if kind is int else (lambda v: f"{v:g}")
-    if low is not None:
-        bounds.append(f"{'>' if above else '>='} {shown(low)}")
-    if high is not None:
-        bounds.append(f"<= {shown(high)}")
-    rule = " and ".join(bounds)
+    return in_range(SettingRange(kind, low, high, above))
+
+
+def in_range(allowed: SettingRange):
+    """An argparse `type` that accepts what `allowed` accepts (the engine's own check)."""
+    kind = allowed.kind
 
     def parse(text: str):
         try:
             value = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected {kind.__name__}, got {text!r}") from None
-        too_low = low is not None and (value <= low if above else value < low)
-        if too_low or (high is not None and value > high) or not math.isfinite(value):
-            raise argparse.ArgumentTypeError(f"must be {rule}, got {text}")
+        if not allowed.allows(value):
+            raise argparse.ArgumentTypeError(f"must be {allowed.rule()}, got {text}")
         return value
 
     parse.__name__ = kind.__name__  # argparse names the type in its messages
     return parse
+
+
+def setting(name: str):
+    """The argparse `type` of generation setting `name`: the range GenerationSettings checks."""
+    return in_range(SETTING_RANGES[name])
+
+
+def _rule(name: str) -> str:
+    return SETTING_RANGES[name].rule()
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -100,21 +106,30 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def generation_args(chat: argparse.ArgumentParser) -> None:
     """The sampling options (`chat`, `branch`); unset ones keep the model's or reply's values."""
-    chat.add_argument("--max-new-tokens", type=number(int, 1), help=">= 1")
+    chat.add_argument(
+        "--max-new-tokens", type=setting("max_new_tokens"), help=_rule("max_new_tokens")
+    )
     chat.add_argument(
         "--temperature",
-        type=number(float, 0),
-        help=">= 0; 0 = greedy: the most likely token after the repetition penalty (as in "
-        "llama.cpp and transformers; --repetition-penalty 1 for the model's own argmax)",
+        type=setting("temperature"),
+        help=f"{_rule('temperature')}; 0 = greedy: the most likely token after the repetition "
+        "penalty (as in llama.cpp and transformers; --repetition-penalty 1 for the model's own "
+        "argmax)",
     )
-    chat.add_argument("--top-k", type=number(int, 0), help=">= 0; 0 = off")
-    chat.add_argument("--top-p", type=number(float, 0, 1, above=True), help="> 0 and <= 1")
-    chat.add_argument("--min-p", type=number(float, 0, 1), help="0 to 1; 0 = off")
+    chat.add_argument("--top-k", type=setting("top_k"), help=f"{_rule('top_k')}; 0 = off")
     chat.add_argument(
-        "--repetition-penalty", type=number(float, 0, above=True), help="> 0; 1 = off"
+        "--top-p",
+        type=setting("top_p"),
+        help=f"{_rule('top_p')}; 1 = off, 0 keeps only the most likely token",
+    )
+    chat.add_argument("--min-p", type=setting("min_p"), help=f"{_rule('min_p')}; 0 = off")
+    chat.add_argument(
+        "--repetition-penalty",
+        type=setting("repetition_penalty"),
+        help=f"{_rule('repetition_penalty')}; 1 = off",
     )
     chat.add_argument(
-        "--seed", type=number(int, 0, MAX_SEED), help=f"0..{MAX_SEED}; reproduces a reply exactly"
+        "--seed", type=setting("seed"), help=f"{_rule('seed')}; reproduces a reply exactly"
     )
     chat.add_argument(
         "--stop",
@@ -124,7 +139,9 @@ def generation_args(chat: argparse.ArgumentParser) -> None:
         help="stop string (repeatable); \\n, \\t and \\\\ are newline, tab and backslash",
     )
     chat.add_argument(
-        "--top-logprobs", type=number(int, 0, 20), help="alternatives per token, 0 to 20"
+        "--top-logprobs",
+        type=setting("top_logprobs"),
+        help=f"alternatives per token, {_rule('top_logprobs')}",
     )
 
 

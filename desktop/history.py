@@ -16,6 +16,11 @@ never changed: a fresh database is opened beside it (history-1.sqlite3, ...) and
 says what happened, so the app starts anyway. Every write is one transaction (BEGIN IMMEDIATE) with
 synchronous=FULL, so a crash or a kill loses nothing already committed and never corrupts the file.
 One `History` may be shared between threads: a lock serializes its calls.
+
+Deleted text is gone from every file (case I11): the connection sets `secure_delete` (SQLite
+overwrites deleted content with zeros instead of leaving it in free space; some builds default it
+off), and a delete then checkpoints the WAL with TRUNCATE, so the pages that carried the text
+before it was deleted leave the -wal file too (while the app runs, and after a crash).
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ from pathlib import Path
 from typing import Literal
 
 from desktop import paths
-from desktop.engine.errors import EngineError
+from desktop.engine.errors import EngineError, SettingsError
 from desktop.engine.events import (
     Alternative,
     GenerationDone,
@@ -144,6 +149,7 @@ class History:
             db.execute("PRAGMA journal_mode = WAL")
             db.execute("PRAGMA synchronous = FULL")  # a commit is on disk before it returns
             db.execute("PRAGMA foreign_keys = ON")
+            db.execute("PRAGMA secure_delete = ON")  # deleted text is zeroed, not left free (I11)
             db.create_function("tg_fold", 1, _fold, deterministic=True)
             migrate(db)
         except (sqlite3.Error, OSError, SchemaTooNewError) as err:
@@ -237,10 +243,23 @@ class History:
                 raise _no_conversation(conv_id)
 
     def delete_conversation(self, conv_id: int) -> None:
-        """Delete the conversation with its messages and token records."""
+        """Delete the conversation with its messages and token records, from every file (I11)."""
         with self._transaction("delete the conversation") as db:
             if db.execute("DELETE FROM conversations WHERE id = ?", (conv_id,)).rowcount == 0:
                 raise _no_conversation(conv_id)
+        self._forget_deleted("delete the conversation")
+
+    def _forget_deleted(self, action: str) -> None:
+        """Checkpoint the WAL into the database file and truncate it to 0 bytes, so the copies of
+        pages that held deleted text (written before the delete) leave the -wal file. A reader in
+        another connection can keep the WAL busy; the next delete or close then finishes it."""
+        with self._lock:
+            if self._db is None:
+                raise HistoryError("The chat history is closed.")
+            try:
+                self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            except sqlite3.Error as err:
+                raise HistoryError(f"Could not {action} in {self.path}: {err}.") from err
 
     # -- messages -----------------------------------------------------------------------------
 
@@ -372,6 +391,7 @@ class History:
                 if not any(links[i][1] for i in children):
                     _activate(db, conv_id, max(children))
             db.execute("UPDATE conversations SET updated_at = ? WHERE id = ?", (_now(), conv_id))
+        self._forget_deleted("delete messages")
 
 
 def default_title(text: str) -> str:
@@ -644,7 +664,18 @@ def _settings_from_json(text: str) -> GenerationSettings:
     raw = json.loads(text)
     known = {f.name for f in dataclasses.fields(GenerationSettings)}
     values = {k: tuple(v) if isinstance(v, list) else v for k, v in raw.items() if k in known}
-    return GenerationSettings(**values)
+    try:
+        return GenerationSettings(**values)
+    except SettingsError:  # saved before the engine checked ranges: keep the values in range
+        return GenerationSettings(**{k: v for k, v in values.items() if _in_range(k, v)})
+
+
+def _in_range(name: str, value: object) -> bool:
+    try:
+        GenerationSettings(**{name: value})
+    except SettingsError:
+        return False
+    return True
 
 
 _STEP_COLUMNS = (

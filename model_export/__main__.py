@@ -55,13 +55,33 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("error: interrupted; nothing was written", file=sys.stderr)
         return 130
-    summary = {k: report.get(k) for k in ("name", "wall_s", "peak_rss_mb", "folder_bytes")}
-    if "check" in report:
-        summary["logits_max_abs_diff"] = report["check"]["logits_max_abs_diff"]
-        summary["greedy_equal"] = report["check"]["greedy_equal"]
-    print(json.dumps(summary))
+    print(json.dumps(summary(report)))
     print(args.out)
     return 0
+
+
+def summary(report: dict) -> dict:
+    """The one-line summary the CLI prints, for every export kind's report.
+
+    A decoder-only check (check.py) states `logits_max_abs_diff` and `greedy_equal`; an
+    encoder-decoder check (seq2seq_check.py) gives per-step `logits.max_abs_diff` and
+    `greedy.equal`. Both become `logits_max_abs_diff` (float, largest over the steps) and
+    `greedy_equal` (bool); without a check (`--no-check`) neither key is present. `kind`:
+    "decoder" or "encoder-decoder".
+    """
+    out = {k: report.get(k) for k in ("name", "wall_s", "peak_rss_mb", "folder_bytes")}
+    out["kind"] = report.get("kind", "decoder")  # only the encoder-decoder report names its kind
+    check = report.get("check")
+    if not isinstance(check, dict):
+        return out
+    if "logits_max_abs_diff" in check:  # decoder-only
+        out["logits_max_abs_diff"] = check["logits_max_abs_diff"]
+        out["greedy_equal"] = check.get("greedy_equal")
+    else:  # encoder-decoder: per-step differences and the greedy comparison
+        diffs = check.get("logits", {}).get("max_abs_diff", [])
+        out["logits_max_abs_diff"] = max(diffs) if diffs else None
+        out["greedy_equal"] = check.get("greedy", {}).get("equal")
+    return out
 
 
 if __name__ == "__main__":

@@ -12,7 +12,14 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from desktop.engine.chat_template import ChatTemplate, find_template
-from desktop.engine.errors import EmptyMessageError, PromptTooLongError, TokenIdError
+from desktop.engine.errors import (
+    ChatTemplateError,
+    EmptyMessageError,
+    ModelFolderError,
+    PromptTooLongError,
+    SettingsError,
+    TokenIdError,
+)
 from desktop.engine.events import GenerationDone, GenerationSettings, Message, PromptInfo, TokenStep
 from desktop.engine.generate import LoopLimits, generate
 from desktop.engine.manifest import ModelManifest, read_manifest
@@ -44,7 +51,11 @@ class ChatModel:
             for key in _SPECIAL_KEYS
             if (text := _content(manifest.tokenizer_config.get(key))) is not None
         }
-        self.template = ChatTemplate(source, specials) if source is not None else None
+        try:
+            self.template = ChatTemplate(source, specials) if source is not None else None
+        except ChatTemplateError as err:  # does not compile: a broken file of the folder (I14)
+            raise ModelFolderError(f"{manifest.template_file}: {err}") from err
+        self.default_settings()  # raises ModelFolderError for unusable sampling values
         self._graphs, self.provider = open_graphs(manifest.graphs, provider, threads)
         self._stepper = make_stepper(manifest, self._graphs)
         self._lock = threading.Lock()
@@ -77,18 +88,22 @@ class ChatModel:
         The default model's exporter writes SmolLM2's model-card sampling (do_sample true,
         temperature 0.2, top_p 0.9): greedy decoding makes a 135M model repeat itself.
         """
-        config = self.manifest.generation_config
+        config = {k: v for k, v in self.manifest.generation_config.items() if v is not None}
         base = GenerationSettings()
         sample = config.get("do_sample")
         temperature = float(config.get("temperature", base.temperature))
-        return GenerationSettings(
-            max_new_tokens=int(config.get("max_new_tokens", base.max_new_tokens)),
-            temperature=0.0 if sample is False else temperature,
-            top_k=int(config.get("top_k", base.top_k) or 0),
-            top_p=float(config.get("top_p", base.top_p)),
-            min_p=float(config.get("min_p", base.min_p) or 0.0),
-            repetition_penalty=float(config.get("repetition_penalty", base.repetition_penalty)),
-        )
+        try:
+            return GenerationSettings(
+                max_new_tokens=int(config.get("max_new_tokens", base.max_new_tokens)),
+                temperature=0.0 if sample is False else temperature,
+                top_k=int(config.get("top_k", base.top_k) or 0),
+                top_p=float(config.get("top_p", base.top_p)),
+                min_p=float(config.get("min_p", base.min_p) or 0.0),
+                repetition_penalty=float(config.get("repetition_penalty", base.repetition_penalty)),
+            )
+        except SettingsError as err:  # a value out of range (types: checked by manifest.py)
+            file = self.manifest.path / "generation_config.json"
+            raise ModelFolderError(f"{file}: {err}") from err
 
     def tokenize(self, text: str) -> list[TokenPiece]:
         """The tokens of `text` as the model reads it (no BOS added), with character spans."""
@@ -102,7 +117,10 @@ class ChatModel:
         Raises EmptyMessageError, PromptTooLongError, ChatTemplateError.
         """
         reserve = max_new_tokens or self.default_settings().max_new_tokens
-        return build_prompt(messages, self.tokenizer, self.template, self.context_size, reserve)
+        try:
+            return build_prompt(messages, self.tokenizer, self.template, self.context_size, reserve)
+        except ChatTemplateError as err:  # say which file the failing template came from
+            raise ChatTemplateError(f"{err} (template: {self.manifest.template_file})") from err
 
     def generate(
         self,
@@ -181,6 +199,7 @@ class ChatModel:
                 eos_ids=self.manifest.eos_ids,
                 max_positions=self.context_size,
                 provider=self.provider.name,
+                bans=self.manifest.bans,
             )
             yield from generate(self._stepper, self.tokenizer, prompt, settings, limits, cancel)
 

@@ -35,3 +35,7 @@ class EmptyMessageError(EngineError):
 
 class TokenIdError(EngineError):
     """A token id given by the caller (a branch's picked alternative) is not in the vocabulary."""
+
+
+class SettingsError(EngineError):
+    """A generation setting is out of its range (events.SETTING_RANGES names every range)."""

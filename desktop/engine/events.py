@@ -7,8 +7,11 @@ Probabilities are floats in [0, 1]; logprobs are natural-log; entropies are in n
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Literal
+
+from desktop.engine.errors import SettingsError
 
 Role = Literal["system", "user", "assistant"]
 FinishReason = Literal["stop", "length", "cancelled", "error"]
@@ -20,6 +23,53 @@ class Message:
 
     role: Role
     content: str
+
+
+MAX_SEED = 2**31 - 1
+"""Seeds are 0..MAX_SEED everywhere (drawn, typed in the window's 32-bit spin box, or given to
+the CLI), so a seed shown with any reply can be typed back in and reproduces it."""
+
+
+@dataclass(frozen=True)
+class SettingRange:
+    """The values one generation setting accepts: `low` <= value (`low` < value when `above`),
+    value <= `high` (None: no bound); NaN and infinities never. `kind`: int or float."""
+
+    kind: type
+    low: float | None = None
+    high: float | None = None
+    above: bool = False
+
+    def rule(self) -> str:
+        """The range in words, e.g. "> 0 and <= 1"."""
+        shown = str if self.kind is int else (lambda v: f"{v:g}")
+        bounds = []
+        if self.low is not None:
+            bounds.append(f"{'>' if self.above else '>='} {shown(self.low)}")
+        if self.high is not None:
+            bounds.append(f"<= {shown(self.high)}")
+        return " and ".join(bounds)
+
+    def allows(self, value: float) -> bool:
+        if not math.isfinite(value):
+            return False
+        if self.low is not None and (value <= self.low if self.above else value < self.low):
+            return False
+        return self.high is None or value <= self.high
+
+
+SETTING_RANGES: dict[str, SettingRange] = {
+    "max_new_tokens": SettingRange(int, 1),
+    "temperature": SettingRange(float, 0),  # 0 = greedy (E2)
+    "top_k": SettingRange(int, 0),  # 0 = off
+    "top_p": SettingRange(float, 0, 1),  # 1 = off; 0 keeps only the most likely token (E3)
+    "min_p": SettingRange(float, 0, 1),  # 0 = off
+    "repetition_penalty": SettingRange(float, 0, above=True),  # 1 = off
+    "seed": SettingRange(int, 0, MAX_SEED),  # None (not checked) = draw one
+    "top_logprobs": SettingRange(int, 0, 50),
+}
+"""The one table of every numeric setting's range: GenerationSettings checks it, the CLI's
+argparse types are built from it, the window's spin boxes stay inside it."""
 
 
 @dataclass(frozen=True)
@@ -41,6 +91,21 @@ class GenerationSettings:
     top_logprobs: int = 10
     stop_strings: tuple[str, ...] = ()
     stop_ids: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        """Raises SettingsError naming the first setting outside SETTING_RANGES."""
+        for name, allowed in SETTING_RANGES.items():
+            value = getattr(self, name)
+            if value is None and name == "seed":
+                continue
+            is_number = isinstance(value, int | float) and not isinstance(value, bool)
+            if not is_number or (allowed.kind is int and not isinstance(value, int)):
+                raise SettingsError(
+                    f"{name} must be {'an integer' if allowed.kind is int else 'a number'}, "
+                    f"got {value!r}."
+                )
+            if not allowed.allows(value):
+                raise SettingsError(f"{name} must be {allowed.rule()}, got {value!r}.")
 
 
 @dataclass(frozen=True)

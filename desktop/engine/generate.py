@@ -3,10 +3,10 @@
 Owns: the loop's phases (1. prefill, 2. decode steps), the per-token record (the model's own
 distribution: logprob, rank, entropy, top-k alternatives; the sampling distribution's probability),
 and all stop conditions: an end-of-turn id (C1, C2), a user stop id or stop string (C3, text held
-back while it may still become a stop string), max_new_tokens, the context window (no position
-reaches the model's maximum, F1), cancellation (a threading.Event checked between prefill chunks
-and between decode steps) and errors (reported in the final record). Knows token ids, not
-architectures (a Stepper hides them).
+back while it may still become a stop string, and kept whatever else ends the reply, I5),
+max_new_tokens, the context window (prompt plus reply never exceed it, F1, I7), cancellation (a
+threading.Event checked between prefill chunks and between decode steps) and errors (reported in
+the final record). Knows token ids, not architectures (a Stepper hides them).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import dataclasses
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
@@ -30,7 +30,7 @@ from desktop.engine.events import (
     TokenStep,
 )
 from desktop.engine.forced import ForcedPrefix
-from desktop.engine.sampling import Sampler, draw_seed, rank_of, row_stats
+from desktop.engine.sampling import Sampler, TokenBans, draw_seed, rank_of, row_stats
 from desktop.engine.tokenizer import TextTokenizer
 
 
@@ -47,11 +47,13 @@ class Stepper(Protocol):
 @dataclass(frozen=True)
 class LoopLimits:
     """eos_ids: end-of-turn ids (never displayed). max_positions: the model's context size
-    (prompt positions included for decoder-only models)."""
+    (prompt positions included for decoder-only models). bans: tokens the model folder forbids,
+    -inf before sampling (I8); the records keep the model's own distribution."""
 
     eos_ids: frozenset[int]
     max_positions: int
     provider: str
+    bans: TokenBans = field(default_factory=TokenBans)
 
 
 class StopStrings:
@@ -136,7 +138,10 @@ def generate(
     forced_ids: the reply's first tokens, given rather than sampled (see forced.py); their
     records are marked `forced`, the last one `picked`. max_new_tokens counts the tokens sampled
     after them. A forced end-of-turn id is recorded, then ends the reply ("stop").
-    The decoder position never reaches `limits.max_positions`; the reply then ends with "length".
+    Prompt plus reply never exceeds `limits.max_positions` tokens (I7): a 200-token context
+    after a 12-token prompt gives at most 188 reply tokens, the last one never fed back; for an
+    encoder-decoder model the decoder's own tokens (start token, forced BOS) count as the prompt.
+    The reply then ends with "length".
     """
     seed = settings.seed if settings.seed is not None else draw_seed()
     sampler = Sampler(settings, seed)
@@ -154,6 +159,7 @@ def generate(
     # text held for a stop string that never comes still reaches the reply through a record.
     held: TokenStep | None = None
     finish: FinishReason = "length"
+    matched = False  # a stop string ended the reply: the held text was that stop string
     error: str | None = None
     count = 0
     ttft_ms = 0.0
@@ -168,12 +174,13 @@ def generate(
             if cancel is not None and cancel.is_set():
                 finish = "cancelled"
                 break
-            if count >= max_tokens:
-                break
+            if count >= max_tokens or stepper.position >= limits.max_positions:
+                break  # one more token would make prompt + reply longer than the context (I7)
             if forced.forces(count):  # a branch's given prefix: recorded, not sampled
                 token_id, probs = forced.choose(count, logits, seen[:n_seen], settings)
             else:
-                token_id, probs = sampler.sample(logits, seen[:n_seen])
+                allowed = limits.bans.apply(logits, seen[:n_seen], count)  # (vocab,) bans at -inf
+                token_id, probs = sampler.sample(allowed, seen[:n_seen])
                 if token_id in stop_ids:
                     finish = "stop"
                     break
@@ -201,11 +208,14 @@ def generate(
             count += 1
             seen[n_seen] = token_id
             n_seen += 1
-            if stopped or token_id in stop_ids:  # a forced end-of-turn id ends the reply
+            if stopped:
+                finish, matched = "stop", True
+                break
+            if token_id in stop_ids:  # a forced end-of-turn id ends the reply
                 finish = "stop"
                 break
-            if stepper.position >= limits.max_positions or count >= max_tokens:
-                break
+            if stepper.position + 1 >= limits.max_positions or count >= max_tokens:
+                break  # prompt + reply fill the context: feeding this token back would be wasted
             if cancel is not None and cancel.is_set():
                 finish = "cancelled"
                 break
@@ -214,7 +224,7 @@ def generate(
             logits = stepper.step(token_id) if next_logits is None else next_logits
     except EngineError as err:
         finish, error = "error", str(err)
-    if finish != "stop":  # a length, cancel or error end: held text was not a stop string
+    if not matched:  # an end token, length, cancel or error: held text was no stop string (I5)
         tail = stops.flush()
         text_parts.append(tail)
         if held is not None:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from desktop.engine.errors import SamplingError
-from desktop.engine.events import GenerationSettings
+from desktop.engine.events import MAX_SEED, GenerationSettings
 
 
 def apply_repetition_penalty(
@@ -55,7 +55,9 @@ def sampling_distribution(logits: np.ndarray, settings: GenerationSettings) -> n
     logits: float32[vocab], already repetition-penalized. Returns float64[vocab] summing to 1
     (float64, so that the probabilities of a few kept tokens do not add up past 1 by float32
     rounding), 0.0 for every filtered token. Temperature 0 (greedy) gives a one-hot row at the
-    argmax (E2). A top-p or min-p that would remove everything keeps the most likely token (E3).
+    argmax (E2; ties: the lower id). top-k keeps exactly k tokens, ties at the k-th score broken
+    by the lower id (I6, as vLLM after PR #50979), so a seed reproduces the reply. A top-p or
+    min-p that would remove everything (top_p 0 included) keeps the most likely token (E3).
     Raises SamplingError when no logit is finite (E4).
     """
     row = _clean(logits)  # (vocab,)
@@ -66,9 +68,11 @@ def sampling_distribution(logits: np.ndarray, settings: GenerationSettings) -> n
     # shift before scaling: (logit - max) / T is <= 0, so even a tiny T (1e-38) cannot overflow
     # to inf and NaN (it underflows to -inf, which is probability 0: greedy in the limit)
     scaled = (row.astype(np.float64) - row.max()) / settings.temperature  # (vocab,)
-    if 0 < settings.top_k < scaled.size:
-        kth = np.partition(scaled, -settings.top_k)[-settings.top_k]
-        scaled = np.where(scaled >= kth, scaled, -np.inf)
+    if 0 < settings.top_k < scaled.size:  # exactly k tokens; a tie at the k-th goes to lower ids
+        kept = np.full(scaled.size, -np.inf)  # (vocab,)
+        top = top_k_ids(scaled, settings.top_k)  # (k,)
+        kept[top] = scaled[top]
+        scaled = kept
     shifted = np.exp(scaled - scaled.max())  # (vocab,)
     probs = shifted / shifted.sum()  # (vocab,)
     if settings.top_p < 1.0:
@@ -118,11 +122,6 @@ class Sampler:
         while probs[token] == 0.0:  # float edge: never land on a filtered token
             token -= 1
         return token, probs
-
-
-MAX_SEED = 2**31 - 1
-"""Seeds are 0..MAX_SEED everywhere (drawn, typed in the window's 32-bit spin box, or given to
-the CLI), so a seed shown with any reply can be typed back in and reproduces it."""
 
 
 def draw_seed() -> int:
@@ -199,3 +198,41 @@ def top_k_ids(row: np.ndarray, k: int, block: int = 512) -> np.ndarray:
 def rank_of(logits: np.ndarray, token_id: int) -> int:
     """0-based rank of `token_id` in float32[vocab] logits (ties count in its favour)."""
     return int(np.count_nonzero(logits > logits[token_id]))
+
+
+@dataclass(frozen=True)
+class TokenBans:
+    """Tokens a model folder forbids (generation_config.json), as transformers' logits processors
+    (NoBadWordsLogitsProcessor, SuppressTokensLogitsProcessor, SuppressTokensAtBeginLogits-
+    Processor) apply them: their logits become -inf before sampling (case I8).
+
+    always: ids never generated (suppress_tokens, one-token bad_words_ids, and an
+    encoder-decoder model's pad token). first: ids never generated as the reply's first token
+    (begin_suppress_tokens). sequences: multi-token bad_words_ids; the last id is banned when the
+    ids before it end the sequence so far. Ids outside the vocabulary are ignored.
+    """
+
+    always: tuple[int, ...] = ()
+    first: tuple[int, ...] = ()
+    sequences: tuple[tuple[int, ...], ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.always or self.first or self.sequences)
+
+    def apply(self, logits: np.ndarray, seen_ids: np.ndarray, index: int) -> np.ndarray:
+        """logits: float32[vocab] (not modified); seen_ids: int64[n] (prompt + reply so far);
+        index: the 0-based reply position of the token about to be drawn. Returns `logits`
+        itself when nothing is banned here, else a float32[vocab] copy with banned ids at -inf."""
+        banned = list(self.always)
+        if index == 0:
+            banned += self.first
+        for words in self.sequences:
+            head = words[:-1]
+            if len(seen_ids) >= len(head) and tuple(seen_ids[len(seen_ids) - len(head) :]) == head:
+                banned.append(words[-1])
+        ids = [i for i in banned if 0 <= i < logits.size]
+        if not ids:
+            return logits
+        out = np.array(logits, dtype=np.float32, copy=True)  # (vocab,)
+        out[ids] = -np.inf
+        return out

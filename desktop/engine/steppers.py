@@ -200,11 +200,18 @@ class EncoderDecoderStepper:
         self.first = graphs.get("decoder_first", self.decoder)
         self.spec = _spec(self.decoder)
         self.first_spec = _spec(self.first)
-        if not self.spec.takes_cache or self.spec.encoder_states is None:
+        # the cached graph reads the encoder either directly (a merged graph) or through the
+        # cross-attention keys and values the first step put in the cache (optimum's older
+        # decoder_with_past_model.onnx, which has no encoder_hidden_states input, I16)
+        has_cross = any(slot.cross for slot in self.spec.slots)
+        if not self.spec.takes_cache or (self.spec.encoder_states is None and not has_cross):
             raise ModelFolderError(
-                f"{self.decoder.file} needs past_key_values.* and encoder_hidden_states inputs."
+                f"{self.decoder.file} needs past_key_values.* inputs, and either "
+                "encoder_hidden_states or past_key_values.*.encoder.* inputs."
             )
-        self.states_input: str = self.spec.encoder_states
+        if self.first_spec.encoder_states is None:
+            raise ModelFolderError(f"{self.first.file} has no encoder_hidden_states input.")
+        self.states_input: str = self.first_spec.encoder_states
         start = manifest.decoder_start_id
         self.start_id = start if start is not None else manifest.pad_id
         if self.start_id is None:
@@ -237,9 +244,10 @@ class EncoderDecoderStepper:
         enc_inputs = {"input_ids": ids, "attention_mask": mask}
         enc_feeds = {k: v for k, v in enc_inputs.items() if k in self.encoder.inputs}
         (states,) = self.encoder.run(enc_feeds, ["last_hidden_state"])  # (1, S, d_model)
-        self._encoder_feeds = {self.states_input: states}
-        if self.spec.encoder_mask:
-            self._encoder_feeds[self.spec.encoder_mask] = mask
+        self._encoder_feeds = {self.states_input: states}  # each graph takes those it has
+        for spec in (self.first_spec, self.spec):
+            if spec.encoder_mask:
+                self._encoder_feeds[spec.encoder_mask] = mask
         self.cache.reset()
         return self._run(self.first, self.first_spec, self.decoder_prefix, first=True)
 
@@ -248,7 +256,8 @@ class EncoderDecoderStepper:
         return self._run(self.decoder, self.spec, [token_id], first=False)
 
     def _run(self, graph: Graph, spec: GraphSpec, ids: list[int], first: bool) -> np.ndarray:
-        feeds = {"input_ids": _ids(ids), **self._encoder_feeds}  # (1, T)
+        encoder = {k: v for k, v in self._encoder_feeds.items() if k in spec.inputs}
+        feeds = {"input_ids": _ids(ids), **encoder}  # (1, T)
         if spec.takes_cache:
             feeds.update(self.cache.feeds())
         if spec.use_cache_branch:

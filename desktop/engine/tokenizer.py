@@ -23,6 +23,8 @@ from pathlib import Path
 
 from tokenizers import Tokenizer
 
+from desktop.engine.errors import ModelFolderError
+
 _KNOWN_DECODERS = {
     "ByteLevel",
     "ByteFallback",
@@ -177,11 +179,17 @@ class _DecoderProgram:
 class TextTokenizer:
     """A model's tokenizer: tokenizer.json plus the special tokens named in tokenizer_config.json.
 
-    Raises nothing itself; `ModelFolderError` for unreadable files is raised by manifest.py.
+    Raises ModelFolderError naming tokenizer.json when the tokenizers library rejects it (I14);
+    manifest.py has already checked that the files read as JSON of the right shape.
     """
 
     def __init__(self, tokenizer_json: Path | str, tokenizer_config: dict | None = None):
-        self._tok = Tokenizer.from_file(str(tokenizer_json))
+        try:
+            self._tok = Tokenizer.from_file(str(tokenizer_json))
+        except Exception as err:  # tokenizers raises a bare Exception for a file it rejects
+            raise ModelFolderError(
+                f"{tokenizer_json} could not be read by the tokenizers library: {err}"
+            ) from err
         spec = json.loads(Path(tokenizer_json).read_text(encoding="utf-8"))
         self.config = tokenizer_config or {}
         self._program = _DecoderProgram(spec.get("decoder"))

@@ -275,9 +275,9 @@ def test_f1_no_position_reaches_the_context_size(tiny_llama_dir):
     settings = GenerationSettings(temperature=0.0, max_new_tokens=1000)
     prompt, steps, done = run(model, [Message("user", "Tell me a story")], settings)
     assert done.finish_reason == "length"
-    # every token but the last was fed back: positions 0 .. context_size - 1 at most
-    assert len(prompt.prompt_ids) + len(steps) - 1 == model.context_size
-    assert model._stepper.position == model.context_size
+    # prompt + reply fill the context exactly (I7); every token but the last was fed back
+    assert len(prompt.prompt_ids) + len(steps) == model.context_size
+    assert model._stepper.position == model.context_size - 1
 
 
 def test_single_message_too_long_and_empty_message(tiny_llama_dir):
