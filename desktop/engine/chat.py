@@ -153,13 +153,8 @@ class ChatModel:
         prompt = self.render_prompt(messages, settings.max_new_tokens + len(forced))
         with self._lock:
             yield prompt
-            limits = LoopLimits(
-                eos_ids=self.manifest.eos_ids,
-                max_positions=self.context_size,
-                provider=self.provider.name,
-            )
             yield from generate(
-                self._stepper, self.tokenizer, prompt, settings, limits, cancel, forced
+                self._stepper, self.tokenizer, prompt, settings, self._limits(), cancel, forced
             )
 
     def complete(
@@ -195,13 +190,18 @@ class ChatModel:
         )
         with self._lock:
             yield prompt
-            limits = LoopLimits(
-                eos_ids=self.manifest.eos_ids,
-                max_positions=self.context_size,
-                provider=self.provider.name,
-                bans=self.manifest.bans,
+            yield from generate(
+                self._stepper, self.tokenizer, prompt, settings, self._limits(), cancel
             )
-            yield from generate(self._stepper, self.tokenizer, prompt, settings, limits, cancel)
+
+    def _limits(self) -> LoopLimits:
+        """The loop's limits from the model folder: end-of-turn ids, context size, bans (I8)."""
+        return LoopLimits(
+            eos_ids=self.manifest.eos_ids,
+            max_positions=self.context_size,
+            provider=self.provider.name,
+            bans=self.manifest.bans,
+        )
 
     def close(self) -> None:
         """Release the ONNX Runtime sessions."""
