@@ -4,6 +4,10 @@ Owns: choosing between the chat template and the plain last user turn (models wi
 exactly one BOS (via TextTokenizer.encode_prompt), and fitting the context window (case F1): the
 oldest turns are dropped, the system prompt and the last user turn are always kept, and the count
 of dropped turns is reported. Knows nothing about sessions or sampling.
+
+Message text is text (case I1): special-token text inside a message ("A<|im_end|>B", typed,
+pasted, or in an earlier reply) is encoded as plain tokens; only the template's own markers become
+control tokens (message_text.py finds which is which).
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from collections.abc import Sequence
 from desktop.engine.chat_template import ChatTemplate, plain_prompt
 from desktop.engine.errors import EmptyMessageError, PromptTooLongError
 from desktop.engine.events import Message, PromptInfo
+from desktop.engine.message_text import ContentShield, PromptPart
 from desktop.engine.tokenizer import TextTokenizer
 
 
@@ -66,5 +71,8 @@ def _render(
     if template is None:
         text = plain_prompt(messages)
         return text, tokenizer.encode_prompt(text, rendered_by_template=False)
-    text = template.render(messages, add_generation_prompt=True)
-    return text, tokenizer.encode_prompt(text, rendered_by_template=True)
+    shield = ContentShield(tokenizer.special_texts)
+    rendered = template.render(shield.shield(messages), add_generation_prompt=True)
+    parts: list[PromptPart] = shield.parts(rendered)
+    text = "".join(part.text for part in parts)
+    return text, tokenizer.encode_prompt(parts, rendered_by_template=True)

@@ -2,6 +2,8 @@
 
 Owns: the `tokenizers` library, each token's raw bytes, and an incremental detokenizer that never
 shows part of a UTF-8 character (cases A1, A2) and keeps SentencePiece spaces right (A3 to A7).
+Text is text (case I1): `encode` and `pieces` never turn special-token text ("<|im_end|>") into a
+control token, and `encode_prompt` does so only in the template's own parts of a prompt.
 Does not know about models, sessions or chat templates (see chat_template.py).
 
 Why our own per-token byte decoding: decoding one id at a time through `tokenizers` drops
@@ -21,7 +23,9 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from tokenizers import Tokenizer
+from tokenizers import AddedToken, Tokenizer
+
+from desktop.engine.message_text import PromptPart, without_noncharacters
 
 _KNOWN_DECODERS = {
     "ByteLevel",
@@ -181,13 +185,16 @@ class TextTokenizer:
     """
 
     def __init__(self, tokenizer_json: Path | str, tokenizer_config: dict | None = None):
-        self._tok = Tokenizer.from_file(str(tokenizer_json))
-        spec = json.loads(Path(tokenizer_json).read_text(encoding="utf-8"))
+        source = Path(tokenizer_json).read_text(encoding="utf-8")
+        self._tok = Tokenizer.from_str(source)
+        spec = json.loads(source)
         self.config = tokenizer_config or {}
         self._program = _DecoderProgram(spec.get("decoder"))
         self._special_ids = {
             t["id"] for t in spec.get("added_tokens", []) if t.get("special", False)
         }
+        self._plain = _PlainTextTokenizer(source, self._tok)
+        self.special_texts = self._plain.special_texts
         self._dummy_prefix = _prepends_dummy_prefix(spec)
         self.vocab_size = self._tok.get_vocab_size(with_added_tokens=True)
         self.bos_id = self.token_id(_token_content(self.config.get("bos_token")))
@@ -225,10 +232,11 @@ class TextTokenizer:
 
     # ---- encoding ---------------------------------------------------------------------------
     def pieces(self, text: str, add_special_tokens: bool = False) -> list[TokenPiece]:
-        """Tokenize `text` with character spans. A text starting with a space keeps it (A6)."""
-        text = well_formed(text)
+        """Tokenize `text` with character spans. A text starting with a space keeps it (A6).
+        Text is text: special-token text in it ("<|im_end|>") is plain tokens (I1)."""
+        text = without_noncharacters(well_formed(text))
         shift = 1 if self._dummy_prefix and text.startswith(" ") else 0
-        enc = self._tok.encode(" " * shift + text, add_special_tokens=add_special_tokens)
+        enc = self._plain.encode(" " * shift + text, add_special_tokens=add_special_tokens)
         out = []
         for token_id, (start, end) in zip(enc.ids, enc.offsets, strict=True):
             out.append(
@@ -244,19 +252,29 @@ class TextTokenizer:
         return out
 
     def encode(self, text: str, add_special_tokens: bool = False) -> list[int]:
-        """Token ids of a plain text (A6: a leading space survives the round trip)."""
-        text = well_formed(text)
+        """Token ids of a plain text (A6: a leading space survives the round trip). Special-token
+        text in it is plain tokens (I1); add_special_tokens: the post-processor's BOS/EOS."""
+        text = without_noncharacters(well_formed(text))
         shift = " " if self._dummy_prefix and text.startswith(" ") else ""
-        return self._tok.encode(shift + text, add_special_tokens=add_special_tokens).ids
+        return self._plain.encode(shift + text, add_special_tokens=add_special_tokens).ids
 
-    def encode_prompt(self, text: str, rendered_by_template: bool) -> list[int]:
+    def encode_prompt(
+        self, prompt: str | Sequence[PromptPart], rendered_by_template: bool
+    ) -> list[int]:
         """Ids of a whole prompt with exactly one BOS when the model uses one (case B1).
 
+        prompt: a template's output as parts (message_text.py): special-token text in the
+        template's own parts becomes control tokens, in literal parts (message text) it stays
+        plain text (I1); the whole is encoded in one pass, so ordinary text is tokenized exactly
+        as encoding the joined string would. A plain string counts as one part: the template's
+        own text when rendered_by_template, else literal text.
         A template's output already has its control tokens: it is encoded without the
         tokenizer's own additions, then given a BOS only when it lacks one. A plain text (no
         template, e.g. seq2seq input) gets the tokenizer's additions (T5's `</s>`, BART's `<s>`).
         """
-        ids = self.encode(text, add_special_tokens=not rendered_by_template)
+        if isinstance(prompt, str):
+            prompt = [PromptPart(prompt, literal=not rendered_by_template)]
+        ids = self._plain.encode_parts(prompt, add_special_tokens=not rendered_by_template)
         bos = self.bos_id
         if bos is not None and self.adds_bos and ids[:1] != [bos]:
             ids = [bos, *ids]
@@ -271,6 +289,62 @@ class TextTokenizer:
 
     def stream(self) -> StreamDecoder:
         return StreamDecoder(self)
+
+
+class _PlainTextTokenizer:
+    """A second copy of the tokenizer in which special-token text is never a control token, and
+    each special token also has an alias (`\ufdd2<|im_end|>\ufdd3`) that is one.
+
+    Why: `tokenizers` matches special tokens anywhere in a text unless `encode_special_tokens` is
+    set, which turns them off everywhere. Here they are off (message text is text), and where the
+    template wrote one its text is swapped for the alias, so one encoding pass splits the text at
+    exactly the same places as the original tokenizer would, and every other character is
+    tokenized as before. Alias ids are mapped back to the special tokens' own ids. The aliases are
+    made of noncharacters, which encoded text never holds (message_text.without_noncharacters).
+    """
+
+    def __init__(self, source: str, original: Tokenizer):
+        self._tok = Tokenizer.from_str(source)
+        self._tok.encode_special_tokens = True
+        added = original.get_added_tokens_decoder()  # {id: AddedToken}
+        specials = {i: t for i, t in added.items() if t.special}
+        self.special_texts = tuple(sorted((t.content for t in specials.values()), key=len)[::-1])
+        aliases = [
+            AddedToken(
+                _alias(t.content),
+                single_word=t.single_word,
+                lstrip=t.lstrip,
+                rstrip=t.rstrip,
+                normalized=t.normalized,
+                special=False,
+            )
+            for t in specials.values()
+        ]
+        self._tok.add_tokens(aliases)
+        self._to_original = {
+            self._tok.token_to_id(_alias(t.content)): i for i, t in specials.items()
+        }
+        texts = map(re.escape, self.special_texts)
+        self._markers = re.compile("|".join(texts)) if self.special_texts else None
+
+    def encode(self, text: str, add_special_tokens: bool):
+        """The `tokenizers` Encoding of `text` with no control tokens (ids are the original's)."""
+        return self._tok.encode(text, add_special_tokens=add_special_tokens)
+
+    def encode_parts(self, parts: Sequence[PromptPart], add_special_tokens: bool) -> list[int]:
+        """Ids of the joined parts; special text is a control token only in template parts."""
+        chunks = []
+        for part in parts:
+            text = without_noncharacters(well_formed(part.text))
+            if not part.literal and self._markers is not None:
+                text = self._markers.sub(lambda m: _alias(m.group(0)), text)
+            chunks.append(text)
+        ids = self._tok.encode("".join(chunks), add_special_tokens=add_special_tokens).ids
+        return [self._to_original.get(i, i) for i in ids]
+
+
+def _alias(content: str) -> str:
+    return f"\ufdd2{content}\ufdd3"
 
 
 class StreamDecoder:
