@@ -6,11 +6,15 @@ Text is text (case I1): `encode` and `pieces` never turn special-token text ("<|
 control token, and `encode_prompt` does so only in the template's own parts of a prompt.
 Does not know about models, sessions or chat templates (see chat_template.py).
 
-Why our own per-token byte decoding: decoding one id at a time through `tokenizers` drops
-SentencePiece spaces (A3) and its Metaspace decoder joins "▁in▁the" + "▁house" into "inthe house"
-(A5, still in tokenizers 0.23). So each token's bytes are computed once from the tokenizer's own
-decoder description (ByteLevel, ByteFallback, Replace, Metaspace, Strip, WordPiece, BPEDecoder),
-and the reply is the UTF-8 stream of those bytes. Unknown decoders fall back to `decode([id])`.
+Each token's text and bytes come from the tokenizer's own decoding (case I2, tokenizers#1915):
+`decode([anchor, id])` less the anchor's text, so the token keeps the leading space a decode of it
+alone would drop (A3, A4) and no joining bug of a decoder applies (A5: Metaspace turns "▁in▁the" +
+"▁house" into "inthe house", still in tokenizers 0.23). Where that decode shows U+FFFD (the token
+is part of a UTF-8 character), the bytes it stands for are read from the decoder description
+(ByteLevel's byte alphabet, ByteFallback's `<0xNN>`) and kept only if they decode to exactly that
+text. Added tokens (special or not) are their own text: tokenizers before the #1996 fix runs them
+through the ByteLevel decoder, which turns an added "đem" into "\\x11em". The reply is the UTF-8
+stream of the tokens' bytes.
 """
 
 from __future__ import annotations
@@ -118,7 +122,8 @@ def label_for_bytes(raw: bytes) -> str:
 
 
 class _DecoderProgram:
-    """Each token's bytes from the tokenizer.json `decoder` description.
+    """The bytes behind a token whose decode shows U+FFFD, from the tokenizer.json `decoder`
+    description (TextTokenizer.token_bytes checks them against the tokenizer's decode).
 
     strip_leading: how many leading spaces the full decode drops at the start of a text
     (Metaspace with a prepend scheme, Strip(start=n), WordPiece).
@@ -202,6 +207,8 @@ class TextTokenizer:
         plain = self._tok.encode("a", add_special_tokens=False).ids
         self.adds_bos = self.bos_id is not None and with_special[:1] == [self.bos_id] != plain[:1]
         self._bytes_cache: dict[int, bytes] = {}
+        self._added = {i: t.content for i, t in self._tok.get_added_tokens_decoder().items()}
+        self._anchor = self._find_anchor()
 
     # ---- vocabulary -------------------------------------------------------------------------
     def token_id(self, token: str | None) -> int | None:
@@ -211,24 +218,48 @@ class TextTokenizer:
         return token_id in self._special_ids
 
     def token_bytes(self, token_id: int) -> bytes:
-        """The raw bytes token `token_id` adds to a text (special tokens: their written form)."""
+        """The raw bytes token `token_id` adds to a text, as the tokenizer decodes it in context
+        (special and other added tokens: their written form; see the module docstring, I2)."""
         cached = self._bytes_cache.get(token_id)
         if cached is not None:
             return cached
-        piece = self._tok.id_to_token(token_id)
-        if piece is None:
+        added = self._added.get(token_id)
+        if added is not None:
+            raw = added.encode("utf-8")
+        elif self._tok.id_to_token(token_id) is None:
             raw = b""
-        elif token_id in self._special_ids or not self._program.supported:
-            raw = piece if token_id in self._special_ids else self._tok.decode([token_id])
-            raw = raw.encode("utf-8")
         else:
-            raw = self._program.token_bytes(piece)
+            raw = self._decoded_bytes(token_id)
         self._bytes_cache[token_id] = raw
         return raw
+
+    def _decoded_bytes(self, token_id: int) -> bytes:
+        anchor_ids, anchor_text = self._anchor
+        text = self._tok.decode([*anchor_ids, token_id], skip_special_tokens=False)
+        if anchor_ids and text.startswith(anchor_text):
+            text = text[len(anchor_text) :]
+        else:
+            text = self._tok.decode([token_id], skip_special_tokens=False)
+        if "\ufffd" in text and self._program.supported:
+            piece = self._tok.id_to_token(token_id)
+            recovered = self._program.token_bytes(piece)
+            if recovered.decode("utf-8", "replace") == text:
+                return recovered
+        return text.encode("utf-8")
 
     def token_label(self, token_id: int) -> str:
         """The token's text alone, for display (`<F0 9F>` for part of a character)."""
         return label_for_bytes(self.token_bytes(token_id))
+
+    def _find_anchor(self) -> tuple[list[int], str]:
+        """Ids that decode to a plain text of their own, put before a token so that the decoder
+        treats it as a token inside a text (no leading space stripped). ([], "") if none."""
+        for word in "ax1.etaoinshrdlu":  # common first, then letters any alphabet has
+            ids = self._plain.encode(word, add_special_tokens=False).ids
+            text = self._tok.decode(ids, skip_special_tokens=False)
+            if ids and text == word:
+                return ids, text
+        return [], ""
 
     # ---- encoding ---------------------------------------------------------------------------
     def pieces(self, text: str, add_special_tokens: bool = False) -> list[TokenPiece]:

@@ -125,6 +125,25 @@ def t5_like() -> Tokenizer:
     return tok
 
 
+ADDED_WORDS = ["đem", "café", "hello there", "<think>"]  # words a fine-tune adds (not special)
+
+
+def byte_level_added() -> Tokenizer:
+    """byte_level with added words whose letters are in ByteLevel's byte alphabet (đ is its
+    stand-in for byte 0x11, é for 0xE9: tokenizers#1915, #1996) and one more special token."""
+    tok = byte_level()
+    tok.add_tokens(ADDED_WORDS)
+    tok.add_special_tokens(["<|tool|>"])
+    return tok
+
+
+def metaspace_added() -> Tokenizer:
+    tok = metaspace()
+    tok.add_tokens(ADDED_WORDS)
+    tok.add_special_tokens(["<|tool|>"])
+    return tok
+
+
 def unigram_in_the_house() -> Tokenizer:
     """A Metaspace tokenizer whose vocabulary has "▁in▁the" (case A5)."""
     vocab = [("<unk>", 0.0), ("▁in▁the", -1.0), ("▁house", -1.0), ("▁in", -8.0), ("▁the", -8.0)]
@@ -142,6 +161,8 @@ FACTORIES = {
     "mistral_v3": (mistral_v3, {"bos_token": "<s>", "eos_token": "</s>"}),
     "t5_like": (t5_like, {"eos_token": "</s>", "pad_token": "<pad>"}),
     "in_the_house": (unigram_in_the_house, {}),
+    "byte_level_added": (byte_level_added, {"bos_token": None, "eos_token": "<|im_end|>"}),
+    "metaspace_added": (metaspace_added, {"bos_token": "<s>", "eos_token": "</s>"}),
 }
 
 
