@@ -179,7 +179,7 @@ def generate(
             held = token_record(
                 count, token_id, shown, logits, probs, tokenizer, settings.top_logprobs, step_ms
             )
-            if not stops.pending:
+            if not stops.pending and not stream.pending:  # I3: a cut character joins the last
                 yield held
                 held = None
             count += 1
@@ -187,6 +187,7 @@ def generate(
             n_seen += 1
             if stopped:
                 finish = "stop"
+                stream.finish()  # what follows a stop string is dropped, a cut character too
                 break
             if stepper.position >= limits.max_positions or count >= settings.max_new_tokens:
                 break
@@ -202,6 +203,10 @@ def generate(
         text_parts.append(tail)
         if held is not None:
             held = dataclasses.replace(held, text=held.text + tail)
+    cut = stream.finish()  # I3: a reply cut inside a UTF-8 character ends with one U+FFFD
+    if cut and held is not None:
+        text_parts.append(cut)
+        held = dataclasses.replace(held, text=held.text + cut)
     if held is not None:
         yield held
     yield GenerationDone(

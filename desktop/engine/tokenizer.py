@@ -316,7 +316,7 @@ class TextTokenizer:
     def decode(self, ids: Iterable[int]) -> str:
         """The text of `ids` as a reply shows it (special tokens left out)."""
         stream = self.stream()
-        return "".join(stream.feed(i) for i in ids) + stream.flush()
+        return "".join(stream.feed(i) for i in ids) + stream.finish()
 
     def stream(self) -> StreamDecoder:
         return StreamDecoder(self)
@@ -380,7 +380,8 @@ def _alias(content: str) -> str:
 
 class StreamDecoder:
     """Incremental detokenizer: `feed(id)` returns the text the id completes ("" while a UTF-8
-    character is incomplete). The join of all returned chunks equals `decode(ids)` (A1 to A5).
+    character is incomplete), `finish()` the end (U+FFFD for a cut character, I3). The join of all
+    returned chunks equals `decode(ids)` (A1 to A5).
     Bytes that can never be UTF-8 (a random model's output) show as `<C3 28>`, not U+FFFD.
     """
 
@@ -399,10 +400,20 @@ class StreamDecoder:
             raw = raw[_leading_spaces(raw, self._strip) :]
         return self._utf8.decode(raw)
 
-    def flush(self) -> str:
-        """End of stream: an incomplete trailing character is dropped, never shown as U+FFFD."""
+    @property
+    def pending(self) -> bool:
+        """True while the bytes fed so far end inside a UTF-8 character."""
+        return bool(self._utf8.getstate()[0])
+
+    def finish(self) -> str:
+        """End of stream: "" or, when the text was cut inside a UTF-8 character (a token limit,
+        Stop, an error), one U+FFFD, so the cut shows and the joined chunks equal the tokenizer's
+        decode of all the ids (case I3, TGI#333). The stream can then start again."""
+        cut = "\ufffd" if self.pending else ""
         self._utf8.reset()
-        return ""
+        return cut
+
+    flush = finish
 
 
 def _leading_spaces(raw: bytes, limit: int) -> int:
