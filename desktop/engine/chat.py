@@ -22,7 +22,16 @@ from desktop.engine.tokenizer import TextTokenizer, TokenPiece
 
 __all__ = ["ChatModel", "ProviderInfo", "TokenPiece", "load_model"]
 
-_SPECIAL_KEYS = ("bos_token", "eos_token", "pad_token", "unk_token")
+# the special tokens transformers' apply_chat_template passes to a template (its special_tokens_map)
+_SPECIAL_KEYS = (
+    "bos_token",
+    "eos_token",
+    "unk_token",
+    "sep_token",
+    "pad_token",
+    "cls_token",
+    "mask_token",
+)
 
 
 class ChatModel:
@@ -38,11 +47,14 @@ class ChatModel:
         self.context_size = manifest.context_size
         self.tokenizer = TextTokenizer(manifest.tokenizer_json, manifest.tokenizer_config)
         source = find_template(manifest.path, manifest.tokenizer_config)
-        specials = {
+        specials: dict[str, object] = {
             key: text
             for key in _SPECIAL_KEYS
             if (text := _content(manifest.tokenizer_config.get(key))) is not None
         }
+        extra = manifest.tokenizer_config.get("additional_special_tokens")
+        if isinstance(extra, list) and extra:
+            specials["additional_special_tokens"] = [_content(t) for t in extra]
         self.template = ChatTemplate(source, specials) if source is not None else None
         self._graphs, self.provider = open_graphs(manifest.graphs, provider, threads)
         self._stepper = make_stepper(manifest, self._graphs)
