@@ -198,8 +198,6 @@ class TextTokenizer:
         self._special_ids = {
             t["id"] for t in spec.get("added_tokens", []) if t.get("special", False)
         }
-        self._plain = _PlainTextTokenizer(source, self._tok)
-        self.special_texts = self._plain.special_texts
         self._dummy_prefix = _prepends_dummy_prefix(spec)
         self.vocab_size = self._tok.get_vocab_size(with_added_tokens=True)
         self.bos_id = self.token_id(_token_content(self.config.get("bos_token")))
@@ -208,6 +206,8 @@ class TextTokenizer:
         self.adds_bos = self.bos_id is not None and with_special[:1] == [self.bos_id] != plain[:1]
         self._bytes_cache: dict[int, bytes] = {}
         self._added = {i: t.content for i, t in self._tok.get_added_tokens_decoder().items()}
+        self._plain = _PlainText(self._tok)  # from here on, encoding never matches special text
+        self.special_texts = self._plain.special_texts
         self._anchor = self._find_anchor()
 
     # ---- vocabulary -------------------------------------------------------------------------
@@ -322,9 +322,10 @@ class TextTokenizer:
         return StreamDecoder(self)
 
 
-class _PlainTextTokenizer:
-    """A second copy of the tokenizer in which special-token text is never a control token, and
-    each special token also has an alias (`\ufdd2<|im_end|>\ufdd3`) that is one.
+class _PlainText:
+    """Sets a tokenizer up so that special-token text is never a control token, and gives each
+    special token an alias (`\ufdd2<|im_end|>\ufdd3`, an added token past the vocabulary) that
+    is one. The tokenizer's vocabulary, ids and decoding are unchanged.
 
     Why: `tokenizers` matches special tokens anywhere in a text unless `encode_special_tokens` is
     set, which turns them off everywhere. Here they are off (message text is text), and where the
@@ -334,10 +335,9 @@ class _PlainTextTokenizer:
     made of noncharacters, which encoded text never holds (message_text.without_noncharacters).
     """
 
-    def __init__(self, source: str, original: Tokenizer):
-        self._tok = Tokenizer.from_str(source)
-        self._tok.encode_special_tokens = True
-        added = original.get_added_tokens_decoder()  # {id: AddedToken}
+    def __init__(self, tokenizer: Tokenizer):
+        self._tok = tokenizer
+        added = tokenizer.get_added_tokens_decoder()  # {id: AddedToken}
         specials = {i: t for i, t in added.items() if t.special}
         self.special_texts = tuple(sorted((t.content for t in specials.values()), key=len)[::-1])
         aliases = [
@@ -351,6 +351,7 @@ class _PlainTextTokenizer:
             )
             for t in specials.values()
         ]
+        self._tok.encode_special_tokens = True  # set once, before any thread encodes
         self._tok.add_tokens(aliases)
         self._to_original = {
             self._tok.token_to_id(_alias(t.content)): i for i, t in specials.items()
