@@ -105,6 +105,12 @@ class ChatModel:
         """The tokens of `text` as the model reads it (no BOS added), with character spans."""
         return self.tokenizer.pieces(text)
 
+    def prompt_tokens(self, prompt: PromptInfo) -> list[TokenPiece]:
+        """The tokens of a prompt exactly as sent to the model (BOS and control tokens included),
+        with character spans into prompt.prompt_text (case I1: a message's special-token text is
+        plain tokens here, as the model read it)."""
+        return self.tokenizer.prompt_pieces(prompt.prompt_text, prompt.prompt_ids)
+
     def render_prompt(
         self, messages: Sequence[Message], max_new_tokens: int | None = None
     ) -> PromptInfo:

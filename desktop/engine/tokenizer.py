@@ -282,6 +282,37 @@ class TextTokenizer:
             )
         return out
 
+    def prompt_pieces(self, text: str, ids: Sequence[int]) -> list[TokenPiece]:
+        """The tokens of a whole prompt as it was sent (`ids`: PromptInfo.prompt_ids; its control
+        tokens are special, a message's special-token text is not, I1), with character spans
+        into its `text` (PromptInfo.prompt_text). Spans come from finding each token's bytes in
+        order in the text's UTF-8: a SentencePiece token's leading space may stand for no
+        character, and a BOS the engine added covers none."""
+        data = text.encode("utf-8")
+        char_of = [i for i, ch in enumerate(text) for _ in ch.encode("utf-8")] + [len(text)]
+        out, cursor = [], 0
+        for token_id in ids:
+            raw = self.token_bytes(token_id)
+            size = 0
+            if raw and data.startswith(raw, cursor):
+                size = len(raw)
+            elif raw[:1] == b" " and len(raw) > 1 and data.startswith(raw[1:], cursor):
+                size = len(raw) - 1
+            start = char_of[cursor]
+            end = char_of[cursor + size - 1] + 1 if size else start
+            out.append(
+                TokenPiece(
+                    id=token_id,
+                    token=self.token_label(token_id),
+                    bytes=raw,
+                    start=start,
+                    end=end,
+                    special=self.is_special(token_id),
+                )
+            )
+            cursor += size
+        return out
+
     def encode(self, text: str, add_special_tokens: bool = False) -> list[int]:
         """Token ids of a plain text (A6: a leading space survives the round trip). Special-token
         text in it is plain tokens (I1); add_special_tokens: the post-processor's BOS/EOS."""
