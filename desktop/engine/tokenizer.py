@@ -21,38 +21,16 @@ from __future__ import annotations
 
 import codecs
 import json
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 
-from tokenizers import AddedToken, Tokenizer
+from tokenizers import Tokenizer
 
-from desktop.engine.message_text import PromptPart, without_noncharacters
+from desktop.engine.message_text import PlainTextEncoder, PromptPart, without_noncharacters
+from desktop.engine.token_bytes import BYTE_NOTATION, DecoderProgram, label_for_bytes
 
-_KNOWN_DECODERS = {
-    "ByteLevel",
-    "ByteFallback",
-    "Fuse",
-    "Replace",
-    "Metaspace",
-    "Strip",
-    "WordPiece",
-    "BPEDecoder",
-}
-_BYTE_FALLBACK = re.compile(r"^<0x([0-9A-Fa-f]{2})>$")
-_ERRORS = "tokenglass-byte-notation"
-
-
-def _byte_notation(err: UnicodeError) -> tuple[str, int]:
-    """Codec error handler: invalid UTF-8 bytes shown as `<C3 28>`, never as U+FFFD."""
-    assert isinstance(err, UnicodeDecodeError)
-    bad = err.object[err.start : err.end]
-    return "<" + " ".join(f"{b:02X}" for b in bad) + ">", err.end
-
-
-codecs.register_error(_ERRORS, _byte_notation)
+__all__ = ["StreamDecoder", "TextTokenizer", "TokenPiece", "label_for_bytes", "well_formed"]
 
 
 def well_formed(text: str) -> str:
@@ -80,109 +58,6 @@ class TokenPiece:
     special: bool
 
 
-@lru_cache(maxsize=1)
-def _byte_level_decoder() -> dict[str, int]:
-    """GPT-2's printable alphabet for bytes, inverted (source: openai/gpt-2 src/encoder.py)."""
-    printable = (
-        list(range(ord("!"), ord("~") + 1))
-        + list(range(ord("¡"), ord("¬") + 1))
-        + list(range(ord("®"), ord("ÿ") + 1))
-    )
-    chars = printable[:]
-    extra = 0
-    for byte in range(256):
-        if byte not in printable:
-            printable.append(byte)
-            chars.append(256 + extra)
-            extra += 1
-    return {chr(c): b for b, c in zip(printable, chars, strict=True)}
-
-
-def label_for_bytes(raw: bytes) -> str:
-    """Display text of raw bytes: valid UTF-8 as text, other bytes as `<F0 9F>` (never U+FFFD)."""
-    parts: list[str] = []
-    while raw:
-        try:
-            parts.append(raw.decode("utf-8"))
-            break
-        except UnicodeDecodeError as err:
-            parts.append(raw[: err.start].decode("utf-8"))
-            bad_end = err.end
-            while bad_end < len(raw):  # group a run of undecodable bytes into one <..>
-                try:
-                    raw[bad_end:].decode("utf-8")
-                    break
-                except UnicodeDecodeError as rest:
-                    if rest.start != 0:
-                        break
-                    bad_end += rest.end
-            parts.append("<" + " ".join(f"{b:02X}" for b in raw[err.start : bad_end]) + ">")
-            raw = raw[bad_end:]
-    return "".join(parts)
-
-
-class _DecoderProgram:
-    """The bytes behind a token whose decode shows U+FFFD, from the tokenizer.json `decoder`
-    description (TextTokenizer.token_bytes checks them against the tokenizer's decode).
-
-    strip_leading: how many leading spaces the full decode drops at the start of a text
-    (Metaspace with a prepend scheme, Strip(start=n), WordPiece).
-    """
-
-    def __init__(self, spec: dict | None):
-        self.steps: list[dict] = []
-        self.supported = True
-        self.strip_leading = 0
-        self._flatten(spec)
-
-    def _flatten(self, spec: dict | None) -> None:
-        if spec is None:
-            return
-        kind = spec.get("type")
-        if kind == "Sequence":
-            for sub in spec.get("decoders", []):
-                self._flatten(sub)
-            return
-        prepends = spec.get("prepend_scheme", "always") != "never"
-        if kind == "Metaspace" and prepends and spec.get("add_prefix_space", True):
-            self.strip_leading = max(self.strip_leading, 1)
-        if kind == "Strip" and spec.get("content", " ") == " ":
-            self.strip_leading = max(self.strip_leading, int(spec.get("start", 0)))
-        if kind == "WordPiece":
-            self.strip_leading = max(self.strip_leading, 1)
-        if kind not in _KNOWN_DECODERS:
-            self.supported = False
-        self.steps.append(spec)
-
-    def token_bytes(self, piece: str) -> bytes:
-        text = piece
-        for step in self.steps:
-            kind = step["type"]
-            if kind == "ByteFallback":
-                match = _BYTE_FALLBACK.match(text)
-                if match:
-                    return bytes([int(match.group(1), 16)])
-            elif kind == "Replace":
-                pattern = step["pattern"]
-                if "String" in pattern:
-                    text = text.replace(pattern["String"], step["content"])
-                else:
-                    text = re.sub(pattern["Regex"], step["content"], text)
-            elif kind == "Metaspace":
-                text = text.replace(step.get("replacement", "▁"), " ")
-            elif kind == "ByteLevel":
-                table = _byte_level_decoder()
-                return b"".join(
-                    bytes([table[c]]) if c in table else c.encode("utf-8") for c in text
-                )
-            elif kind == "WordPiece":
-                prefix = step.get("prefix", "##")
-                text = text[len(prefix) :] if text.startswith(prefix) else " " + text
-            elif kind == "BPEDecoder":
-                text = text.replace(step.get("suffix", "</w>"), " ")
-        return text.encode("utf-8")
-
-
 class TextTokenizer:
     """A model's tokenizer: tokenizer.json plus the special tokens named in tokenizer_config.json.
 
@@ -194,7 +69,7 @@ class TextTokenizer:
         self._tok = Tokenizer.from_str(source)
         spec = json.loads(source)
         self.config = tokenizer_config or {}
-        self._program = _DecoderProgram(spec.get("decoder"))
+        self._program = DecoderProgram(spec.get("decoder"))
         self._special_ids = {
             t["id"] for t in spec.get("added_tokens", []) if t.get("special", False)
         }
@@ -206,7 +81,9 @@ class TextTokenizer:
         self.adds_bos = self.bos_id is not None and with_special[:1] == [self.bos_id] != plain[:1]
         self._bytes_cache: dict[int, bytes] = {}
         self._added = {i: t.content for i, t in self._tok.get_added_tokens_decoder().items()}
-        self._plain = _PlainText(self._tok)  # from here on, encoding never matches special text
+        self._plain = PlainTextEncoder(
+            self._tok
+        )  # from here on, encoding never matches special text
         self.special_texts = self._plain.special_texts
         self._anchor = self._find_anchor()
 
@@ -336,7 +213,8 @@ class TextTokenizer:
         """
         if isinstance(prompt, str):
             prompt = [PromptPart(prompt, literal=not rendered_by_template)]
-        ids = self._plain.encode_parts(prompt, add_special_tokens=not rendered_by_template)
+        parts = [PromptPart(well_formed(part.text), part.literal) for part in prompt]
+        ids = self._plain.encode_parts(parts, add_special_tokens=not rendered_by_template)
         bos = self.bos_id
         if bos is not None and self.adds_bos and ids[:1] != [bos]:
             ids = [bos, *ids]
@@ -353,63 +231,6 @@ class TextTokenizer:
         return StreamDecoder(self)
 
 
-class _PlainText:
-    """Sets a tokenizer up so that special-token text is never a control token, and gives each
-    special token an alias (`\ufdd2<|im_end|>\ufdd3`, an added token past the vocabulary) that
-    is one. The tokenizer's vocabulary, ids and decoding are unchanged.
-
-    Why: `tokenizers` matches special tokens anywhere in a text unless `encode_special_tokens` is
-    set, which turns them off everywhere. Here they are off (message text is text), and where the
-    template wrote one its text is swapped for the alias, so one encoding pass splits the text at
-    exactly the same places as the original tokenizer would, and every other character is
-    tokenized as before. Alias ids are mapped back to the special tokens' own ids. The aliases are
-    made of noncharacters, which encoded text never holds (message_text.without_noncharacters).
-    """
-
-    def __init__(self, tokenizer: Tokenizer):
-        self._tok = tokenizer
-        added = tokenizer.get_added_tokens_decoder()  # {id: AddedToken}
-        specials = {i: t for i, t in added.items() if t.special}
-        self.special_texts = tuple(sorted((t.content for t in specials.values()), key=len)[::-1])
-        aliases = [
-            AddedToken(
-                _alias(t.content),
-                single_word=t.single_word,
-                lstrip=t.lstrip,
-                rstrip=t.rstrip,
-                normalized=t.normalized,
-                special=False,
-            )
-            for t in specials.values()
-        ]
-        self._tok.encode_special_tokens = True  # set once, before any thread encodes
-        self._tok.add_tokens(aliases)
-        self._to_original = {
-            self._tok.token_to_id(_alias(t.content)): i for i, t in specials.items()
-        }
-        texts = map(re.escape, self.special_texts)
-        self._markers = re.compile("|".join(texts)) if self.special_texts else None
-
-    def encode(self, text: str, add_special_tokens: bool):
-        """The `tokenizers` Encoding of `text` with no control tokens (ids are the original's)."""
-        return self._tok.encode(text, add_special_tokens=add_special_tokens)
-
-    def encode_parts(self, parts: Sequence[PromptPart], add_special_tokens: bool) -> list[int]:
-        """Ids of the joined parts; special text is a control token only in template parts."""
-        chunks = []
-        for part in parts:
-            text = without_noncharacters(well_formed(part.text))
-            if not part.literal and self._markers is not None:
-                text = self._markers.sub(lambda m: _alias(m.group(0)), text)
-            chunks.append(text)
-        ids = self._tok.encode("".join(chunks), add_special_tokens=add_special_tokens).ids
-        return [self._to_original.get(i, i) for i in ids]
-
-
-def _alias(content: str) -> str:
-    return f"\ufdd2{content}\ufdd3"
-
-
 class StreamDecoder:
     """Incremental detokenizer: `feed(id)` returns the text the id completes ("" while a UTF-8
     character is incomplete), `finish()` the end (U+FFFD for a cut character, I3). The join of all
@@ -419,7 +240,7 @@ class StreamDecoder:
 
     def __init__(self, tokenizer: TextTokenizer):
         self._tok = tokenizer
-        self._utf8 = codecs.getincrementaldecoder("utf-8")(errors=_ERRORS)
+        self._utf8 = codecs.getincrementaldecoder("utf-8")(errors=BYTE_NOTATION)
         self._strip = tokenizer._program.strip_leading
         self._started = False
 
