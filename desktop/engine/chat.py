@@ -30,7 +30,16 @@ from desktop.engine.tokenizer import TextTokenizer, TokenPiece
 
 __all__ = ["ChatModel", "ProviderInfo", "TokenPiece", "load_model"]
 
-_SPECIAL_KEYS = ("bos_token", "eos_token", "pad_token", "unk_token")
+# the special tokens transformers' apply_chat_template passes to a template (its special_tokens_map)
+_SPECIAL_KEYS = (
+    "bos_token",
+    "eos_token",
+    "unk_token",
+    "sep_token",
+    "pad_token",
+    "cls_token",
+    "mask_token",
+)
 
 
 class ChatModel:
@@ -46,11 +55,14 @@ class ChatModel:
         self.context_size = manifest.context_size
         self.tokenizer = TextTokenizer(manifest.tokenizer_json, manifest.tokenizer_config)
         source = find_template(manifest.path, manifest.tokenizer_config)
-        specials = {
+        specials: dict[str, object] = {
             key: text
             for key in _SPECIAL_KEYS
             if (text := _content(manifest.tokenizer_config.get(key))) is not None
         }
+        extra = manifest.tokenizer_config.get("additional_special_tokens")
+        if isinstance(extra, list) and extra:
+            specials["additional_special_tokens"] = [_content(t) for t in extra]
         try:
             self.template = ChatTemplate(source, specials) if source is not None else None
         except ChatTemplateError as err:  # does not compile: a broken file of the folder (I14)
@@ -108,6 +120,12 @@ class ChatModel:
     def tokenize(self, text: str) -> list[TokenPiece]:
         """The tokens of `text` as the model reads it (no BOS added), with character spans."""
         return self.tokenizer.pieces(text)
+
+    def prompt_tokens(self, prompt: PromptInfo) -> list[TokenPiece]:
+        """The tokens of a prompt exactly as sent to the model (BOS and control tokens included),
+        with character spans into prompt.prompt_text (case I1: a message's special-token text is
+        plain tokens here, as the model read it)."""
+        return self.tokenizer.prompt_pieces(prompt.prompt_text, prompt.prompt_ids)
 
     def render_prompt(
         self, messages: Sequence[Message], max_new_tokens: int | None = None

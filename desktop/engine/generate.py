@@ -202,7 +202,7 @@ def generate(
                 count, token_id, shown, logits, probs, tokenizer, settings.top_logprobs, step_ms
             )
             held = forced.mark(held)
-            if not stops.pending:
+            if not stops.pending and not stream.pending:  # I3: a cut character joins the last
                 yield held
                 held = None
             count += 1
@@ -213,6 +213,7 @@ def generate(
                 break
             if token_id in stop_ids:  # a forced end-of-turn id ends the reply
                 finish = "stop"
+                stream.finish()  # what follows a stop string is dropped, a cut character too
                 break
             if stepper.position + 1 >= limits.max_positions or count >= max_tokens:
                 break  # prompt + reply fill the context: feeding this token back would be wasted
@@ -229,6 +230,10 @@ def generate(
         text_parts.append(tail)
         if held is not None:
             held = dataclasses.replace(held, text=held.text + tail)
+    cut = stream.finish()  # I3: a reply cut inside a UTF-8 character ends with one U+FFFD
+    if cut and held is not None:
+        text_parts.append(cut)
+        held = dataclasses.replace(held, text=held.text + cut)
     if held is not None:
         yield held
     yield GenerationDone(

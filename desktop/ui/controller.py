@@ -770,11 +770,8 @@ class ChatController(QObject):
                 turn.widget.show_pieces(pieces, "tokens", plural(len(pieces), "token"))
             elif turn.prompt is not None:
                 text = turn.prompt.prompt_text
-                pieces = display_pieces(text, self.model.tokenize(text))
-                sent = turn.prompt.prompt_ids
-                if len(sent) == len(pieces) + 1 and list(sent[1:]) == [p.id for p in pieces]:
-                    # The engine added BOS in front of the rendered template (case B1).
-                    pieces.insert(0, DisplayPiece(sent[0], "<BOS>", b"", True, "⟨BOS⟩"))
+                # the ids as sent, BOS included (B1); a message's special text is text (I1)
+                pieces = display_pieces(text, self.model.prompt_tokens(turn.prompt))
                 note = (
                     f"The whole prompt: {len(turn.prompt.prompt_ids)} tokens as sent to the model"
                     + (

@@ -103,7 +103,7 @@ def test_token_records_are_consistent(fixture, request):
     assert done.finish_reason in ("length", "stop")
     assert done.completion_tokens == len(steps) and done.prompt_tokens == len(prompt.prompt_ids)
     assert "".join(s.text for s in steps) == done.text
-    assert "\ufffd" not in done.text
+    assert "\ufffd" not in done.text[:-1]  # only a reply cut inside a character ends with it (I3)
     for index, step in enumerate(steps):
         assert step.index == index and step.rank == 0
         assert step.top[0].id == step.id and step.sampling_prob == 1.0

@@ -98,6 +98,9 @@ class ScriptedModel:
             start += len(chunk)
         return pieces
 
+    def prompt_tokens(self, prompt: PromptInfo) -> list[TokenPiece]:
+        return self.tokenize(prompt.prompt_text)
+
     def render_prompt(self, messages: Sequence[Message]) -> PromptInfo:
         text = "".join(f"<|{m.role}|>{m.content}\n" for m in messages) + "<|assistant|>"
         ids = tuple(range(len(text.split())))
