@@ -23,6 +23,7 @@ from desktop.engine.errors import (
 from desktop.engine.events import GenerationDone, GenerationSettings, Message, PromptInfo, TokenStep
 from desktop.engine.generate import LoopLimits, generate
 from desktop.engine.manifest import ModelManifest, read_manifest
+from desktop.engine.message_text import PromptPart
 from desktop.engine.prompt import build_prompt
 from desktop.engine.session import ProviderInfo, open_graphs
 from desktop.engine.steppers import make_stepper
@@ -192,7 +193,8 @@ class ChatModel:
         Raises EmptyMessageError for a text with no tokens, PromptTooLongError for one that
         fills the context window, before the first yield.
         """
-        ids = self.tokenizer.encode_prompt(text, rendered_by_template=False)
+        # not literal: special-token text in a raw prompt is the control token it names
+        ids = self.tokenizer.encode_prompt([PromptPart(text, literal=False)], False)
         if not ids:
             raise EmptyMessageError("The prompt is empty: give some text to continue.")
         if len(ids) >= self.context_size:
