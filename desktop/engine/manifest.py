@@ -31,6 +31,8 @@ PRECISIONS: dict[str, str] = {
     "_fp16": "fp16",
     "_bnb4": "bnb4",
 }
+# Optional, ours: {"title": "Dates to ISO 8601 (T5, trained here)"}, the name people see.
+TITLE_FILE = "tokenglass.json"
 _PAST = re.compile(r"^past_key_values\.(\d+)\.(?:(decoder|encoder)\.)?(key|value)$")
 _PRESENT = re.compile(r"^present\.(\d+)\.(?:(decoder|encoder)\.)?(key|value)$")
 
@@ -44,7 +46,8 @@ class ModelManifest:
     step graph, older pairs only) and "encoder". eos_ids: the union of end tokens from
     generation_config.json, config.json and the tokenizer (cases C1, C2). context_size: max
     positions (tokens). forced_bos_id: a token an encoder-decoder reply always starts with
-    (BART's forced_bos_token_id), fed after the decoder start token.
+    (BART's forced_bos_token_id), fed after the decoder start token. title: the name to show
+    people, from the optional tokenglass.json ({"title": ...}); else the folder's name.
     """
 
     path: Path
@@ -64,6 +67,7 @@ class ModelManifest:
     decoder_start_id: int | None
     pad_id: int | None
     forced_bos_id: int | None = None
+    title: str = ""
 
 
 @dataclass(frozen=True)
@@ -122,6 +126,7 @@ def read_manifest(folder: str | Path) -> ModelManifest:
         )
     graphs, suffix = _find_graphs(path)
     kind = "encoder-decoder" if "encoder" in graphs else "decoder"
+    title = _read_json(path / TITLE_FILE, required=False).get("title")
     return ModelManifest(
         path=path,
         name=path.name,
@@ -144,6 +149,7 @@ def read_manifest(folder: str | Path) -> ModelManifest:
         forced_bos_id=_first_int(
             generation.get("forced_bos_token_id", config.get("forced_bos_token_id"))
         ),
+        title=title if isinstance(title, str) and title.strip() else path.name,
     )
 
 
