@@ -81,7 +81,9 @@ def train(
 ):
     """Train `make_model()` (called after seeding torch) on `task`; returns (model, metrics).
 
-    metrics: steps, seconds (wall time of the loop, evaluations included), heldout_accuracy (the
+    metrics: steps, seconds (wall time of the loop, evaluations included), cpu_seconds (the
+    process's CPU time over the loop: with one thread, about the wall time on an idle core, which
+    a shared machine's wall time is not), heldout_accuracy (the
     last evaluation's share of exactly right held-out answers), heldout (their count). Stops at
     `settings.target` or after `settings.max_steps`; the caller decides whether the figure is
     enough.
@@ -103,7 +105,7 @@ def _train(make_model, tokenizer, task: Seq2SeqTask, s: TrainSettings):
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda i: min((i + 1) / WARMUP_STEPS, max(0.0, 1 - i / s.max_steps))
     )
-    started, accuracy, step = time.perf_counter(), 0.0, 0
+    started, cpu_started, accuracy, step = time.perf_counter(), time.process_time(), 0.0, 0
     for step in range(1, s.max_steps + 1):
         pairs = [task.sample(rng) for _ in range(s.batch_size)]
         input_ids, mask, labels = _batch(tokenizer, pairs)
@@ -127,6 +129,7 @@ def _train(make_model, tokenizer, task: Seq2SeqTask, s: TrainSettings):
     metrics = {
         "steps": step,
         "seconds": round(seconds, 1),
+        "cpu_seconds": round(time.process_time() - cpu_started, 1),
         "heldout_accuracy": accuracy,
         "heldout": len(task.heldout),
     }
