@@ -34,3 +34,14 @@ def test_self_test_fails_without_the_dates_model(qapp, capsys, tiny_gpt2_dir):
     out = capsys.readouterr().out.strip().splitlines()[-1]
     assert code == 1, out
     assert "dates model did not load" in out and "t5-dates-iso8601" in out, out
+
+
+def test_model_box_shows_a_models_title_else_name_and_precision(tmp_path):
+    from desktop.engine.catalog import ModelInfo
+    from desktop.ui.controller import model_label
+
+    plain = ModelInfo("SmolLM2-135M-Instruct", tmp_path, "llama", "int4", 1, "decoder")
+    assert model_label(plain) == "SmolLM2-135M-Instruct · int4"
+    titled = ModelInfo("t5-dates-iso8601", tmp_path, "t5", "fp32", 1, "encoder-decoder",
+                       title="Dates to ISO 8601 (T5, trained here)")  # fmt: skip
+    assert model_label(titled) == "Dates to ISO 8601 (T5, trained here)"
