@@ -25,8 +25,8 @@ import hashlib
 import json
 import random
 import shutil
-import tempfile
 import time
+import uuid
 from pathlib import Path
 
 from . import dates_data, seq2seq_train
@@ -53,14 +53,16 @@ SETTINGS = TrainSettings(
     eval_every=250,
     eval_batch=500,
 )
-_RECIPE_SOURCES = ("dates_data.py", "dates_model.py", "seq2seq_train.py", "seq2seq.py")
 
 
 def recipe_stamp() -> str:
-    """16 hex digits over the sources that decide the trained weights and the export."""
+    """16 hex digits over the sources that decide the trained weights and the export: the data,
+    this recipe, the training loop and the encoder-decoder exporter (seq2seq*.py)."""
+    here = Path(__file__).parent
+    sources = [here / "dates_data.py", here / "dates_model.py", *sorted(here.glob("seq2seq*.py"))]
     digest = hashlib.sha256()
-    for name in _RECIPE_SOURCES:
-        digest.update(name.encode() + (Path(__file__).with_name(name)).read_bytes())
+    for path in sources:
+        digest.update(path.name.encode() + path.read_bytes())
     return digest.hexdigest()[:16]
 
 
@@ -173,7 +175,8 @@ def build_dates_model(out: Path | None = None, force: bool = False) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     model, tokenizer, metrics = train_dates()
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    tmp = out.parent / f".{out.name}.partial-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
     try:
         report = _export(model, tokenizer, metrics, tmp)
         report["wall_s"] = round(time.perf_counter() - started, 1)
@@ -190,6 +193,8 @@ def build_dates_model(out: Path | None = None, force: bool = False) -> Path:
 
 def _export(model, tokenizer, metrics: dict, folder: Path) -> dict:
     """Save the training record and the HF model under folder/training, export beside it."""
+    import torch
+
     from .seq2seq import export_seq2seq
 
     training = folder / "training"
@@ -203,7 +208,7 @@ def _export(model, tokenizer, metrics: dict, folder: Path) -> dict:
     generation = json.loads((folder / "generation_config.json").read_text(encoding="utf-8"))
     write_json(folder / "generation_config.json", {**generation, **GENERATION_DEFAULTS})
     report["int8"] = _keep_int8_if_exact(folder, model.config, tokenizer, examples)
-    report.update(title=TITLE, recipe=recipe_stamp(), training=metrics)
+    report.update(title=TITLE, recipe=recipe_stamp(), training=metrics, torch=torch.__version__)
     write_json(folder / "tokenglass.json", {"title": TITLE})
     return report
 
