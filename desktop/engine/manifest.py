@@ -33,6 +33,8 @@ PRECISIONS: dict[str, str] = {
     "_fp16": "fp16",
     "_bnb4": "bnb4",
 }
+# Optional, ours: {"title": "Dates to ISO 8601 (T5, trained here)"}, the name people see.
+TITLE_FILE = "tokenglass.json"
 _PAST = re.compile(r"^past_key_values\.(\d+)\.(?:(decoder|encoder)\.)?(key|value)$")
 _PRESENT = re.compile(r"^present\.(\d+)\.(?:(decoder|encoder)\.)?(key|value)$")
 
@@ -50,6 +52,8 @@ class ModelManifest:
     generated (generation_config's bad_words_ids, suppress_tokens, begin_suppress_tokens; an
     encoder-decoder model's pad token, case I8). template_file: the file the chat template
     comes from (chat_template.jinja, chat_template.json or tokenizer_config.json), or None.
+    title: the name to show people, from the optional tokenglass.json ({"title": ...}); else
+    the folder's name.
     """
 
     path: Path
@@ -71,6 +75,7 @@ class ModelManifest:
     forced_bos_id: int | None = None
     template_file: Path | None = None
     bans: TokenBans = field(default_factory=TokenBans)
+    title: str = ""
 
 
 @dataclass(frozen=True)
@@ -134,6 +139,7 @@ def read_manifest(folder: str | Path) -> ModelManifest:
     kind = "encoder-decoder" if "encoder" in graphs else "decoder"
     eos_ids = _end_tokens(config, generation, tokenizer, tokenizer_config)
     pad_id = _first_int(generation.get("pad_token_id", config.get("pad_token_id")))
+    title = _read_json(path / TITLE_FILE, required=False).get("title")
     return ModelManifest(
         path=path,
         name=path.name,
@@ -160,6 +166,7 @@ def read_manifest(folder: str | Path) -> ModelManifest:
         bans=token_bans(
             path, config, generation, pad_id if kind == "encoder-decoder" else None, eos_ids
         ),
+        title=title if isinstance(title, str) and title.strip() else path.name,
     )
 
 

@@ -1,7 +1,9 @@
 """The one place that builds and wires the GUI's objects: QApplication, theme, window, controller,
 history, settings and the engine's model loader. Also `--self-test` (used on the packaged app):
 start offscreen, load the default model, send one message, wait for a streamed reply with token
-probabilities, tokenize "héllo 😀", print one summary line, exit 0 (or non-zero with the reason).
+probabilities, tokenize "héllo 😀", then load the bundled dates model (an encoder-decoder) and check
+that it turns "3rd of March 2021" into "2021-03-03"; print one summary line, exit 0 (or non-zero
+with the reason).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 
 SELF_TEST_MESSAGE = "Say hello in five words."
 SELF_TEST_TEXT = "héllo 😀"
+SELF_TEST_DATE = ("3rd of March 2021", "2021-03-03")
 
 
 def window_parser() -> argparse.ArgumentParser:
@@ -246,8 +249,36 @@ def _self_test_steps(window, controller, model_arg: str | None) -> tuple[int, st
         failures.append(f"tokenize {SELF_TEST_TEXT!r} gave bytes {joined!r}")
     if failures:
         return 1, "self-test FAILED: " + "; ".join(failures)
+    dates_ok, dates_line = _self_test_dates(controller, errors)
+    if not dates_ok:
+        return 1, "self-test FAILED: " + dates_line
     return 0, (
         f"self-test ok: model {model.name} on {done.provider}, {len(steps)} tokens streamed "
         f"(first p={steps[0].prob:.3f}), TTFT {done.ttft_ms:.0f} ms, "
-        f"{done.decode_tokens_per_s:.1f} tokens/s, {SELF_TEST_TEXT!r} -> {len(pieces)} tokens"
+        f"{done.decode_tokens_per_s:.1f} tokens/s, {SELF_TEST_TEXT!r} -> {len(pieces)} tokens; "
+        + dates_line
     )
+
+
+def _self_test_dates(controller, errors: list[str]) -> tuple[bool, str]:
+    """Open the bundled dates model (encoder-decoder), send one date in a new chat, check the
+    reply is its ISO date; (ok, the part of the summary line that says so)."""
+    from desktop.paths import DATES_MODEL_NAME
+
+    errors.clear()
+    controller.open_model(DATES_MODEL_NAME)
+    ok, loaded = wait_for(controller.model_ready, 300_000, (controller.model_failed,))
+    if not ok:
+        return False, f"dates model did not load: {' '.join(errors) or 'timeout'}"
+    controller.new_chat()
+    text, want = SELF_TEST_DATE
+    controller.send(text)
+    ok, values = wait_for(controller.reply_done, 300_000)
+    done = values[0] if values else None
+    if not ok or done is None or done.error:
+        return False, f"dates model gave no reply ({(done and done.error) or ' '.join(errors)})"
+    steps = controller.turns[-1].steps if controller.turns else []
+    if done.text != want:
+        return False, f"dates model answered {done.text!r} to {text!r} (expected {want!r})"
+    least = min(s.prob for s in steps)
+    return True, f"{loaded[0].name}: {text!r} -> {done.text!r} (lowest p={least:.3f})"

@@ -208,7 +208,7 @@ class ChatController(QObject):
         rows: list[tuple[str, str]] = []
         if self._list_models is not None:
             try:
-                rows = [(f"{m.name} · {m.precision}", m.name) for m in self._list_models()]
+                rows = [(model_label(m), m.name) for m in self._list_models()]
             except EngineError as err:
                 self.show_error(str(err))
         current = self.app_settings.model or (self.model.name if self.model is not None else None)
@@ -945,3 +945,10 @@ def display_pieces(text: str, pieces: Sequence[Any]) -> list[DisplayPiece]:
             covered = max(covered, end)
         out.append(DisplayPiece(piece.id, piece.token, piece.bytes, piece.special, shown))
     return out
+
+
+def model_label(info: Any) -> str:
+    """The Model box's text for a catalog ModelInfo: its own title when it has one (e.g. "Dates to
+    ISO 8601 (T5, trained here)"), else "folder name · precision"."""
+    title = getattr(info, "title", "") or info.name
+    return title if title != info.name else f"{info.name} · {info.precision}"
