@@ -8,11 +8,19 @@ time per model (a lock), cancellation through a threading.Event.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from desktop.engine.chat_template import ChatTemplate, find_template
-from desktop.engine.events import GenerationDone, GenerationSettings, Message, PromptInfo, TokenStep
+from desktop.engine.events import (
+    GenerationDone,
+    GenerationSettings,
+    Message,
+    Phase,
+    PromptInfo,
+    TokenStep,
+)
 from desktop.engine.generate import LoopLimits, generate
 from desktop.engine.manifest import ModelManifest, read_manifest
 from desktop.engine.prompt import build_prompt
@@ -108,15 +116,20 @@ class ChatModel:
         messages: Sequence[Message],
         settings: GenerationSettings,
         cancel: threading.Event | None = None,
-    ) -> Iterator[PromptInfo | TokenStep | GenerationDone]:
-        """PromptInfo, then one TokenStep per token, then exactly one GenerationDone.
+    ) -> Iterator[PromptInfo | Phase | TokenStep | GenerationDone]:
+        """PromptInfo, the tokenize Phase, the prefill (or encode) Phase, one TokenStep per token,
+        the decode Phase, then exactly one GenerationDone (see `Phase`).
 
         Raises EmptyMessageError / PromptTooLongError / ChatTemplateError before the first yield;
         errors while running end the reply with GenerationDone(finish_reason="error").
         """
+        started = time.perf_counter()
         prompt = self.render_prompt(messages, settings.max_new_tokens)
+        tokenize_ms = (time.perf_counter() - started) * 1000.0
         with self._lock:
             yield prompt
+            ids = prompt.prompt_ids
+            yield Phase(phase="tokenize", tokens=len(ids), ms=tokenize_ms, ids=ids)
             limits = LoopLimits(
                 eos_ids=self.manifest.eos_ids,
                 max_positions=self.context_size,

@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Literal, Protocol
 
 import numpy as np
 
@@ -26,14 +26,19 @@ from desktop.engine.events import (
     FinishReason,
     GenerationDone,
     GenerationSettings,
+    Phase,
     PromptInfo,
     TokenStep,
 )
+from desktop.engine.sampler_chain import Draw, sampler_chain
 from desktop.engine.sampling import Sampler, draw_seed, rank_of, row_stats
 from desktop.engine.tokenizer import TextTokenizer
 
 
 class Stepper(Protocol):
+    reused: int  # prompt tokens the last prefill took from the prefix cache
+    prefill_phase: Literal["prefill", "encode"]  # what reading the prompt is called
+
     @property
     def position(self) -> int: ...
 
@@ -90,8 +95,10 @@ def token_record(
     tokenizer: TextTokenizer,
     k: int,
     step_ms: float,
+    draw: Draw | None = None,
 ) -> TokenStep:
-    """The record of one token. logits: float32[vocab] raw; sampling_probs: float64[vocab]."""
+    """The record of one token. logits: float32[vocab] raw; sampling_probs: float64[vocab];
+    draw: the sampler's draw, for the sampler chain (none recorded without it)."""
     stats = row_stats(logits, k)
     top = tuple(
         Alternative(
@@ -118,6 +125,7 @@ def token_record(
         entropy=stats.entropy,
         top=top,
         step_ms=step_ms,
+        sampler=sampler_chain(draw, logits, stats.logsumexp) if draw is not None else (),
     )
 
 
@@ -128,8 +136,9 @@ def generate(
     settings: GenerationSettings,
     limits: LoopLimits,
     cancel: threading.Event | None = None,
-) -> Iterator[TokenStep | GenerationDone]:
-    """Yield one TokenStep per reply token, then exactly one GenerationDone (also on error).
+) -> Iterator[Phase | TokenStep | GenerationDone]:
+    """Yield the prefill Phase, one TokenStep per reply token, the decode Phase, then exactly one
+    GenerationDone (also on error; the prefill Phase only when the prefill ran to its end).
 
     The decoder position never reaches `limits.max_positions`; the reply then ends with "length".
     """
@@ -151,9 +160,19 @@ def generate(
     count = 0
     ttft_ms = 0.0
     decode_s = 0.0
+    steps_run = 0
+    decode_from = time.perf_counter()
     try:
         started = time.perf_counter()
         logits = stepper.prefill(list(prompt.prompt_ids), cancel)  # phase 1: prefill (chunked)
+        decode_from = time.perf_counter()
+        reused = stepper.reused
+        yield Phase(
+            phase=stepper.prefill_phase,
+            tokens=len(prompt.prompt_ids) - reused,
+            ms=(decode_from - started) * 1000.0,
+            reused=reused,
+        )
         if logits is None:  # cancelled between prefill chunks
             finish = "cancelled"
         while logits is not None:  # phase 2: decode loop
@@ -162,7 +181,8 @@ def generate(
                 break
             if count >= settings.max_new_tokens:
                 break
-            token_id, probs = sampler.sample(logits, seen[:n_seen])
+            drawn = sampler.draw(logits, seen[:n_seen])
+            token_id, probs = drawn.token, drawn.probs
             if token_id in stop_ids:
                 finish = "stop"
                 break
@@ -177,7 +197,15 @@ def generate(
             if held is not None:
                 yield held
             held = token_record(
-                count, token_id, shown, logits, probs, tokenizer, settings.top_logprobs, step_ms
+                count,
+                token_id,
+                shown,
+                logits,
+                probs,
+                tokenizer,
+                settings.top_logprobs,
+                step_ms,
+                drawn,
             )
             if not stops.pending:
                 yield held
@@ -195,6 +223,7 @@ def generate(
                 break
             started = time.perf_counter()
             logits = stepper.step(token_id)
+            steps_run += 1
     except EngineError as err:
         finish, error = "error", str(err)
     if finish != "stop":  # a length, cancel or error end: held text was not a stop string
@@ -204,6 +233,13 @@ def generate(
             held = dataclasses.replace(held, text=held.text + tail)
     if held is not None:
         yield held
+    decode_ms = (time.perf_counter() - decode_from) * 1000.0
+    yield Phase(
+        phase="decode",
+        tokens=steps_run,
+        ms=decode_ms,
+        tokens_per_s=steps_run * 1000.0 / decode_ms if steps_run and decode_ms > 0 else 0.0,
+    )
     yield GenerationDone(
         finish_reason=finish,
         text="".join(text_parts),
