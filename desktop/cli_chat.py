@@ -147,6 +147,11 @@ def token_json(step) -> dict:
     return {"type": "token", **openai_json.token_json(step)}
 
 
+def phase_json(phase) -> dict:
+    """A pipeline Phase as a JSON line (desktop/openai_json.py builds its fields)."""
+    return {"type": "phase", **openai_json.phase_json(phase)}
+
+
 def done_json(done, provider_fallback_reason: str | None = None) -> dict:
     """A GenerationDone as the last JSON line; `provider_fallback_reason`: why a requested GPU
     execution provider is not in use (ProviderInfo.fallback_reason), or None. `seed` is null for
@@ -176,12 +181,13 @@ class _Turn:
     done: object  # GenerationDone
     steps: list
     prompt: object | None  # PromptInfo
+    phases: list = dataclasses.field(default_factory=list)  # Phase records
 
 
 def _reply(model, messages: Sequence, settings, as_json: bool) -> _Turn:
     """Stream one reply to stdout. Ctrl-C stops it between decode steps (finish reason
     "cancelled"); the partial reply is still returned, as is one that ended in an error."""
-    from desktop.engine.events import GenerationDone, PromptInfo, TokenStep
+    from desktop.engine.events import GenerationDone, Phase, PromptInfo, TokenStep
 
     cancel = threading.Event()
     turn = _Turn(done=None, steps=[], prompt=None)
@@ -200,6 +206,10 @@ def _reply(model, messages: Sequence, settings, as_json: bool) -> _Turn:
                 else:
                     sys.stdout.write(event.text)
                     sys.stdout.flush()
+            elif isinstance(event, Phase):
+                turn.phases.append(event)
+                if as_json:
+                    print(openai_json.dumps(phase_json(event)), flush=True)
             elif isinstance(event, GenerationDone):
                 turn.done = event
     finally:
@@ -253,6 +263,7 @@ class _Saver:
                 turn.steps,
                 self.model_name,
                 turn.prompt,
+                turn.phases,
             )
 
     def close(self) -> None:

@@ -32,8 +32,10 @@ from desktop.engine.events import (
     Alternative,
     GenerationDone,
     GenerationSettings,
+    Phase,
     PromptInfo,
     Role,
+    SamplerStage,
     TokenStep,
 )
 from desktop.history_migrations import SchemaTooNewError, check_not_newer, migrate
@@ -67,6 +69,7 @@ class StoredMessage:
     `steps` are what the engine produced (equal to the records saved); for a user message they
     are None / () . partial: the reply was stopped (or failed) before its end.
     prompt: what the model read for this reply, when it was saved with the reply.
+    phases: the reply's pipeline phases (tokenize, prefill or encode, decode), () when not saved.
     """
 
     id: int
@@ -81,6 +84,7 @@ class StoredMessage:
     steps: tuple[TokenStep, ...]
     partial: bool
     prompt: PromptInfo | None = None
+    phases: tuple[Phase, ...] = ()
 
 
 class History:
@@ -229,8 +233,10 @@ class History:
         model: str,
         prompt: PromptInfo | None = None,
         partial: bool = False,
+        phases: Sequence[Phase] = (),
     ) -> int:
-        """Save a reply with its per-token records, all in one transaction; returns its id.
+        """Save a reply with its per-token records (sampler chains included) and its pipeline
+        phases, all in one transaction; returns its id.
 
         partial: the reply was stopped before its end; a reply whose finish_reason is
         "cancelled" or "error" is saved as partial whatever this says.
@@ -238,6 +244,7 @@ class History:
         fields = _done_fields(done)
         fields.update(role="assistant", text=done.text, model=model)
         fields["partial"] = int(partial or done.finish_reason in ("cancelled", "error"))
+        fields["phases"] = _records_to_json(phases)
         if prompt is not None:
             fields.update(
                 prompt_text=prompt.prompt_text,
@@ -248,7 +255,7 @@ class History:
         with self._transaction("save the reply") as db:
             message_id = _insert_message(db, conv_id, fields)
             db.executemany(
-                "INSERT INTO token_steps VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO token_steps VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (_step_row(message_id, pos, step) for pos, step in enumerate(steps)),
             )
             db.executemany(
@@ -315,6 +322,7 @@ def save_cli_turn(
     steps: Sequence[TokenStep],
     model: str,
     prompt: PromptInfo | None = None,
+    phases: Sequence[Phase] = (),
 ) -> int:
     """Save one CLI chat turn: the user's message and the reply with its token records.
 
@@ -325,7 +333,7 @@ def save_cli_turn(
     if conv_id is None:
         conv_id = history.create_conversation(default_title(user_text), model)
     history.add_user_message(conv_id, user_text)
-    history.add_assistant_message(conv_id, done, steps, model, prompt=prompt)
+    history.add_assistant_message(conv_id, done, steps, model, prompt=prompt, phases=phases)
     return conv_id
 
 
@@ -471,7 +479,24 @@ def _step_row(message_id: int, position: int, step: TokenStep) -> tuple:
         int(step.rank),
         _float_in(step.entropy),
         _float_in(step.step_ms),
+        _records_to_json(step.sampler),
     )
+
+
+def _records_to_json(records: Sequence[Phase] | Sequence[SamplerStage]) -> str:
+    """Frozen records as a JSON list of their fields (floats by repr: exact round trip)."""
+    return json.dumps([dataclasses.asdict(r) for r in records], ensure_ascii=False)
+
+
+def _phases_from_json(text: str | None) -> tuple[Phase, ...]:
+    """Phase records from JSON (NULL, from before migration 3: none); ids back to a tuple."""
+    rows = json.loads(text) if text else []
+    return tuple(Phase(**{**row, "ids": tuple(row.get("ids", ()))}) for row in rows)
+
+
+def _sampler_from_json(text: str | None) -> tuple[SamplerStage, ...]:
+    """A token's sampler chain from JSON (NULL, from before migration 3: none)."""
+    return tuple(SamplerStage(**row) for row in json.loads(text)) if text else ()
 
 
 def _alternative_row(message_id: int, position: int, top_rank: int, alt: Alternative) -> tuple:
@@ -520,6 +545,7 @@ def _assemble(
                 entropy=_float_out(s["entropy"]),
                 top=tuple(alternatives.get((s["message_id"], s["position"]), ())),
                 step_ms=_float_out(s["step_ms"]),
+                sampler=_sampler_from_json(s["sampler"]),
             )
         )
     return [_message(row, tuple(steps.get(row["id"], ()))) for row in rows]
@@ -562,4 +588,5 @@ def _message(row: sqlite3.Row, steps: tuple[TokenStep, ...]) -> StoredMessage:
         steps=steps,
         partial=bool(row["partial"]),
         prompt=prompt,
+        phases=_phases_from_json(row["phases"]),
     )

@@ -169,3 +169,17 @@ def m001_conversations_messages_tokens(db: sqlite3.Connection) -> None:
     PRIMARY KEY (message_id, position, top_rank)
 ) WITHOUT ROWID"""
     )
+
+
+@migration
+def m003_phases_and_sampler_chain(db: sqlite3.Connection) -> None:
+    """Each reply's pipeline phases and each token's sampler chain, as JSON text.
+
+    messages.phases: a JSON list of the reply's Phase records ({phase, tokens, ms, reused, ids,
+    tokens_per_s}); token_steps.sampler: a JSON list of SamplerStage records ({stage,
+    candidates, mass, rank}). NULL in rows saved before this migration. Numbered 3 so that it
+    can follow the conversation tree's migration (developed beside it); names, not numbers,
+    decide what has been applied.
+    """
+    db.execute("ALTER TABLE messages ADD COLUMN phases TEXT")
+    db.execute("ALTER TABLE token_steps ADD COLUMN sampler TEXT")

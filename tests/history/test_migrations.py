@@ -55,6 +55,7 @@ EXPECTED_COLUMNS = {
         (18, "prompt_ids", "TEXT", 0, None, 0),
         (19, "prompt_dropped_messages", "INTEGER", 0, None, 0),
         (20, "context_size", "INTEGER", 0, None, 0),
+        (21, "phases", "TEXT", 0, None, 0),  # m003
     ],
     "token_steps": [
         (0, "message_id", "INTEGER", 1, None, 1),
@@ -70,6 +71,7 @@ EXPECTED_COLUMNS = {
         (10, "rank", "INTEGER", 1, None, 0),
         (11, "entropy", "", 0, None, 0),
         (12, "step_ms", "", 0, None, 0),
+        (13, "sampler", "TEXT", 0, None, 0),  # m003
     ],
     "alternatives": [
         (0, "message_id", "INTEGER", 1, None, 1),
@@ -101,7 +103,7 @@ EXPECTED_INDEX_COLUMNS = {
 
 def _fresh(tmp_path) -> sqlite3.Connection:
     db = sqlite3.connect(tmp_path / "h.sqlite3", isolation_level=None)
-    assert migrate(db) == ["m001_conversations_messages_tokens"]
+    assert migrate(db) == [fn.__name__ for fn in MIGRATIONS]
     return db
 
 
@@ -135,7 +137,7 @@ def test_migrations_apply_once_and_a_new_one_is_applied_to_an_old_database(tmp_p
         conn.execute("ALTER TABLE conversations ADD COLUMN pinned INTEGER NOT NULL DEFAULT 0")
 
     assert migrate(db, [*MIGRATIONS, m002_add_pinned]) == ["m002_add_pinned"]
-    assert db.execute("PRAGMA user_version").fetchone() == (2,)
+    assert db.execute("PRAGMA user_version").fetchone() == (len(MIGRATIONS) + 1,)
     assert "pinned" in [r[1] for r in db.execute("PRAGMA table_info(conversations)")]
 
 
@@ -150,8 +152,8 @@ def test_a_failing_migration_leaves_nothing_behind(tmp_path):
         migrate(db, [*MIGRATIONS, m002_broken])
     names = {r[0] for r in db.execute("SELECT name FROM sqlite_master")}
     assert "half_done" not in names
-    assert db.execute("PRAGMA user_version").fetchone() == (1,)
-    assert db.execute("SELECT count(*) FROM _migrations").fetchone() == (1,)
+    assert db.execute("PRAGMA user_version").fetchone() == (len(MIGRATIONS),)
+    assert db.execute("SELECT count(*) FROM _migrations").fetchone() == (len(MIGRATIONS),)
 
 
 def test_history_opens_in_wal_mode_with_foreign_keys(tmp_path):
@@ -159,3 +161,27 @@ def test_history_opens_in_wal_mode_with_foreign_keys(tmp_path):
         assert history._db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
         assert history._db.execute("PRAGMA foreign_keys").fetchone() == (1,)
         assert history.notice is None
+
+
+def test_a_reply_saved_before_m003_opens_without_phases_or_chains(tmp_path):
+    path = tmp_path / "h.sqlite3"
+    db = sqlite3.connect(path, isolation_level=None)
+    first = [fn for fn in MIGRATIONS if fn.__name__ != "m003_phases_and_sampler_chain"]
+    migrate(db, first)  # the schema as the previous version left it
+    db.execute("INSERT INTO conversations VALUES (1, 't', 'm', '2026-01-01', '2026-01-01')")
+    db.execute(
+        "INSERT INTO messages (id, conversation_id, role, text, created_at, finish_reason, "
+        "settings, seed, provider, prompt_tokens, completion_tokens, dropped_messages, ttft_ms, "
+        "decode_tokens_per_s) VALUES (1, 1, 'assistant', 'a', '2026-01-01', 'stop', '{}', '1', "
+        "'CPUExecutionProvider', 3, 1, 0, 1.5, 0.0)"
+    )
+    db.execute(
+        "INSERT INTO token_steps (message_id, position, step_index, token_id, token, text, bytes, "
+        "logprob, prob, sampling_prob, rank, entropy, step_ms) "
+        "VALUES (1, 0, 0, 5, 'a', 'a', x'61', -0.1, 0.9, 1.0, 0, 0.2, 3.0)"
+    )
+    db.close()
+    with History(path) as history:  # applies m003
+        (reply,) = history.messages(1)
+    assert reply.phases == () and reply.steps[0].sampler == ()
+    assert reply.steps[0].id == 5
