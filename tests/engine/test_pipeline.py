@@ -3,6 +3,7 @@ chain, on tiny exported models (real ONNX Runtime) and on hand-made rows."""
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import time
 
@@ -146,3 +147,20 @@ def test_chain_counts_and_masses_on_a_known_row():
     assert chain[2].mass == pytest.approx(model_probs[:2].sum())
     assert chain[-1].mass == pytest.approx(model_probs[drawn.token])
     assert drawn.token in (0, 1) and chain[-1].rank == drawn.token
+
+
+@pytest.mark.slow
+def test_default_model_chain_under_its_own_settings(default_model_dir):
+    model = load_model(default_model_dir)
+    settings = dataclasses.replace(model.default_settings(), max_new_tokens=8, seed=1)
+    list(model.generate(CHAT, settings))  # warm-up
+    model._stepper.forget()  # the timed reply runs its whole prompt
+    events, wall_ms = timed_run(model, CHAT, settings)
+    phases = [e for e in events if isinstance(e, Phase)]
+    assert abs(sum(p.ms for p in phases) - wall_ms) <= 0.1 * wall_ms
+    for step in (e for e in events if isinstance(e, TokenStep)):
+        # generation_config.json: repetition penalty 1.1, temperature 0.2, top-p 0.9
+        stages = [s.stage for s in step.sampler]
+        assert stages == ["repetition_penalty", "temperature", "top_p", "draw"]
+        assert step.sampler[0].candidates == 49152
+        assert_chain_well_formed(step)
