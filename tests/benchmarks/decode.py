@@ -13,8 +13,9 @@ the same work), --threads intra-op threads. Engines:
 
 Each run is a fresh subprocess (load, one short warm-up, one timed run), engines interleaved run
 by run so that a noisy neighbour hurts all of them alike; peak RSS is the subprocess's. Printed:
-one line per run, a table of medians, the per-token record's cost as a share of a decode step,
-and last `ratio decode_vs_llama_cpp=X.XX decode_vs_ort_genai=Z.ZZ ttft_vs_llama_cpp=Y.YY`
+one line per run, a table of medians, the per-token record's and the sampler chain's costs as
+shares of a decode step, and last
+`ratio decode_vs_llama_cpp=X.XX decode_vs_ort_genai=Z.ZZ ttft_vs_llama_cpp=Y.YY`
 (ours divided by the peer's; `nan` where a peer is missing).
 """
 
