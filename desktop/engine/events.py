@@ -106,7 +106,8 @@ class Phase:
     the first token: tokens = prompt tokens run, reused = prompt tokens taken from the prefix
     cache instead. "decode" (after the last token, before GenerationDone): from the end of the
     prefill to the end of the reply (every token's sampling and record, and the decoder steps
-    between them); tokens = decoder steps run, tokens_per_s = tokens / ms. ms: wall time, ms.
+    between them; 0 when the prefill failed); tokens = decoder steps run, tokens_per_s = tokens /
+    ms. ms: wall time, ms.
     """
 
     phase: PhaseName

@@ -161,7 +161,7 @@ def generate(
     ttft_ms = 0.0
     decode_s = 0.0
     steps_run = 0
-    decode_from = time.perf_counter()
+    decode_from: float | None = None  # the end of the prefill (None: it never ended)
     try:
         started = time.perf_counter()
         logits = stepper.prefill(list(prompt.prompt_ids), cancel)  # phase 1: prefill (chunked)
@@ -233,7 +233,7 @@ def generate(
             held = dataclasses.replace(held, text=held.text + tail)
     if held is not None:
         yield held
-    decode_ms = (time.perf_counter() - decode_from) * 1000.0
+    decode_ms = (time.perf_counter() - decode_from) * 1000.0 if decode_from is not None else 0.0
     yield Phase(
         phase="decode",
         tokens=steps_run,
