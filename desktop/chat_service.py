@@ -28,6 +28,7 @@ from desktop.engine.events import (
     GenerationDone,
     GenerationSettings,
     Message,
+    Phase,
     PromptInfo,
     TokenStep,
 )
@@ -76,6 +77,7 @@ class RunResult:
     steps: list[TokenStep] = field(default_factory=list)
     done: GenerationDone | None = None
     error: EngineError | None = None
+    phases: list[Phase] = field(default_factory=list)  # the pipeline's, to save with the reply
 
 
 _END = object()  # the last item of a handle's buffer
@@ -124,6 +126,8 @@ class RunHandle:
             self.result.prompt = record
         elif isinstance(record, TokenStep):
             self.result.steps.append(record)
+        elif isinstance(record, Phase):
+            self.result.phases.append(record)
         elif isinstance(record, GenerationDone):
             self.result.done = record
         self._buffer.put(record)

@@ -17,7 +17,7 @@ import json
 import re
 import sys
 
-from desktop.cli_reply import done_json, finish_note, token_json  # noqa: F401 (their old home)
+from desktop.cli_reply import done_json, finish_note, phase_json, token_json  # noqa: F401 (their old home)
 from desktop.engine.catalog import list_models, resolve_model
 from desktop.engine.errors import EngineError
 from desktop.engine.events import SETTING_RANGES, SettingRange

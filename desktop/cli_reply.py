@@ -1,7 +1,9 @@
 """One reply in the terminal, through the ChatService: stream it, save it, print how it ended.
 
-Owns: printing a run's records (the reply's text, or JSON Lines: one `"type": "token"` object per
-token in OpenAI's logprobs shape plus ours, then one `"type": "done"` object), Ctrl-C (SIGINT
+Owns: printing a run's records (the reply's text, or JSON Lines: `"type": "phase"` objects for
+the pipeline's phases (tokenize and prefill or encode before the first token, decode after the
+last), one `"type": "token"` object per token in OpenAI's logprobs shape plus ours, then one
+`"type": "done"` object), Ctrl-C (SIGINT
 cancels the run; the reply ends "cancelled" between decode steps), and saving the turn into the
 history tree from the service thread when the run ends (the user's message, if new, then the
 reply under it). The done object is printed after the save, so it can carry the saved
@@ -22,7 +24,7 @@ from desktop import openai_json
 from desktop.chat_service import ChatService, RunRequest, RunResult
 from desktop.conversation import Conversation, Node
 from desktop.conversation_store import parent_message_id, stored_branch
-from desktop.engine.events import GenerationDone, PromptInfo, TokenStep
+from desktop.engine.events import GenerationDone, Phase, PromptInfo, TokenStep
 from desktop.history import History, default_title
 
 
@@ -49,6 +51,11 @@ class Turn:
 def token_json(step: TokenStep) -> dict:
     """A TokenStep as a JSON line: OpenAI's logprobs entry plus ours (desktop/openai_json.py)."""
     return {"type": "token", **openai_json.token_json(step)}
+
+
+def phase_json(phase: Phase) -> dict:
+    """A pipeline Phase as a JSON line (desktop/openai_json.py builds its fields)."""
+    return {"type": "phase", **openai_json.phase_json(phase)}
 
 
 def done_json(
@@ -118,6 +125,7 @@ def saving(
             result.prompt,
             parent_id=parent,
             branch=branch,
+            phases=result.phases,
         )
         return Saved(conv, user_id, reply_id)
 
@@ -149,6 +157,9 @@ def stream_reply(
             elif isinstance(record, TokenStep):
                 steps.append(record)
                 _print_token(record, as_json)
+            elif isinstance(record, Phase):
+                if as_json:
+                    print(openai_json.dumps(phase_json(record)), flush=True)
             elif isinstance(record, GenerationDone):
                 done = record
     finally:

@@ -43,8 +43,10 @@ from desktop.engine.events import (
     Alternative,
     GenerationDone,
     GenerationSettings,
+    Phase,
     PromptInfo,
     Role,
+    SamplerStage,
     TokenStep,
 )
 from desktop.history_migrations import SchemaTooNewError, check_not_newer, migrate
@@ -97,6 +99,7 @@ class StoredMessage:
     prompt: what the model read for this reply, when it was saved with the reply.
     parent_id: the message it follows (None: a first turn). active: it is the active version
     among the messages that share its parent. branch: set for a reply branched from a token.
+    phases: the reply's pipeline phases (tokenize, prefill or encode, decode), () when not saved.
     """
 
     id: int
@@ -114,6 +117,7 @@ class StoredMessage:
     parent_id: int | None = None
     active: bool = True
     branch: StoredBranch | None = None
+    phases: tuple[Phase, ...] = ()
 
 
 class History:
@@ -285,8 +289,10 @@ class History:
         *,
         parent_id: int | Literal["end"] | None = END,
         branch: StoredBranch | None = None,
+        phases: Sequence[Phase] = (),
     ) -> int:
-        """Save a reply with its per-token records, all in one transaction; returns its id.
+        """Save a reply with its per-token records (sampler chains included) and its pipeline
+        phases, all in one transaction; returns its id.
 
         partial: the reply was stopped before its end; a reply whose finish_reason is
         "cancelled" or "error" is saved as partial whatever this says. parent_id: as for
@@ -297,6 +303,7 @@ class History:
         fields = _done_fields(done)
         fields.update(role="assistant", text=done.text, model=model)
         fields["partial"] = int(partial or done.finish_reason in ("cancelled", "error"))
+        fields["phases"] = _records_to_json(phases)
         if prompt is not None:
             fields.update(
                 prompt_text=prompt.prompt_text,
@@ -411,6 +418,7 @@ def save_cli_turn(
     steps: Sequence[TokenStep],
     model: str,
     prompt: PromptInfo | None = None,
+    phases: Sequence[Phase] = (),
 ) -> int:
     """Save one CLI chat turn: the user's message and the reply with its token records.
 
@@ -421,7 +429,7 @@ def save_cli_turn(
     if conv_id is None:
         conv_id = history.create_conversation(default_title(user_text), model)
     history.add_user_message(conv_id, user_text)
-    history.add_assistant_message(conv_id, done, steps, model, prompt=prompt)
+    history.add_assistant_message(conv_id, done, steps, model, prompt=prompt, phases=phases)
     return conv_id
 
 
@@ -680,7 +688,7 @@ def _in_range(name: str, value: object) -> bool:
 
 _STEP_COLUMNS = (
     "message_id, position, step_index, token_id, token, text, bytes, logprob, prob, "
-    "sampling_prob, rank, entropy, step_ms, forced, picked"
+    "sampling_prob, rank, entropy, step_ms, forced, picked, sampler"
 )
 
 
@@ -701,7 +709,24 @@ def _step_row(message_id: int, position: int, step: TokenStep) -> tuple:
         _float_in(step.step_ms),
         int(step.forced),
         int(step.picked),
+        _records_to_json(step.sampler),
     )
+
+
+def _records_to_json(records: Sequence[Phase] | Sequence[SamplerStage]) -> str:
+    """Frozen records as a JSON list of their fields (floats by repr: exact round trip)."""
+    return json.dumps([dataclasses.asdict(r) for r in records], ensure_ascii=False)
+
+
+def _phases_from_json(text: str | None) -> tuple[Phase, ...]:
+    """Phase records from JSON (NULL, from before migration 3: none); ids back to a tuple."""
+    rows = json.loads(text) if text else []
+    return tuple(Phase(**{**row, "ids": tuple(row.get("ids", ()))}) for row in rows)
+
+
+def _sampler_from_json(text: str | None) -> tuple[SamplerStage, ...]:
+    """A token's sampler chain from JSON (NULL, from before migration 3: none)."""
+    return tuple(SamplerStage(**row) for row in json.loads(text)) if text else ()
 
 
 def _alternative_row(message_id: int, position: int, top_rank: int, alt: Alternative) -> tuple:
@@ -752,6 +777,7 @@ def _assemble(
                 step_ms=_float_out(s["step_ms"]),
                 forced=bool(s["forced"]),
                 picked=bool(s["picked"]),
+                sampler=_sampler_from_json(s["sampler"]),
             )
         )
     return [_message(row, tuple(steps.get(row["id"], ()))) for row in rows]
@@ -806,4 +832,5 @@ def _message(row: sqlite3.Row, steps: tuple[TokenStep, ...]) -> StoredMessage:
         parent_id=row["parent_id"],
         active=bool(row["active"]),
         branch=branch,
+        phases=_phases_from_json(row["phases"]),
     )

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from desktop.history import ConversationSummary, StoredMessage
-from desktop.openai_json import dumps, settings_json, token_json
+from desktop.openai_json import dumps, phase_json, settings_json, token_json
 from desktop.openai_json import number as _num
 
 EXPORT_FORMAT = "tokenglass.conversation"
@@ -50,6 +50,7 @@ def message_json(message: StoredMessage) -> dict:
             "decode_tokens_per_s": _num(done.decode_tokens_per_s),
         },
         dropped_messages=done.dropped_messages,
+        phases=[phase_json(phase) for phase in message.phases],
         logprobs={"content": [token_json(step) for step in message.steps]},
     )
     return out

@@ -202,3 +202,17 @@ def m002_message_tree(db: sqlite3.Connection) -> None:
     db.execute("CREATE INDEX messages_branch_source_id ON messages (branch_source_id)")
     db.execute("ALTER TABLE token_steps ADD COLUMN forced INTEGER NOT NULL DEFAULT 0")
     db.execute("ALTER TABLE token_steps ADD COLUMN picked INTEGER NOT NULL DEFAULT 0")
+
+
+@migration
+def m003_phases_and_sampler_chain(db: sqlite3.Connection) -> None:
+    """Each reply's pipeline phases and each token's sampler chain, as JSON text.
+
+    messages.phases: a JSON list of the reply's Phase records ({phase, tokens, ms, reused, ids,
+    tokens_per_s}); token_steps.sampler: a JSON list of SamplerStage records ({stage,
+    candidates, mass, rank}). NULL in rows saved before this migration. Numbered 3 so that it
+    can follow the conversation tree's migration (developed beside it); names, not numbers,
+    decide what has been applied.
+    """
+    db.execute("ALTER TABLE messages ADD COLUMN phases TEXT")
+    db.execute("ALTER TABLE token_steps ADD COLUMN sampler TEXT")

@@ -2,10 +2,12 @@
 
 A token is one entry of OpenAI's Chat Completions `choices[].logprobs.content[]`: {token, logprob,
 bytes (a list of ints), top_logprobs: [{token, logprob, bytes}]}, followed by Tokenglass's own
-fields (id, prob, rank, entropy in nats, sampling_prob, text, index, step_ms, and forced /
-picked when true; id, prob and sampling_prob on each alternative). Every number that is not
-finite (a -inf logprob, a NaN) is written as null, here and nowhere else, so the output is
-strict JSON (RFC 8259): `dumps` refuses NaN and Infinity after cleaning.
+fields (id, prob, rank, entropy in nats, sampling_prob, text, index, step_ms, forced / picked
+when true, and the sampler chain as applied: sampler: [{stage, candidates, mass}, ..., {stage:
+"draw", candidates: 1, mass, rank}]; id, prob and sampling_prob on each alternative). A pipeline
+phase is {phase, ms, tokens, reused} (plus ids for "tokenize", tokens_per_s for "decode"). Every
+number that is not finite (a -inf logprob, a NaN) is written as null, here and nowhere else, so
+the output is strict JSON (RFC 8259): `dumps` refuses NaN and Infinity after cleaning.
 The server's response bodies (Chat Completions and the legacy Completions, whole or as stream
 chunks) are built here too, from the same records (see "The server's shapes" below).
 Does not know: where the JSON goes (terminal, file, HTTP), SQLite, Qt.
@@ -19,7 +21,14 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from desktop.engine.events import Alternative, GenerationDone, GenerationSettings, TokenStep
+from desktop.engine.events import (
+    Alternative,
+    GenerationDone,
+    GenerationSettings,
+    Phase,
+    SamplerStage,
+    TokenStep,
+)
 
 
 def number(value: float | None) -> float | None:
@@ -55,6 +64,30 @@ def alternative_json(alt: Alternative) -> dict:
     }
 
 
+def sampler_stage_json(stage: SamplerStage) -> dict:
+    """One stage of a token's sampler chain; "rank" only on the draw."""
+    out: dict = {"stage": stage.stage, "candidates": stage.candidates, "mass": number(stage.mass)}
+    if stage.rank is not None:
+        out["rank"] = stage.rank
+    return out
+
+
+def phase_json(phase: Phase) -> dict:
+    """A pipeline phase: {phase, ms, tokens, reused}; "ids" on tokenize, "tokens_per_s" on
+    decode (see `Phase` for what each counts)."""
+    out: dict = {
+        "phase": phase.phase,
+        "ms": number(phase.ms),
+        "tokens": phase.tokens,
+        "reused": phase.reused,
+    }
+    if phase.phase == "tokenize":
+        out["ids"] = list(phase.ids)
+    if phase.phase == "decode":
+        out["tokens_per_s"] = number(phase.tokens_per_s)
+    return out
+
+
 def token_json(step: TokenStep, top_logprobs: int | None = None) -> dict:
     """One entry of `logprobs.content[]` (OpenAI's fields first, then ours). top_logprobs: how
     many of the step's alternatives to give (None: all it carries). A token given rather than
@@ -75,6 +108,7 @@ def token_json(step: TokenStep, top_logprobs: int | None = None) -> dict:
         "text": step.text,
         "index": step.index,
         "step_ms": number(step.step_ms),
+        "sampler": [sampler_stage_json(stage) for stage in step.sampler],
     }
     if step.forced:
         entry["forced"] = True

@@ -8,6 +8,7 @@ time per model (a lock), cancellation through a threading.Event.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -20,7 +21,14 @@ from desktop.engine.errors import (
     SettingsError,
     TokenIdError,
 )
-from desktop.engine.events import GenerationDone, GenerationSettings, Message, PromptInfo, TokenStep
+from desktop.engine.events import (
+    GenerationDone,
+    GenerationSettings,
+    Message,
+    Phase,
+    PromptInfo,
+    TokenStep,
+)
 from desktop.engine.generate import LoopLimits, generate
 from desktop.engine.manifest import ModelManifest, read_manifest
 from desktop.engine.message_text import PromptPart
@@ -147,8 +155,9 @@ class ChatModel:
         settings: GenerationSettings,
         cancel: threading.Event | None = None,
         forced_ids: Sequence[int] = (),
-    ) -> Iterator[PromptInfo | TokenStep | GenerationDone]:
-        """PromptInfo, then one TokenStep per token, then exactly one GenerationDone.
+    ) -> Iterator[PromptInfo | Phase | TokenStep | GenerationDone]:
+        """PromptInfo, the tokenize Phase, the prefill (or encode) Phase, one TokenStep per token,
+        the decode Phase, then exactly one GenerationDone (see `Phase`).
 
         forced_ids: the reply's first tokens, given rather than sampled: to continue a reply from
         its token i with another token, the reply's ids [0, i) then the picked id (as
@@ -169,9 +178,13 @@ class ChatModel:
             raise TokenIdError(
                 f"Token id {bad[0]} is not in {self.name}'s vocabulary (0..{vocab - 1})."
             )
+        started = time.perf_counter()
         prompt = self.render_prompt(messages, settings.max_new_tokens + len(forced))
+        tokenize_ms = (time.perf_counter() - started) * 1000.0
         with self._lock:
             yield prompt
+            ids = prompt.prompt_ids
+            yield Phase(phase="tokenize", tokens=len(ids), ms=tokenize_ms, ids=ids)
             yield from generate(
                 self._stepper, self.tokenizer, prompt, settings, self._limits(), cancel, forced
             )
@@ -181,7 +194,7 @@ class ChatModel:
         text: str,
         settings: GenerationSettings,
         cancel: threading.Event | None = None,
-    ) -> Iterator[PromptInfo | TokenStep | GenerationDone]:
+    ) -> Iterator[PromptInfo | Phase | TokenStep | GenerationDone]:
         """Continue `text` read as is, with no chat template (the server's /v1/completions).
 
         The text is tokenized with the tokenizer's own special-token handling: it adds what the

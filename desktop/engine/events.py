@@ -15,6 +15,8 @@ from desktop.engine.errors import SettingsError
 
 Role = Literal["system", "user", "assistant"]
 FinishReason = Literal["stop", "length", "cancelled", "error"]
+PhaseName = Literal["tokenize", "prefill", "encode", "decode"]
+StageName = Literal["repetition_penalty", "temperature", "top_k", "top_p", "min_p", "draw"]
 
 
 @dataclass(frozen=True)
@@ -143,6 +145,45 @@ class PromptInfo:
 
 
 @dataclass(frozen=True)
+class SamplerStage:
+    """One stage of the sampler chain as it was applied to one token's scores.
+
+    stage: which processor (in the order applied: repetition_penalty, temperature, top_k, top_p,
+    min_p, then draw). candidates: tokens still possible after it (probability > 0 in the
+    distribution sampled from; for "draw", 1: the token taken). mass: the share of the model's own
+    probability (softmax of the raw logits) those candidates hold, in [0, 1]. rank: "draw" only,
+    where the drawn token stood among the candidates before the draw, 0-based, most likely first
+    under the distribution sampled from (0 for greedy); None for the other stages.
+    """
+
+    stage: StageName
+    candidates: int
+    mass: float
+    rank: int | None = None
+
+
+@dataclass(frozen=True)
+class Phase:
+    """One step of the pipeline, timed: yielded with the token records.
+
+    "tokenize" (after PromptInfo): the prompt rendered and encoded; tokens = its length, ids =
+    the ids as the model reads them. "prefill" (decoder-only) or "encode" (encoder-decoder), before
+    the first token: tokens = prompt tokens run, reused = prompt tokens taken from the prefix
+    cache instead. "decode" (after the last token, before GenerationDone): from the end of the
+    prefill to the end of the reply (every token's sampling and record, and the decoder steps
+    between them; 0 when the prefill failed); tokens = decoder steps run, tokens_per_s = tokens /
+    ms. ms: wall time, ms.
+    """
+
+    phase: PhaseName
+    tokens: int
+    ms: float
+    reused: int = 0
+    ids: tuple[int, ...] = ()
+    tokens_per_s: float = 0.0
+
+
+@dataclass(frozen=True)
 class TokenStep:
     """One generated token and what the model weighed to pick it.
 
@@ -152,7 +193,8 @@ class TokenStep:
     rank: 0-based rank of the chosen token under the model's distribution. entropy: of the model's
     distribution, in nats. top: the `top_logprobs` most likely tokens under the model's
     distribution, most likely first. step_ms: wall time of the step that produced this token
-    (prefill for index 0, decode step after) plus sampling.
+    (prefill for index 0, decode step after) plus sampling. sampler: the sampler chain as applied
+    to this token's scores, in order (see `SamplerStage`; () where not recorded).
 
     forced: the token was given rather than sampled (a reply continued from one of its tokens
     starts with the original's tokens before the branch point, then the picked alternative);
@@ -175,6 +217,7 @@ class TokenStep:
     step_ms: float
     forced: bool = False
     picked: bool = False
+    sampler: tuple[SamplerStage, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -206,4 +249,4 @@ class GenerationDone:
         return None if self.settings.temperature <= 0 else self.seed
 
 
-Event = PromptInfo | TokenStep | GenerationDone
+Event = PromptInfo | Phase | TokenStep | GenerationDone

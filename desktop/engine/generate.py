@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Literal, Protocol
 
 import numpy as np
 
@@ -26,15 +26,20 @@ from desktop.engine.events import (
     FinishReason,
     GenerationDone,
     GenerationSettings,
+    Phase,
     PromptInfo,
     TokenStep,
 )
 from desktop.engine.forced import ForcedPrefix
+from desktop.engine.sampler_chain import Draw, sampler_chain
 from desktop.engine.sampling import Sampler, TokenBans, draw_seed, rank_of, row_stats
 from desktop.engine.tokenizer import TextTokenizer
 
 
 class Stepper(Protocol):
+    reused: int  # prompt tokens the last prefill took from the prefix cache
+    prefill_phase: Literal["prefill", "encode"]  # what reading the prompt is called
+
     @property
     def position(self) -> int: ...
 
@@ -93,8 +98,10 @@ def token_record(
     tokenizer: TextTokenizer,
     k: int,
     step_ms: float,
+    draw: Draw | None = None,
 ) -> TokenStep:
-    """The record of one token. logits: float32[vocab] raw; sampling_probs: float64[vocab]."""
+    """The record of one token. logits: float32[vocab] raw; sampling_probs: float64[vocab];
+    draw: the sampler's draw, for the sampler chain (none recorded without it)."""
     stats = row_stats(logits, k)
     top = tuple(
         Alternative(
@@ -121,6 +128,7 @@ def token_record(
         entropy=stats.entropy,
         top=top,
         step_ms=step_ms,
+        sampler=sampler_chain(draw, logits, stats.logsumexp) if draw is not None else (),
     )
 
 
@@ -132,8 +140,9 @@ def generate(
     limits: LoopLimits,
     cancel: threading.Event | None = None,
     forced_ids: Sequence[int] = (),
-) -> Iterator[TokenStep | GenerationDone]:
-    """Yield one TokenStep per reply token, then exactly one GenerationDone (also on error).
+) -> Iterator[Phase | TokenStep | GenerationDone]:
+    """Yield the prefill Phase, one TokenStep per reply token, the decode Phase, then exactly one
+    GenerationDone (also on error; the prefill Phase only when the prefill ran to its end).
 
     forced_ids: the reply's first tokens, given rather than sampled (see forced.py); their
     records are marked `forced`, the last one `picked`. max_new_tokens counts the tokens sampled
@@ -165,9 +174,20 @@ def generate(
     ttft_ms = 0.0
     decode_s = 0.0
     decoded = 0  # tokens whose logits came from a decode step (for the decode rate)
+    steps_run = 0
+    decode_from: float | None = None  # the end of the prefill (None: it never ended)
     try:
         started = time.perf_counter()
-        logits = forced.prefill(stepper, prompt.prompt_ids, cancel)  # phase 1: prefill (chunked)
+        # phase 1: prefill (chunked); a branch's given tokens but the last run with it
+        logits = forced.prefill(stepper, prompt.prompt_ids, cancel)
+        decode_from = time.perf_counter()
+        reused = stepper.reused
+        yield Phase(
+            phase=stepper.prefill_phase,
+            tokens=len(prompt.prompt_ids) + max(0, len(forced) - 1) - reused,
+            ms=(decode_from - started) * 1000.0,
+            reused=reused,
+        )
         if logits is None:  # cancelled between prefill chunks
             finish = "cancelled"
         while logits is not None:  # phase 2: decode loop
@@ -176,11 +196,13 @@ def generate(
                 break
             if count >= max_tokens or stepper.position >= limits.max_positions:
                 break  # one more token would make prompt + reply longer than the context (I7)
+            drawn: Draw | None = None
             if forced.forces(count):  # a branch's given prefix: recorded, not sampled
                 token_id, probs = forced.choose(count, logits, seen[:n_seen], settings)
             else:
                 allowed = limits.bans.apply(logits, seen[:n_seen], count)  # (vocab,) bans at -inf
-                token_id, probs = sampler.sample(allowed, seen[:n_seen])
+                drawn = sampler.draw(allowed, seen[:n_seen])
+                token_id, probs = drawn.token, drawn.probs
                 if token_id in stop_ids:
                     finish = "stop"
                     break
@@ -199,7 +221,15 @@ def generate(
             if held is not None:
                 yield held
             held = token_record(
-                count, token_id, shown, logits, probs, tokenizer, settings.top_logprobs, step_ms
+                count,
+                token_id,
+                shown,
+                logits,
+                probs,
+                tokenizer,
+                settings.top_logprobs,
+                step_ms,
+                drawn,
             )
             held = forced.mark(held)
             if not stops.pending and not stream.pending:  # I3: a cut character joins the last
@@ -222,7 +252,11 @@ def generate(
                 break
             started = time.perf_counter()
             next_logits = forced.next_logits(count - 1)
-            logits = stepper.step(token_id) if next_logits is None else next_logits
+            if next_logits is None:
+                logits = stepper.step(token_id)
+                steps_run += 1
+            else:  # a forced token's logits came with the prefill
+                logits = next_logits
     except EngineError as err:
         finish, error = "error", str(err)
     if not matched:  # an end token, length, cancel or error: held text was no stop string (I5)
@@ -236,6 +270,13 @@ def generate(
         held = dataclasses.replace(held, text=held.text + cut)
     if held is not None:
         yield held
+    decode_ms = (time.perf_counter() - decode_from) * 1000.0 if decode_from is not None else 0.0
+    yield Phase(
+        phase="decode",
+        tokens=steps_run,
+        ms=decode_ms,
+        tokens_per_s=steps_run * 1000.0 / decode_ms if steps_run and decode_ms > 0 else 0.0,
+    )
     yield GenerationDone(
         finish_reason=finish,
         text="".join(text_parts),

@@ -16,9 +16,11 @@ import secrets
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.random import default_rng  # imported here: numpy loads numpy.random lazily (~40 ms)
 
 from desktop.engine.errors import SamplingError
-from desktop.engine.events import MAX_SEED, GenerationSettings
+from desktop.engine.events import MAX_SEED, GenerationSettings, StageName
+from desktop.engine.sampler_chain import Draw, Kept, draw_rank, kept_ids
 
 
 def apply_repetition_penalty(
@@ -49,7 +51,11 @@ def _clean(logits: np.ndarray) -> np.ndarray:
     return row
 
 
-def sampling_distribution(logits: np.ndarray, settings: GenerationSettings) -> np.ndarray:
+def sampling_distribution(
+    logits: np.ndarray,
+    settings: GenerationSettings,
+    trace: list[tuple[StageName, Kept]] | None = None,
+) -> np.ndarray:
     """The distribution a token is drawn from, after temperature, top-k, top-p and min-p.
 
     logits: float32[vocab], already repetition-penalized. Returns float64[vocab] summing to 1
@@ -59,6 +65,8 @@ def sampling_distribution(logits: np.ndarray, settings: GenerationSettings) -> n
     by the lower id (I6, as vLLM after PR #50979), so a seed reproduces the reply. A top-p or
     min-p that would remove everything (top_p 0 included) keeps the most likely token (E3).
     Raises SamplingError when no logit is finite (E4).
+    trace: when given, each stage applied appends (stage, ids it kept or None for every finite
+    token), for the sampler chain (sampler_chain.py).
     """
     row = _clean(logits)  # (vocab,)
     probs = np.zeros(row.size, dtype=np.float64)  # (vocab,)
@@ -68,11 +76,15 @@ def sampling_distribution(logits: np.ndarray, settings: GenerationSettings) -> n
     # shift before scaling: (logit - max) / T is <= 0, so even a tiny T (1e-38) cannot overflow
     # to inf and NaN (it underflows to -inf, which is probability 0: greedy in the limit)
     scaled = (row.astype(np.float64) - row.max()) / settings.temperature  # (vocab,)
+    if trace is not None:
+        trace.append(("temperature", None))
     if 0 < settings.top_k < scaled.size:  # exactly k tokens; a tie at the k-th goes to lower ids
         kept = np.full(scaled.size, -np.inf)  # (vocab,)
         top = top_k_ids(scaled, settings.top_k)  # (k,)
         kept[top] = scaled[top]
         scaled = kept
+        if trace is not None:
+            trace.append(("top_k", np.sort(top)))  # (k,)
     shifted = np.exp(scaled - scaled.max())  # (vocab,)
     probs = shifted / shifted.sum()  # (vocab,)
     if settings.top_p < 1.0:
@@ -83,8 +95,13 @@ def sampling_distribution(logits: np.ndarray, settings: GenerationSettings) -> n
         mask = np.zeros(probs.size, dtype=bool)
         mask[order[:keep_count]] = True
         probs = np.where(mask, probs, 0.0)
+        if trace is not None:
+            kept = order[:keep_count]  # (keep_count,)
+            trace.append(("top_p", kept[probs[kept] > 0.0]))  # less after a top-k
     if settings.min_p > 0.0:
         probs = np.where(probs >= settings.min_p * probs.max(), probs, 0.0)
+        if trace is not None:
+            trace.append(("min_p", kept_ids(probs, trace)))
     return probs / probs.sum()
 
 
@@ -96,13 +113,30 @@ class Sampler:
     seed: int
 
     def __post_init__(self) -> None:
-        self._rng = np.random.default_rng(self.seed)
+        self._rng = default_rng(self.seed)
 
     def sample(self, logits: np.ndarray, seen_ids: np.ndarray) -> tuple[int, np.ndarray]:
         """Pick the next token. logits: float32[vocab]; seen_ids: int64[n] (prompt + reply so far).
 
         Returns (token_id, float64[vocab] sampling distribution). Raises SamplingError (E4).
         """
+        drawn = self.draw(logits, seen_ids)
+        return drawn.token, drawn.probs
+
+    def draw(self, logits: np.ndarray, seen_ids: np.ndarray) -> Draw:
+        """`sample`, with the trace of what each stage kept (for `sampler_chain`).
+
+        logits: float32[vocab]; seen_ids: int64[n]. Raises SamplingError (E4).
+        """
+        trace: list[tuple[StageName, Kept]] = []
+        token, probs = self._pick(logits, seen_ids, trace)
+        greedy = self.settings.temperature <= 0.0  # the argmax: first by definition
+        rank = 0 if greedy else draw_rank(probs, token, tuple(trace))
+        return Draw(token, probs, tuple(trace), rank)
+
+    def _pick(
+        self, logits: np.ndarray, seen_ids: np.ndarray, trace: list[tuple[StageName, Kept]]
+    ) -> tuple[int, np.ndarray]:
         if self.settings.temperature <= 0.0 and self.settings.repetition_penalty == 1.0:
             token = int(np.argmax(logits))  # greedy fast path: no copy of the row
             if not np.isfinite(logits[token]):
@@ -112,7 +146,9 @@ class Sampler:
             probs[token] = 1.0
             return token, probs
         penalized = apply_repetition_penalty(logits, seen_ids, self.settings.repetition_penalty)
-        probs = sampling_distribution(penalized, self.settings)  # (vocab,)
+        if self.settings.repetition_penalty != 1.0:
+            trace.append(("repetition_penalty", None))
+        probs = sampling_distribution(penalized, self.settings, trace)  # (vocab,)
         if self.settings.temperature <= 0.0:
             return int(np.argmax(probs)), probs
         cdf = np.cumsum(probs, dtype=np.float64)  # (vocab,)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -46,6 +46,8 @@ def _ids(ids: Sequence[int]) -> np.ndarray:
 
 class DecoderStepper:
     """A decoder-only model. `position`: tokens already in the KV cache."""
+
+    prefill_phase: Literal["prefill", "encode"] = "prefill"
 
     def __init__(self, manifest: ModelManifest, graphs: dict[str, Graph]):
         self.graph = graphs["decoder"]
@@ -193,6 +195,8 @@ class DecoderStepper:
 class EncoderDecoderStepper:
     """An encoder-decoder model: the prompt goes through the encoder once; the reply is decoded
     from `decoder_start_id` (and BART's forced BOS). `position`: decoder tokens in the KV cache."""
+
+    prefill_phase: Literal["prefill", "encode"] = "encode"
 
     def __init__(self, manifest: ModelManifest, graphs: dict[str, Graph]):
         self.encoder = graphs["encoder"]

@@ -24,7 +24,7 @@ from PySide6.QtGui import QTextCursor
 from PySide6.QtWidgets import QApplication
 
 from desktop.engine.errors import EngineError
-from desktop.engine.events import GenerationDone, Message, PromptInfo, TokenStep
+from desktop.engine.events import GenerationDone, Message, Phase, PromptInfo, TokenStep
 from desktop.engine.tokenizer import well_formed
 from desktop.ui import settings_store
 from desktop.ui.main_window import MainWindow
@@ -52,6 +52,7 @@ class Turn:
     steps: list[TokenStep] = field(default_factory=list)
     prompt: PromptInfo | None = None
     done: GenerationDone | None = None
+    phases: list[Phase] = field(default_factory=list)  # the reply's pipeline phases
     failed: bool = False  # a user message the engine refused (e.g. too long): not sent again
 
 
@@ -101,6 +102,12 @@ class _Run(QObject):
         self.turn.prompt = info
         if not self.abandoned:
             self.controller._on_prompt(self.turn, info)
+
+    @Slot(object)
+    def on_phase(self, phase: Phase) -> None:
+        self.turn.phases.append(phase)  # the Pipeline view shows this list when inspected
+        if not self.abandoned and self.controller._inspected is self.turn:
+            self.controller.window.pipeline.add_phase(phase)
 
     @Slot(object)
     def on_token(self, step: TokenStep) -> None:
@@ -192,6 +199,8 @@ class ChatController(QObject):
         w.close_guard = self.may_close
         w.chat.input.textChanged.connect(self._input_changed)
         w.inspector.token_clicked.connect(self._inspector_clicked)
+        w.pipeline.token_clicked.connect(self._inspector_clicked)
+        w.pipeline.link_requested.connect(self._pipeline_link)
         w.settings.generation_changed.connect(self._generation_changed)
         w.settings.model_chosen.connect(self.open_model)
         w.settings.provider_chosen.connect(self._provider_chosen)
@@ -260,6 +269,8 @@ class ChatController(QObject):
         self.app_settings.model = self._loading_name
         self._save_timer.start()
         old, self.model = self.model, model
+        tokenizer = getattr(model, "tokenizer", None)  # the Pipeline view's encoder input labels
+        self.window.pipeline.token_label = tokenizer.token_label if tokenizer else None
         if old is not None and old is not model:
             old.close()
         for banner in self._load_banners:  # the load that failed is no longer the story
@@ -428,6 +439,7 @@ class ChatController(QObject):
         run = _Run(self, turn, worker, self.conversation_id, self.model.name, replaces)
         worker.prompt_ready.connect(run.on_prompt)
         worker.token.connect(run.on_token)
+        worker.phase.connect(run.on_phase)
         worker.done.connect(run.on_done)
         worker.failed.connect(run.on_failed)
         self.run = run
@@ -469,6 +481,8 @@ class ChatController(QObject):
     # ---- streaming slots (called by _Run on the GUI thread) ----------------------------------
     def _on_prompt(self, turn: Turn, info: PromptInfo) -> None:
         turn.widget.set_reading(len(info.prompt_ids), info.dropped_messages)
+        if self._inspected is turn:
+            self.window.pipeline.set_prompt(info)
         if self.run is not None and self.run.stopping and not turn.steps:
             turn.widget.reading.setText("Stopping…")
         self._show_context(len(info.prompt_ids))
@@ -481,6 +495,7 @@ class ChatController(QObject):
         turn.widget.append_step(step)
         if self._inspected is turn:
             self.window.inspector.add_step(step)
+            self.window.pipeline.add_step(step)
         if turn.prompt is not None and step.index % 8 == 0:
             self._show_context(len(turn.prompt.prompt_ids) + step.index + 1)
 
@@ -514,10 +529,16 @@ class ChatController(QObject):
         if not turn.steps and done.error:
             return
         partial = done.finish_reason in ("cancelled", "error")
-        conv, steps = run.conv_id, list(turn.steps)
+        conv, steps, phases = run.conv_id, list(turn.steps), list(turn.phases)
         turn.message_id = self._history(
             lambda: self.history.add_assistant_message(
-                conv, done, steps, model=run.model_name, prompt=turn.prompt, partial=partial
+                conv,
+                done,
+                steps,
+                model=run.model_name,
+                prompt=turn.prompt,
+                partial=partial,
+                phases=phases,
             )
         )
         self.refresh_conversations()
@@ -676,6 +697,7 @@ class ChatController(QObject):
         self._unhighlight_inspected()
         self._inspected = None
         self.window.inspector.clear()
+        self.window.pipeline.clear()
 
     @Slot()
     def new_chat(self) -> None:
@@ -736,6 +758,7 @@ class ChatController(QObject):
             self._unhighlight_inspected()  # one highlighted token in the window, not one per reply
             self._inspected = turn
             self.window.inspector.set_reply(turn.widget.steps)
+            self.window.pipeline.set_reply(turn.prompt, turn.phases, turn.widget.steps)
 
     def _unhighlight_inspected(self) -> None:
         widget = self._inspected.widget if self._inspected is not None else None
@@ -748,6 +771,7 @@ class ChatController(QObject):
         if turn is not None:
             self._inspect(turn)
             self.window.inspector.show_step(index)
+            self.window.pipeline.show_token(index)
             self.window.inspector_dock.show()
 
     @Slot(int)
@@ -755,6 +779,20 @@ class ChatController(QObject):
         if self._inspected is not None:
             self._inspected.widget.body.select_span(index)
             self.window.inspector.show_step(index)
+            self.window.pipeline.show_token(index)
+
+    @Slot(str)
+    def _pipeline_link(self, target: str) -> None:
+        """A Pipeline view link: "inspector" raises the token inspector; "tokens" / "prompt"
+        show the inspected reply's user message as its tokens / as the whole prompt."""
+        if target == "inspector":
+            self.window.inspector_dock.show()
+            self.window.inspector_dock.raise_()
+            return
+        user = self._user_before(self._inspected) if self._inspected is not None else None
+        if user is not None and user.widget.mode_buttons[target].isEnabled():
+            user.widget.mode_buttons[target].click()  # as if clicked: the same slot shows it
+            self.window.chat.scroll.ensureWidgetVisible(user.widget)
 
     @Slot(str)
     def _user_view_mode(self, mode: str) -> None:
@@ -833,6 +871,7 @@ class ChatController(QObject):
     def _add_stored_reply(self, message: Any) -> None:
         widget = AssistantMessageWidget(message.model or "")
         turn = Turn("assistant", widget, message_id=message.id, prompt=message.prompt)
+        turn.phases = list(message.phases)
         self._attach_assistant(turn)
         widget.set_steps(message.steps)
         turn.steps = widget.steps

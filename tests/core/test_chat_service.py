@@ -37,6 +37,7 @@ def test_a_run_yields_the_engines_records_and_finish_sees_them(model):
     ]
     assert handle.wait(5)
     assert seen["r"].done == records[-1] and len(seen["r"].steps) == records[-1].completion_tokens
+    assert [p.phase for p in seen["r"].phases] == ["tokenize", "prefill", "decode"]
     service.close()
 
 

@@ -29,8 +29,19 @@ def test_chat_json_lines_have_openai_logprobs_and_done(tiny_llama_dir, capsys):
     argv = ["chat", "--model", str(tiny_llama_dir), "--temperature", "0"]
     assert main([*argv, "--max-new-tokens", "5", "--top-logprobs", "3", "--json", "Hi"]) == 0
     rows = json_lines(capsys.readouterr().out)
-    tokens, done = rows[:-1], rows[-1]
+    tokens, done = [r for r in rows if r["type"] == "token"], rows[-1]
     assert done["type"] == "done" and done["completion_tokens"] == len(tokens) == 5
+    # phases: tokenize and prefill before the first token, the decode summary after the last
+    assert [r["type"] for r in rows] == ["phase", "phase", *["token"] * 5, "phase", "done"]
+    tokenize, prefill, decode = (r for r in rows if r["type"] == "phase")
+    assert [tokenize["phase"], prefill["phase"], decode["phase"]] == [
+        "tokenize",
+        "prefill",
+        "decode",
+    ]
+    assert tokenize["tokens"] == len(tokenize["ids"]) == done["prompt_tokens"]
+    assert prefill["tokens"] + prefill["reused"] == done["prompt_tokens"]
+    assert decode["tokens"] == 4 and decode["ms"] > 0 and decode["tokens_per_s"] > 0
     assert done["text"] == "".join(t["text"] for t in tokens)
     assert done["seed"] is None  # greedy draws nothing
     for row in tokens:
@@ -49,6 +60,9 @@ def test_chat_json_lines_have_openai_logprobs_and_done(tiny_llama_dir, capsys):
         assert math.isclose(row["top_logprobs"][0]["logprob"], row["logprob"], rel_tol=1e-6)
         assert sum(math.exp(a["logprob"]) for a in row["top_logprobs"]) <= 1.0
         assert all(0 <= b < 256 for b in row["bytes"])
+        assert row["sampler"] == [  # greedy: the draw alone, one candidate, the model's top
+            {"stage": "draw", "candidates": 1, "mass": row["prob"], "rank": 0}
+        ]
 
 
 def test_sampled_reply_reports_its_seed(tiny_llama_dir, capsys):
@@ -134,8 +148,12 @@ def test_chat_is_saved_in_history_with_its_token_records(tiny_llama_dir, capsys)
     user, assistant = exported["messages"]
     assert user["content"] == "Hello there"
     assert assistant["content"] == reply[-1]["text"]
-    saved_ids = [t["id"] for t in assistant["logprobs"]["content"]]
-    assert saved_ids == [t["id"] for t in reply[:-1]]
+    saved = assistant["logprobs"]["content"]
+    printed = [t for t in reply if t["type"] == "token"]
+    assert [t["id"] for t in saved] == [t["id"] for t in printed]
+    assert [t["sampler"] for t in saved] == [t["sampler"] for t in printed]
+    phases = [{k: v for k, v in r.items() if k != "type"} for r in reply if r["type"] == "phase"]
+    assert assistant["phases"] == phases  # the reply's pipeline, saved and exported
 
 
 def test_chat_no_save_leaves_history_empty(tiny_llama_dir, capsys):

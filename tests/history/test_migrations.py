@@ -64,6 +64,7 @@ EXPECTED_COLUMNS = {
         (25, "branch_replaced_id", "INTEGER", 0, None, 0),
         (26, "branch_replaced_token", "TEXT", 0, None, 0),
         (27, "branch_picked_id", "INTEGER", 0, None, 0),
+        (28, "phases", "TEXT", 0, None, 0),  # m003
     ],
     "token_steps": [
         (0, "message_id", "INTEGER", 1, None, 1),
@@ -81,6 +82,7 @@ EXPECTED_COLUMNS = {
         (12, "step_ms", "", 0, None, 0),
         (13, "forced", "INTEGER", 1, "0", 0),
         (14, "picked", "INTEGER", 1, "0", 0),
+        (15, "sampler", "TEXT", 0, None, 0),  # m003
     ],
     "alternatives": [
         (0, "message_id", "INTEGER", 1, None, 1),
@@ -118,7 +120,7 @@ EXPECTED_INDEX_COLUMNS = {
 
 def _fresh(tmp_path) -> sqlite3.Connection:
     db = sqlite3.connect(tmp_path / "h.sqlite3", isolation_level=None)
-    assert migrate(db) == ["m001_conversations_messages_tokens", "m002_message_tree"]
+    assert migrate(db) == [fn.__name__ for fn in MIGRATIONS]
     return db
 
 
@@ -176,3 +178,27 @@ def test_history_opens_in_wal_mode_with_foreign_keys(tmp_path):
         assert history._db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
         assert history._db.execute("PRAGMA foreign_keys").fetchone() == (1,)
         assert history.notice is None
+
+
+def test_a_reply_saved_before_m003_opens_without_phases_or_chains(tmp_path):
+    path = tmp_path / "h.sqlite3"
+    db = sqlite3.connect(path, isolation_level=None)
+    first = [fn for fn in MIGRATIONS if fn.__name__ != "m003_phases_and_sampler_chain"]
+    migrate(db, first)  # the schema as the previous version left it
+    db.execute("INSERT INTO conversations VALUES (1, 't', 'm', '2026-01-01', '2026-01-01')")
+    db.execute(
+        "INSERT INTO messages (id, conversation_id, role, text, created_at, finish_reason, "
+        "settings, seed, provider, prompt_tokens, completion_tokens, dropped_messages, ttft_ms, "
+        "decode_tokens_per_s) VALUES (1, 1, 'assistant', 'a', '2026-01-01', 'stop', '{}', '1', "
+        "'CPUExecutionProvider', 3, 1, 0, 1.5, 0.0)"
+    )
+    db.execute(
+        "INSERT INTO token_steps (message_id, position, step_index, token_id, token, text, bytes, "
+        "logprob, prob, sampling_prob, rank, entropy, step_ms) "
+        "VALUES (1, 0, 0, 5, 'a', 'a', x'61', -0.1, 0.9, 1.0, 0, 0.2, 3.0)"
+    )
+    db.close()
+    with History(path) as history:  # applies m003
+        (reply,) = history.messages(1)
+    assert reply.phases == () and reply.steps[0].sampler == ()
+    assert reply.steps[0].id == 5
