@@ -27,7 +27,7 @@ def saved_reply(tiny_llama_dir, capsys):
     assert main([*argv, "What is the capital of France?"]) == 0
     rows = json_lines(capsys.readouterr().out)
     assert len(rows) >= 5, "the tiny model's reply is too short to branch"
-    return rows[:-1], rows[-1]
+    return [r for r in rows if r["type"] == "token"], rows[-1]
 
 
 def tree(conv_id: int):
@@ -57,7 +57,7 @@ def test_branch_continues_a_reply_from_a_token_and_saves_a_new_version(
     argv = ["branch", str(conv), "--message", str(original), "--at", str(index)]
     assert main([*argv, "--token", str(alt["id"]), "--model", str(tiny_llama_dir), "--json"]) == 0
     rows = json_lines(capsys.readouterr().out)
-    new, new_done = rows[:-1], rows[-1]
+    new, new_done = [r for r in rows if r["type"] == "token"], rows[-1]
     assert [t["id"] for t in new[:index]] == [t["id"] for t in tokens[:index]]
     assert all(t["forced"] and "picked" not in t for t in new[:index])
     picked = new[index]

@@ -39,7 +39,7 @@ def test_chat_json_on_a_narrow_stdout_is_valid_json_and_saved(tiny_llama_dir, tm
     lines = [json.loads(line) for line in raw.splitlines()]
     done = lines[-1]
     assert done["type"] == "done" and done["settings"]["stop_strings"] == ["é☃"]
-    assert "".join(line["text"] for line in lines[:-1]) == done["text"]
+    assert "".join(line["text"] for line in lines if line["type"] == "token") == done["text"]
     with History(home / "history.sqlite3") as history:
         (conv,) = history.list_conversations()
         user, reply = history.messages(conv.id)

@@ -13,7 +13,7 @@ import pytest
 from tokenizers import Tokenizer
 
 from desktop.engine.errors import EngineError
-from desktop.engine.events import GenerationDone, GenerationSettings, PromptInfo
+from desktop.engine.events import GenerationDone, GenerationSettings, PromptInfo, TokenStep
 from desktop.engine.generate import LoopLimits, generate
 
 EMOJI = "😃"
@@ -22,6 +22,9 @@ EMOJI = "😃"
 class ScriptedStepper:
     """Logits that make greedy decoding pick `script[i]` at step i; optionally sets `cancel` or
     raises an EngineError before step `stop_at`."""
+
+    reused = 0  # the Stepper protocol: nothing comes from a prefix cache
+    prefill_phase = "prefill"
 
     def __init__(self, vocab: int, script: list[int], stop_at=None, cancel=None, fail=False):
         self.vocab, self.script, self.position = vocab, script, 0
@@ -54,7 +57,7 @@ def run(tok, script, max_new=16, stop_at=None, fail=False, eos=(), stops=()):
     settings = GenerationSettings(max_new_tokens=max_new, temperature=0.0, stop_strings=stops)
     limits = LoopLimits(eos_ids=frozenset(eos), max_positions=4096, provider="cpu")
     records = list(generate(stepper, tok, prompt, settings, limits, cancel))
-    return records[:-1], records[-1]
+    return [r for r in records if isinstance(r, TokenStep)], records[-1]
 
 
 @pytest.fixture

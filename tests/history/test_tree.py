@@ -248,7 +248,9 @@ def test_a_file_from_before_the_tree_opens_as_straight_lines_in_under_a_second(t
                 m.parent_id == prev.id and m.active for prev, m in itertools.pairwise(path_messages)
             )
             assert texts(path_messages)[:2] == ["question 0", make_done(steps).text]
-            assert exact(path_messages[1].steps) == exact(steps)
+            # a file from before m003 has no sampler chains: they read back empty
+            unchained = [dataclasses.replace(s, sampler=()) for s in steps]
+            assert exact(path_messages[1].steps) == exact(unchained)
         user = history.add_user_message(convs[0], "a new turn")  # goes on after the line
         assert history.messages(convs[0])[-1].id == user
     finally:
