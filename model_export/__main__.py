@@ -1,5 +1,7 @@
-"""Command line: `python -m model_export SOURCE --out DIR [--quantize ...] [--force] [--no-check]`
-and `python -m model_export default` (the default model into the user's models folder).
+"""Command line: `python -m model_export SOURCE --out DIR [--quantize ...] [--force] [--no-check]
+[--no-probe]`, `python -m model_export SOURCE --out DIR --add-probe` (the probe graph into a
+folder already exported from SOURCE) and `python -m model_export default [--probe]` (the default
+model into the user's models folder; with --probe also its probe graph, added to a built folder).
 
 Also the console script `tokenglass-export`. An `ExportError` becomes one line on stderr and
 exit status 2; the output folder is then absent (the export writes atomically).
@@ -30,6 +32,19 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--no-check", action="store_true", help="skip the ONNX vs PyTorch self-check"
     )
+    parser.add_argument(
+        "--no-probe", action="store_true", help="skip the probe graph (attention, logit lens)"
+    )
+    parser.add_argument(
+        "--probe",
+        action="store_true",
+        help="with 'default': also write the probe graph (float32, adds about 540 MB)",
+    )
+    parser.add_argument(
+        "--add-probe",
+        action="store_true",
+        help="only add the probe graph to the existing folder --out exported from SOURCE",
+    )
     return parser
 
 
@@ -39,15 +54,23 @@ def main(argv: list[str] | None = None) -> int:
         if args.source == "default" and args.out is None:
             from .default_model import build_default_model
 
-            path = build_default_model(force=args.force)
+            path = build_default_model(force=args.force, probe=args.probe)
             print(path)
             return 0
         if args.out is None:
             raise ExportError("--out DIR is required")
-        from .api import export
+        from .api import add_probe, export
 
+        if args.add_probe:
+            print(json.dumps(add_probe(args.source, args.out)))
+            return 0
         report = export(
-            args.source, args.out, quantize=args.quantize, force=args.force, check=not args.no_check
+            args.source,
+            args.out,
+            quantize=args.quantize,
+            force=args.force,
+            check=not args.no_check,
+            probe=not args.no_probe,
         )
     except ExportError as err:
         print(f"error: {err}", file=sys.stderr)

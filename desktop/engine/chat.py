@@ -15,13 +15,14 @@ from desktop.engine.chat_template import ChatTemplate, find_template
 from desktop.engine.errors import EmptyMessageError, PromptTooLongError
 from desktop.engine.events import GenerationDone, GenerationSettings, Message, PromptInfo, TokenStep
 from desktop.engine.generate import LoopLimits, generate
+from desktop.engine.inspect import Inspection, Inspector
 from desktop.engine.manifest import ModelManifest, read_manifest
 from desktop.engine.prompt import build_prompt
 from desktop.engine.session import ProviderInfo, open_graphs
 from desktop.engine.steppers import make_stepper
 from desktop.engine.tokenizer import TextTokenizer, TokenPiece
 
-__all__ = ["ChatModel", "ProviderInfo", "TokenPiece", "load_model"]
+__all__ = ["ChatModel", "Inspection", "ProviderInfo", "TokenPiece", "load_model"]
 
 _SPECIAL_KEYS = ("bos_token", "eos_token", "pad_token", "unk_token")
 
@@ -48,6 +49,8 @@ class ChatModel:
         self._graphs, self.provider = open_graphs(manifest.graphs, provider, threads)
         self._stepper = make_stepper(manifest, self._graphs)
         self._lock = threading.Lock()
+        # the probe graph opens on the first inspect() only (attention and layer views)
+        self.inspector = Inspector(manifest, provider, threads)
 
     @property
     def template_note(self) -> str | None:
@@ -165,8 +168,18 @@ class ChatModel:
             )
             yield from generate(self._stepper, self.tokenizer, prompt, settings, limits, cancel)
 
+    def inspect(
+        self, ids: Sequence[int], positions: Sequence[int] | None = None, top_k: int = 5
+    ) -> Inspection:
+        """Attention maps and the logit lens of `ids` (e.g. a prompt and its reply as the model
+        read them) from the folder's probe graph; see `Inspector.inspect` for shapes, limits and
+        errors (NoProbeGraphError for a folder without one). Blocks: run it off the GUI thread.
+        Does not wait for a generation in progress (its own session and lock)."""
+        return self.inspector.inspect(ids, positions, top_k)
+
     def close(self) -> None:
         """Release the ONNX Runtime sessions."""
+        self.inspector.close()
         self._graphs.clear()
         self._stepper = None  # type: ignore[assignment]
 

@@ -31,3 +31,11 @@ class SamplingError(EngineError):
 
 class EmptyMessageError(EngineError):
     """The user's message is empty or only whitespace."""
+
+
+class NoProbeGraphError(EngineError):
+    """The model folder has no probe graph, so attention and the logit lens cannot be shown."""
+
+
+class InspectTooLargeError(EngineError):
+    """An inspect request is over the engine's limits (tokens, or bytes of attention maps)."""

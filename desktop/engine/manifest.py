@@ -44,7 +44,9 @@ class ModelManifest:
     step graph, older pairs only) and "encoder". eos_ids: the union of end tokens from
     generation_config.json, config.json and the tokenizer (cases C1, C2). context_size: max
     positions (tokens). forced_bos_id: a token an encoder-decoder reply always starts with
-    (BART's forced_bos_token_id), fed after the decoder start token.
+    (BART's forced_bos_token_id), fed after the decoder start token. probe_graph: the
+    decoder-only probe graph `onnx/probe_model.onnx` (attention and logit lens, opened only on
+    demand by inspect.py; not one of `graphs`), or None when the folder has none.
     """
 
     path: Path
@@ -64,6 +66,7 @@ class ModelManifest:
     decoder_start_id: int | None
     pad_id: int | None
     forced_bos_id: int | None = None
+    probe_graph: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -144,6 +147,7 @@ def read_manifest(folder: str | Path) -> ModelManifest:
         forced_bos_id=_first_int(
             generation.get("forced_bos_token_id", config.get("forced_bos_token_id"))
         ),
+        probe_graph=_probe_graph(graphs) if kind == "decoder" else None,
     )
 
 
@@ -247,6 +251,15 @@ def _find_graphs(path: Path) -> tuple[dict[str, Path], str]:
         f"{onnx_dir} holds {found}; expected onnx/model.onnx (decoder-only) or "
         "onnx/encoder_model.onnx with onnx/decoder_model_merged.onnx (encoder-decoder)."
     )
+
+
+PROBE_FILE = "probe_model.onnx"
+
+
+def _probe_graph(graphs: dict[str, Path]) -> Path | None:
+    """The probe graph beside the decoder graph, when there is one."""
+    probe = graphs["decoder"].parent / PROBE_FILE
+    return probe if probe.is_file() else None
 
 
 def _graph_size(file: Path) -> int:

@@ -1,0 +1,219 @@
+"""The probe graph: attention maps and the logit lens of a decoder-only model, in one ONNX file.
+
+Written as `onnx/probe_model.onnx` beside the chat graphs. It runs the whole sequence at once
+(no KV cache) in float32 from the PyTorch model the chat graph came from, through transformers'
+eager attention (`output_attentions=True, output_hidden_states=True`) wrapped in `ProbeModule`
+and exported with torch.onnx's TorchScript exporter.
+
+I/O (batch 1 in practice; every axis below is dynamic except layers, heads and k):
+    input_ids      int64[batch, seq]       the token sequence, read with a causal mask
+    positions      int64[rows]             the query positions whose rows the caller wants
+ -> attentions     float32[layers, batch, heads, rows, seq]   softmax(QK^T/sqrt(d) + mask) rows
+                   for the chosen positions (grouped-query attention: one map per query head)
+    lens_logprobs  float32[layers, batch, rows, LENS_TOP_K]   the logit lens's top-k log-probs
+    lens_ids       int64[layers, batch, rows, LENS_TOP_K]     their token ids, best first
+
+The lens at layer l (1..L) is log_softmax(lm_head(final_norm(h_l))) for the residual stream h_l
+after layer l; at l = L it is the model's own logits (transformers' last hidden state already
+went through the final norm). Top-k in the graph rather than the residual streams as outputs:
+the streams would need the lm_head outside the graph (a second copy of the largest matrix in the
+app, or numpy over [rows, vocab] per layer), while top-k keeps the output at
+layers x rows x 20 numbers and the graph frees each layer's [rows, vocab] logits after its TopK.
+Selecting `positions` inside the graph bounds the attention output at layers x heads x rows x seq
+instead of x seq x seq (the engine sets the limits; see desktop/engine/inspect.py).
+
+The weights are a float32 copy (torch.onnx stores them in the file): the probe is not shared with
+the chat graph (see README, "Inside the model"). Knows nothing about tokenizers or the engine.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+
+from .errors import ExportError
+
+PROBE_FILE = "probe_model.onnx"
+LENS_TOP_K = 20
+OPSET = 17
+INPUTS = ("input_ids", "positions")
+OUTPUTS = ("attentions", "lens_logprobs", "lens_ids")
+#: model_type -> dotted path (from the CausalLM) of the final norm that precedes the lm_head.
+FINAL_NORMS: dict[str, str] = {
+    "llama": "model.norm",
+    "mistral": "model.norm",
+    "qwen2": "model.norm",
+    "gpt2": "transformer.ln_f",
+}
+CHECK_IDS_LENGTH = 24
+
+
+def _module(model: Any, dotted: str) -> Any:
+    for part in dotted.split("."):
+        model = getattr(model, part)
+    return model
+
+
+def probe_module(model: Any) -> Any:
+    """`model` (a transformers causal LM, eager attention) wrapped as the probe's forward.
+
+    Raises ExportError for a model type with no entry in FINAL_NORMS.
+    """
+    import torch
+
+    model_type = model.config.model_type
+    if model_type not in FINAL_NORMS:
+        raise ExportError(f"no probe graph for model type {model_type!r} (supported: "
+                          + ", ".join(FINAL_NORMS) + ")")  # fmt: skip
+
+    class ProbeModule(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+            self.norm = _module(model, FINAL_NORMS[model_type])
+            self.head = model.get_output_embeddings()
+
+        def forward(self, input_ids: torch.Tensor, positions: torch.Tensor):
+            n = input_ids.shape[1]
+            # an explicit additive causal mask: transformers' own mask builder (vmap) cannot be
+            # traced; this one gives the same probabilities (masked entries exp to exactly 0)
+            mask = torch.full((n, n), torch.finfo(torch.float32).min).triu(1)[None, None]
+            out = self.model(
+                input_ids=input_ids,
+                attention_mask=mask,  # (1, 1, seq, seq)
+                output_attentions=True,
+                output_hidden_states=True,
+                use_cache=False,
+            )
+            # each (B, heads, seq, seq) -> rows -> (L, B, heads, rows, seq)
+            attentions = torch.stack([a.index_select(2, positions) for a in out.attentions])
+            streams = out.hidden_states[1:]  # L x (B, seq, hidden); the last one already normed
+            values, ids = [], []
+            for layer, stream in enumerate(streams):
+                h = stream.index_select(1, positions)  # (B, rows, hidden)
+                logits = self.head(h if layer == len(streams) - 1 else self.norm(h))
+                logprobs = torch.log_softmax(logits.float(), dim=-1)  # (B, rows, vocab)
+                top = torch.topk(logprobs, LENS_TOP_K, dim=-1)  # (B, rows, k)
+                values.append(top.values)
+                ids.append(top.indices)
+            return attentions, torch.stack(values), torch.stack(ids)
+
+    return ProbeModule().eval()
+
+
+def export_probe(model: Any, onnx_dir: Path) -> dict:
+    """Write `onnx_dir/probe_model.onnx` for `model` and check it against PyTorch.
+
+    Switches `model` to eager attention for the export and back. torch.onnx's tracing leaves
+    some models (GPT-2) computing differently afterwards, so call this after every other use of
+    `model`. Returns the report's `probe` section (file, bytes, seconds, check). Raises
+    ExportError for an unsupported model type, a failed export, or attention/lens that differ
+    from PyTorch by more than 1e-4 / 1e-3.
+    """
+    import torch
+
+    if model.config.vocab_size < LENS_TOP_K:
+        raise ExportError(f"the vocabulary has fewer than {LENS_TOP_K} tokens")
+    started = time.perf_counter()
+    ids = torch.arange(CHECK_IDS_LENGTH, dtype=torch.long)[None] % model.config.vocab_size
+    previous = model.config._attn_implementation
+    model.set_attn_implementation("eager")
+    try:
+        wrapper = probe_module(model)
+        expected = _reference(model, ids)
+        path = onnx_dir / PROBE_FILE
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")  # TracerWarnings for every shape branch
+            torch.onnx.export(
+                wrapper,
+                (ids, torch.arange(ids.shape[1])),
+                str(path),
+                input_names=list(INPUTS),
+                output_names=list(OUTPUTS),
+                dynamic_axes={
+                    "input_ids": {0: "batch", 1: "seq"},
+                    "positions": {0: "rows"},
+                    "attentions": {1: "batch", 3: "rows", 4: "seq"},
+                    "lens_logprobs": {1: "batch", 2: "rows"},
+                    "lens_ids": {1: "batch", 2: "rows"},
+                },
+                opset_version=OPSET,
+                dynamo=False,
+            )
+    except (RuntimeError, ValueError, TypeError) as err:
+        raise ExportError(f"the probe graph could not be exported: {err}") from err
+    finally:
+        model.set_attn_implementation(previous)
+    _mark(path, model)
+    check = _check(path, ids.numpy(), expected)
+    return {
+        "file": f"onnx/{PROBE_FILE}",
+        "bytes": _size(path),
+        "export_s": round(time.perf_counter() - started, 2),
+        "lens_top_k": LENS_TOP_K,
+        "check": check,
+    }
+
+
+def _reference(model: Any, ids: Any) -> dict[str, np.ndarray]:
+    """PyTorch's own eager attention rows (L, heads, seq, seq) and last-layer log-probs."""
+    import torch
+
+    with torch.no_grad():
+        out = model(input_ids=ids, output_attentions=True, use_cache=False)
+    return {
+        "attentions": torch.stack(out.attentions)[:, 0].numpy(),  # (L, heads, seq, seq)
+        "logprobs": torch.log_softmax(out.logits[0].float(), -1).numpy(),  # (seq, vocab)
+    }
+
+
+def _check(path: Path, ids: np.ndarray, expected: dict[str, np.ndarray]) -> dict:
+    """The probe on `ids` against PyTorch: attention within 1e-4, last-layer lens within 1e-3."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    positions = np.arange(ids.shape[1], dtype=np.int64)
+    attentions, lens_logprobs, lens_ids = session.run(
+        None, {"input_ids": ids, "positions": positions}
+    )
+    attention_diff = float(np.abs(attentions[:, 0] - expected["attentions"]).max())
+    want = np.take_along_axis(expected["logprobs"], lens_ids[-1, 0], axis=-1)  # (seq, k)
+    lens_diff = float(np.abs(lens_logprobs[-1, 0] - want).max())
+    top1_equal = bool((lens_ids[-1, 0, :, 0] == expected["logprobs"].argmax(-1)).all())
+    if attention_diff > 1e-4 or lens_diff > 1e-3 or not top1_equal:
+        raise ExportError(
+            f"the probe graph differs from PyTorch: attention by {attention_diff:.1e} (limit "
+            f"1e-4), last-layer log-probs by {lens_diff:.1e} (limit 1e-3), top-1 equal "
+            f"{top1_equal}"
+        )
+    return {
+        "positions": int(ids.shape[1]),
+        "attention_max_abs_diff": attention_diff,
+        "lens_last_layer_max_abs_diff": lens_diff,
+        "top1_equal": top1_equal,
+    }
+
+
+def _mark(path: Path, model: Any) -> None:
+    """Record the probe's shape facts in the graph's metadata (the engine reads them)."""
+    proto = onnx.load(str(path))
+    config = model.config
+    facts = {
+        "tokenglass_probe": "1",
+        "layers": str(config.num_hidden_layers),
+        "heads": str(config.num_attention_heads),
+        "lens_top_k": str(LENS_TOP_K),
+    }
+    for key, value in facts.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+    onnx.save_model(proto, str(path))
+
+
+def _size(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.parent.glob(path.name + "*"))
