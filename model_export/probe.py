@@ -14,10 +14,9 @@ I/O (batch 1 in practice; every axis below is dynamic except layers, heads and k
     lens_ids       int64[layers, batch, rows, LENS_TOP_K]     their token ids, best first
 
 The lens at layer l (1..L) is log_softmax(lm_head(final_norm(h_l))) for the residual stream h_l
-after layer l; at l = L it is the model's own logits (transformers' last hidden state already
-went through the final norm). Top-k in the graph rather than the residual streams as outputs:
-the streams would need the lm_head outside the graph (a second copy of the largest matrix in the
-app, or numpy over [rows, vocab] per layer), while top-k keeps the output at
+after layer l; at l = L it is the model's own logits. Top-k in the graph rather than the residual
+streams as outputs: the streams would need the lm_head outside the graph (a second copy of the
+largest matrix in the app, or numpy over [rows, vocab] per layer), while top-k keeps the output at
 layers x rows x 20 numbers and the graph frees each layer's [rows, vocab] logits after its TopK.
 Selecting `positions` inside the graph bounds the attention output at layers x heads x rows x seq
 instead of x seq x seq (the engine sets the limits; see desktop/engine/inspect.py).
@@ -92,11 +91,17 @@ def probe_module(model: Any) -> Any:
             )
             # each (B, heads, seq, seq) -> rows -> (L, B, heads, rows, seq)
             attentions = torch.stack([a.index_select(2, positions) for a in out.attentions])
-            streams = out.hidden_states[1:]  # L x (B, seq, hidden); the last one already normed
+            # the residual streams after layers 1..L-1, each (B, seq, hidden); the last layer's
+            # lens is the model's own logits (whether transformers' last hidden state is already
+            # normed varies: optimum's export patches leave it un-normed)
+            streams = out.hidden_states[1:-1]
             values, ids = [], []
-            for layer, stream in enumerate(streams):
-                h = stream.index_select(1, positions)  # (B, rows, hidden)
-                logits = self.head(h if layer == len(streams) - 1 else self.norm(h))
+            for layer in range(len(streams) + 1):
+                if layer < len(streams):
+                    h = streams[layer].index_select(1, positions)  # (B, rows, hidden)
+                    logits = self.head(self.norm(h))  # (B, rows, vocab)
+                else:
+                    logits = out.logits.index_select(1, positions)  # (B, rows, vocab)
                 logprobs = torch.log_softmax(logits.float(), dim=-1)  # (B, rows, vocab)
                 top = torch.topk(logprobs, LENS_TOP_K, dim=-1)  # (B, rows, k)
                 values.append(top.values)
