@@ -88,6 +88,7 @@ def probe_module(model: Any) -> Any:
                 output_attentions=True,
                 output_hidden_states=True,
                 use_cache=False,
+                logits_to_keep=positions,  # the lm_head only at the rows asked for
             )
             # each (B, heads, seq, seq) -> rows -> (L, B, heads, rows, seq)
             attentions = torch.stack([a.index_select(2, positions) for a in out.attentions])
@@ -101,7 +102,7 @@ def probe_module(model: Any) -> Any:
                     h = streams[layer].index_select(1, positions)  # (B, rows, hidden)
                     logits = self.head(self.norm(h))  # (B, rows, vocab)
                 else:
-                    logits = out.logits.index_select(1, positions)  # (B, rows, vocab)
+                    logits = out.logits  # (B, rows, vocab)
                 logprobs = torch.log_softmax(logits.float(), dim=-1)  # (B, rows, vocab)
                 top = torch.topk(logprobs, LENS_TOP_K, dim=-1)  # (B, rows, k)
                 values.append(top.values)
@@ -149,6 +150,9 @@ def export_probe(model: Any, onnx_dir: Path) -> dict:
                 },
                 opset_version=OPSET,
                 dynamo=False,
+                # folding would store each Linear's weight transposed: a tied embedding and
+                # lm_head twice (+113 MB for the default model); ONNX Runtime folds at load
+                do_constant_folding=False,
             )
     except (RuntimeError, ValueError, TypeError) as err:
         raise ExportError(f"the probe graph could not be exported: {err}") from err
