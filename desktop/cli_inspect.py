@@ -1,9 +1,11 @@
-"""`tokenglass inspect [--model M] [--raw] [--target TEXT] [--top-k K] [--json] TEXT`.
+"""`tokenglass inspect [--model M] [--raw] [--target TEXT] [--top-k K] [--json] TEXT`, and
+`tokenglass inspect CONVERSATION_ID --message MESSAGE_ID [--json]` for a saved reply.
 
 Runs the model's probe graph (desktop/engine/inspect.py) over TEXT: by default TEXT as one user
 message through the chat template with the generation prompt (what the model reads before it
 answers); with --raw TEXT read as the tokenizer reads it by default (its own special-token rules,
-as `tokenizer(TEXT)` in transformers), no template.
+as `tokenizer(TEXT)` in transformers), no template. A saved reply is read as the model read it:
+the prompt saved with it, then the reply's tokens (on the model it was made with, unless --model).
 
 --json prints one object (strict JSON, desktop.openai_json.dumps):
     tokens      [{id, token}]                         the sequence fed
@@ -32,7 +34,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "inspect", help="attention maps and the logit lens of a text (the model's probe graph)"
     )
-    parser.add_argument("text")
+    parser.add_argument("text", help="the text, or with --message a conversation id")
+    parser.add_argument(
+        "--message", type=int, metavar="MESSAGE_ID", help="a saved reply of conversation TEXT"
+    )
     _model_args(parser)
     parser.add_argument("--raw", action="store_true", help="tokenize TEXT as is (no chat template)")
     parser.add_argument("--target", help="encoder-decoder models: the decoder's input text")
@@ -41,6 +46,28 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--json", action="store_true")
     parser.set_defaults(func=run_inspect)
+
+
+def _saved_reply(args: argparse.Namespace) -> tuple[str | None, list[int]]:
+    """(model name, prompt ids + reply ids) of the saved reply --message in conversation TEXT.
+    Raises HistoryError (an EngineError) for an unknown conversation, EngineError otherwise."""
+    from desktop.history import History
+
+    try:
+        conv_id = int(args.text)
+    except ValueError:
+        raise EngineError(f"With --message, give a conversation id, not {args.text!r}.") from None
+    with History() as history:
+        messages = history.messages(conv_id)
+    found = next((m for m in messages if m.id == args.message), None)
+    if found is None or found.role != "assistant":
+        raise EngineError(f"Conversation {conv_id} has no reply with id {args.message}.")
+    if found.prompt is None:
+        raise EngineError(
+            f"Reply {args.message} was saved without its prompt (an older version), so it cannot "
+            "be read again as the model read it."
+        )
+    return found.model, [*found.prompt.prompt_ids, *(s.id for s in found.steps)]
 
 
 def _ids(model, args: argparse.Namespace) -> list[int]:
@@ -55,8 +82,14 @@ def _ids(model, args: argparse.Namespace) -> list[int]:
 
 
 def run_inspect(args: argparse.Namespace) -> int:
-    model = _load(args)
-    ids = _ids(model, args)
+    if args.message is not None:
+        name, ids = _saved_reply(args)
+        if args.model is None:
+            args.model = name
+        model = _load(args)
+    else:
+        model = _load(args)
+        ids = _ids(model, args)
     result = model.inspect(ids, top_k=args.top_k)
     label = model.tokenizer.token_label
     if args.json:

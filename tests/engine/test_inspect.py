@@ -148,3 +148,50 @@ def test_cli_raw_summary(tiny_gpt2_dir, capsys):
     ids = model.tokenizer.encode_prompt("Hello world", rendered_by_template=False)
     assert lines[0].startswith(f"{len(ids)} tokens, 2 layers x 4 heads")
     assert len(lines) == 1 + len(ids) and "attends" in lines[1] and "| lens" in lines[1]
+
+
+@pytest.mark.slow
+def test_default_models_probe_agrees_with_its_chat_graph(default_model_dir):
+    """The default model's probe (float32, from the GGUF) against the graph the app chats with
+    (model_q4.onnx: the same weights carried as Q4_1 blocks, a rescored Q8_0 lm_head): at every
+    position of a greedy reply, the last layer's lens has the chat's top-1 and its top-10
+    log-probabilities within 1e-3. The probe is optional for the default model (+540 MB, see
+    README); without it this test cannot run and says how to build it."""
+    if not (default_model_dir / "onnx" / "probe_model.onnx").is_file():
+        pytest.skip("the default model has no probe graph: `tokenglass-export default --probe`")
+    model = load_model(default_model_dir, provider="cpu", threads=2)
+    settings = GenerationSettings(max_new_tokens=32, temperature=0.0, repetition_penalty=1.0)
+    events = list(model.generate([Message("user", "What is the capital of France?")], settings))
+    prompt = events[0].prompt_ids
+    steps = [e for e in events if isinstance(e, TokenStep)]
+    ids = [*prompt, *(s.id for s in steps)]
+    rows = [len(prompt) - 1 + s.index for s in steps]  # the position that predicted each token
+    got = model.inspect(ids, positions=rows, top_k=10)
+    for row, step in enumerate(steps):
+        assert got.lens_ids[-1, row, 0] == step.top[0].id
+        want = {a.id: a.logprob for a in step.top}
+        for token, logprob in zip(got.lens_ids[-1, row], got.lens_logprobs[-1, row], strict=True):
+            if int(token) in want:
+                assert abs(float(logprob) - want[int(token)]) < 1e-3
+
+
+def test_cli_saved_reply(tiny_llama_dir, capsys):
+    from desktop.history import History
+
+    argv = ["chat", "--model", str(tiny_llama_dir), "--temperature", "0"]
+    assert main([*argv, "--max-new-tokens", "4", "Hi"]) == 0
+    capsys.readouterr()
+    with History() as history:
+        conv = history.list_conversations()[0]
+        reply = history.messages(conv.id)[-1]
+    assert reply.role == "assistant" and reply.prompt is not None
+    cmd = ["inspect", str(conv.id), "--message", str(reply.id), "--model", str(tiny_llama_dir)]
+    assert main([*cmd, "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    want = [*reply.prompt.prompt_ids, *(s.id for s in reply.steps)]
+    assert [t["id"] for t in out["tokens"]] == want
+    rows = len(reply.prompt.prompt_ids) - 1 + np.arange(len(reply.steps))
+    greedy = [out["logit_lens"][-1][r][0]["id"] for r in rows]  # the reply was greedy
+    assert greedy == [s.id for s in reply.steps]
+    assert main(["inspect", str(conv.id), "--message", "999", "--model", str(tiny_llama_dir)]) == 1
+    assert "has no reply with id 999" in capsys.readouterr().err
