@@ -98,7 +98,7 @@ class Inspector:
 
         top_k: lens entries per layer and position, 1 to the probe's own top-k (20).
         Raises NoProbeGraphError, EmptyMessageError (no ids), InspectTooLargeError (over
-        MAX_TOKENS or MAX_ATTENTION_BYTES), EngineError (an id outside the vocabulary, a
+        MAX_TOKENS, the context window or MAX_ATTENTION_BYTES), EngineError (an id outside the vocabulary, a
         position outside the sequence, a bad top_k, or the run failing).
         """
         ids = [int(i) for i in ids]
@@ -140,6 +140,11 @@ class Inspector:
             raise InspectTooLargeError(
                 f"The sequence is {len(ids)} tokens; inspect reads at most {MAX_TOKENS} "
                 "(inspect the last part of it)."
+            )
+        if len(ids) > self.manifest.context_size:
+            raise InspectTooLargeError(
+                f"The sequence is {len(ids)} tokens, longer than this model's context window "
+                f"({self.manifest.context_size})."
             )
         vocab = self.manifest.config.get("vocab_size")
         if isinstance(vocab, int) and any(not 0 <= i < vocab for i in ids):

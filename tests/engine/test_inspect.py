@@ -101,6 +101,8 @@ def test_limits_raise_clear_errors(tiny_llama_dir, monkeypatch):
     model = load_model(tiny_llama_dir, provider="cpu", threads=1)
     with pytest.raises(InspectTooLargeError, match="at most 2048"):
         model.inspect([5] * (inspect_module.MAX_TOKENS + 1))
+    with pytest.raises(InspectTooLargeError, match="context window"):
+        model.inspect([5] * (model.context_size + 1))
     monkeypatch.setattr(inspect_module, "MAX_ATTENTION_BYTES", 2 * 4 * 10 * 40 * 4)
     with pytest.raises(InspectTooLargeError, match="at most 10 positions"):
         model.inspect([5] * 40)
