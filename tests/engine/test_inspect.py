@@ -153,28 +153,33 @@ def test_cli_raw_summary(tiny_gpt2_dir, capsys):
 
 
 @pytest.mark.slow
-def test_default_models_probe_agrees_with_its_chat_graph(default_model_dir):
-    """The default model's probe (float32, from the GGUF) against the graph the app chats with
-    (model_q4.onnx: the same weights carried as Q4_1 blocks, a rescored Q8_0 lm_head): at every
-    position of a greedy reply, the last layer's lens has the chat's top-1 and its top-10
-    log-probabilities within 1e-3. The probe is optional for the default model (+540 MB, see
-    README); without it this test cannot run and says how to build it."""
+def test_default_models_probe_agrees_with_its_chat_graphs(default_model_dir):
+    """The default model's probe (float32, from the GGUF) at every position of two greedy
+    replies: the same top-1 as the graph the app chats with (model_q4.onnx, the same weights
+    carried as Q4_1 blocks), and top-10 log-probabilities within 1e-3 of the float32 chat graph
+    (model.onnx, when the folder has it). Not within 1e-3 of model_q4.onnx: its lm_head computes
+    all but the top 64 logits with int8 activations, which moves its log-normalizer by up to
+    1.5e-2 here (README). The probe is optional for the default model (+540 MB); without it this
+    test cannot run and says how to build it."""
     if not (default_model_dir / "onnx" / "probe_model.onnx").is_file():
         pytest.skip("the default model has no probe graph: `tokenglass-export default --probe`")
     model = load_model(default_model_dir, provider="cpu", threads=2)
     settings = GenerationSettings(max_new_tokens=32, temperature=0.0, repetition_penalty=1.0)
-    events = list(model.generate([Message("user", "What is the capital of France?")], settings))
-    prompt = events[0].prompt_ids
-    steps = [e for e in events if isinstance(e, TokenStep)]
-    ids = [*prompt, *(s.id for s in steps)]
-    rows = [len(prompt) - 1 + s.index for s in steps]  # the position that predicted each token
-    got = model.inspect(ids, positions=rows, top_k=10)
-    for row, step in enumerate(steps):
-        assert got.lens_ids[-1, row, 0] == step.top[0].id
-        want = {a.id: a.logprob for a in step.top}
-        for token, logprob in zip(got.lens_ids[-1, row], got.lens_logprobs[-1, row], strict=True):
-            if int(token) in want:
-                assert abs(float(logprob) - want[int(token)]) < 1e-3
+    fp32 = default_model_dir / "onnx" / "model.onnx"
+    for question in ("What is the capital of France?", "Write a haiku about tea."):
+        events = list(model.generate([Message("user", question)], settings))
+        prompt = list(events[0].prompt_ids)
+        steps = [e for e in events if isinstance(e, TokenStep)]
+        ids = [*prompt, *(s.id for s in steps)]
+        rows = [len(prompt) - 1 + s.index for s in steps]  # the position that predicted each
+        got = model.inspect(ids, positions=rows, top_k=10)
+        assert got.lens_ids[-1, :, 0].tolist() == [s.top[0].id for s in steps]
+        if fp32.is_file():
+            logits = OnnxDecoder(make_session(fp32)).forward(ids)[rows]  # (rows, vocab)
+            shifted = logits - logits.max(-1, keepdims=True)
+            logprobs = shifted - np.log(np.exp(shifted).sum(-1, keepdims=True))
+            want = np.take_along_axis(logprobs, got.lens_ids[-1], axis=-1)  # (rows, 10)
+            np.testing.assert_allclose(got.lens_logprobs[-1], want, atol=1e-3)
 
 
 def test_cli_saved_reply(tiny_llama_dir, capsys):
