@@ -3,7 +3,7 @@
 The folder (the layout transformers.js and onnx-community use):
     config.json, generation_config.json, tokenizer.json, tokenizer_config.json,
     special_tokens_map.json, onnx/model.onnx [, onnx/model_int8.onnx | onnx/model_q4.onnx],
-    onnx/probe_model.onnx (decoder-only models, unless probe=False; see probe.py),
+    onnx/probe_model.onnx (unless probe=False; see probe.py),
     export_report.json
 Everything is written into a hidden temporary folder beside OUT and renamed at the end, so a
 failed or interrupted export leaves no half folder; an existing OUT is replaced only with force.
@@ -26,7 +26,7 @@ from .errors import ExportError
 from .fused_graph import GRAPH_FORM as FUSED_FORM
 from .gguf_tokenizer import check_gguf_tokenizer
 from .onnx_graph import export_decoder, io_names
-from .probe import PROBE_FILE, export_probe
+from .probe import PROBE_FILE, export_probe, export_seq2seq_probe
 from .quantize import VARIANT_FILES
 from .quantize import quantize as quantize_graph
 from .seq2seq import export_seq2seq
@@ -47,8 +47,7 @@ def export(
 ) -> dict:
     """Export SOURCE (HF folder, hub id or .gguf) to the model folder `out_dir`.
 
-    probe: also write the probe graph (attention and logit lens, float32; decoder-only models
-    only: encoder-decoder exports record why there is none).
+    probe: also write the probe graph (attention and logit lens, float32).
 
     Returns the export report (also written as export_report.json). Raises `ExportError` with a
     one-line reason for a bad source, an existing `out_dir` without `force`, or a failed check
@@ -77,7 +76,7 @@ def export(
             if probe:  # last: torch.onnx's tracing can leave the PyTorch model changed
                 report["probe"] = export_probe(loaded.model, tmp / "onnx")
         if probe and loaded.model.config.is_encoder_decoder:
-            report["probe"] = {"file": None, "reason": "no probe graph for encoder-decoder models"}
+            report["probe"] = export_seq2seq_probe(loaded.model, tmp / "onnx")
         report.update(_common_report(source, loaded, tmp, started, load_s))
         write_json(tmp / "export_report.json", report)
         _replace(tmp, out_dir)
@@ -92,19 +91,18 @@ def add_probe(source: str | Path, out_dir: Path) -> dict:
     that SOURCE), atomically (a temporary folder beside onnx/, then a rename); records it in
     export_report.json's `probe`. Returns that section.
 
-    Raises ExportError when `out_dir` is not a decoder-only model folder, or as export_probe.
+    Raises ExportError when `out_dir` is not a model folder, or as export_probe.
     """
     out_dir = Path(out_dir).expanduser().resolve()
     onnx_dir = out_dir / "onnx"
-    if not (onnx_dir / "model.onnx").is_file() and not (onnx_dir / "model_q4.onnx").is_file():
-        raise ExportError(f"{out_dir} is not a decoder-only model folder (no onnx/model*.onnx)")
+    if not any(onnx_dir.glob("*model*.onnx")):
+        raise ExportError(f"{out_dir} is not a model folder (no onnx/*model*.onnx)")
     loaded = resolve(source)
-    if loaded.model.config.is_encoder_decoder:
-        raise ExportError("no probe graph for encoder-decoder models yet")
+    write = export_seq2seq_probe if loaded.model.config.is_encoder_decoder else export_probe
     tmp = onnx_dir / f".probe-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()
     try:
-        section = export_probe(loaded.model, tmp)
+        section = write(loaded.model, tmp)
         for made in tmp.iterdir():
             made.replace(onnx_dir / made.name)
     finally:

@@ -50,6 +50,14 @@ FINAL_NORMS: dict[str, str] = {
     "gpt2": "transformer.ln_f",
 }
 CHECK_IDS_LENGTH = 24
+SEQ2SEQ_INPUTS = ("input_ids", "decoder_input_ids", "positions")
+SEQ2SEQ_OUTPUTS = (
+    "encoder_attentions",
+    "decoder_attentions",
+    "cross_attentions",
+    "lens_logprobs",
+    "lens_ids",
+)
 
 
 def _module(model: Any, dotted: str) -> Any:
@@ -110,6 +118,143 @@ def probe_module(model: Any) -> Any:
             return attentions, torch.stack(values), torch.stack(ids)
 
     return ProbeModule().eval()
+
+
+def _seq2seq_lens_head(model: Any) -> Any:
+    """h (B, rows, d_model) -> logits (B, rows, vocab) for a decoder layer's residual stream, as
+    the model computes its own logits from the last one: T5 applies the decoder's final RMSNorm
+    and, with a tied head, scales by d_model^-0.5; BART and Marian (post-LN: each layer's output
+    is already normed) add final_logits_bias. Raises ExportError for other model types."""
+    kind = model.config.model_type
+    if kind == "t5":
+        norm, head = model.decoder.final_layer_norm, model.lm_head
+        scale = model.config.d_model**-0.5 if model.config.tie_word_embeddings else 1.0
+        return lambda h: head(norm(h) * scale)
+    if kind in ("bart", "marian"):
+        bias = model.final_logits_bias  # (1, vocab)
+        return lambda h: model.lm_head(h) + bias
+    raise ExportError(f"no probe graph for encoder-decoder model type {kind!r}")
+
+
+def seq2seq_probe_module(model: Any) -> Any:
+    """An encoder-decoder `model` (eager attention) wrapped as the seq2seq probe's forward:
+    (input_ids, decoder_input_ids, positions) -> SEQ2SEQ_OUTPUTS (see the module docstring)."""
+    import torch
+
+    lens_head = _seq2seq_lens_head(model)
+
+    class Seq2SeqProbe(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, input_ids, decoder_input_ids, positions):
+            out = self.model(
+                input_ids=input_ids,
+                decoder_input_ids=decoder_input_ids,
+                output_attentions=True,
+                output_hidden_states=True,
+                use_cache=False,
+            )
+            encoder = torch.stack(out.encoder_attentions)  # (Le, B, heads, S, S)
+            decoder = torch.stack([a.index_select(2, positions) for a in out.decoder_attentions])
+            cross = torch.stack([a.index_select(2, positions) for a in out.cross_attentions])
+            streams = out.decoder_hidden_states[1:-1]  # after decoder layers 1..L-1
+            values, ids = [], []
+            for layer in range(len(streams) + 1):
+                if layer < len(streams):
+                    logits = lens_head(streams[layer].index_select(1, positions))
+                else:
+                    logits = out.logits.index_select(1, positions)  # (B, rows, vocab)
+                top = torch.topk(torch.log_softmax(logits.float(), dim=-1), LENS_TOP_K, dim=-1)
+                values.append(top.values)
+                ids.append(top.indices)
+            return encoder, decoder, cross, torch.stack(values), torch.stack(ids)
+
+    return Seq2SeqProbe().eval()
+
+
+def export_seq2seq_probe(model: Any, onnx_dir: Path) -> dict:
+    """Write `onnx_dir/probe_model.onnx` for an encoder-decoder `model` (T5, BART, Marian).
+
+    I/O: input_ids int64[batch, src], decoder_input_ids int64[batch, tgt], positions int64[rows]
+    (decoder positions) -> encoder_attentions float32[Le, batch, heads, src, src],
+    decoder_attentions float32[L, batch, heads, rows, tgt], cross_attentions float32[L, batch,
+    heads, rows, src], lens_logprobs float32[L, batch, rows, 20], lens_ids int64[L, batch, rows,
+    20] (the lens over decoder positions; layer L is the model's own logits). Checked against
+    PyTorch as export_probe. Returns the report's `probe` section. Raises ExportError.
+    """
+    import torch
+
+    started = time.perf_counter()
+    vocab = model.config.vocab_size
+    src = torch.arange(3, 3 + CHECK_IDS_LENGTH)[None] % vocab
+    tgt = torch.arange(5, 5 + CHECK_IDS_LENGTH // 2)[None] % vocab
+    previous = model.config._attn_implementation
+    model.set_attn_implementation("eager")
+    path = onnx_dir / PROBE_FILE
+    try:
+        wrapper = seq2seq_probe_module(model)
+        with torch.no_grad():
+            out = model(input_ids=src, decoder_input_ids=tgt, output_attentions=True)
+        expected = {
+            "attentions": torch.stack(out.cross_attentions)[:, 0].numpy(),  # (L, H, T, S)
+            "logprobs": torch.log_softmax(out.logits[0].float(), -1).numpy(),  # (T, vocab)
+        }
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")  # TracerWarnings for every shape branch
+            torch.onnx.export(
+                wrapper,
+                (src, tgt, torch.arange(tgt.shape[1])),
+                str(path),
+                input_names=list(SEQ2SEQ_INPUTS),
+                output_names=list(SEQ2SEQ_OUTPUTS),
+                dynamic_axes={
+                    "input_ids": {0: "batch", 1: "src"},
+                    "decoder_input_ids": {0: "batch", 1: "tgt"},
+                    "positions": {0: "rows"},
+                    "encoder_attentions": {1: "batch", 3: "src", 4: "src_keys"},
+                    "decoder_attentions": {1: "batch", 3: "rows", 4: "tgt"},
+                    "cross_attentions": {1: "batch", 3: "rows", 4: "src"},
+                    "lens_logprobs": {1: "batch", 2: "rows"},
+                    "lens_ids": {1: "batch", 2: "rows"},
+                },
+                opset_version=OPSET,
+                dynamo=False,
+                do_constant_folding=False,
+            )
+    except (RuntimeError, ValueError, TypeError) as err:
+        raise ExportError(f"the probe graph could not be exported: {err}") from err
+    finally:
+        model.set_attn_implementation(previous)
+    config = model.config
+    layers = getattr(config, "num_decoder_layers", None) or config.decoder_layers
+    heads = getattr(config, "decoder_attention_heads", None) or config.num_attention_heads
+    _mark(path, model, layers=layers, heads=heads, kind="encoder-decoder")
+    check = _check_seq2seq(path, src.numpy(), tgt.numpy(), expected)
+    return {
+        "file": f"onnx/{PROBE_FILE}",
+        "bytes": _size(path),
+        "export_s": round(time.perf_counter() - started, 2),
+        "lens_top_k": LENS_TOP_K,
+        "check": check,
+    }
+
+
+def _check_seq2seq(
+    path: Path, src: np.ndarray, tgt: np.ndarray, expected: dict[str, np.ndarray]
+) -> dict:
+    """Cross-attention within 1e-4 and the last layer's lens within 1e-3 of PyTorch."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    feeds = {
+        "input_ids": src,
+        "decoder_input_ids": tgt,
+        "positions": np.arange(tgt.shape[1], dtype=np.int64),
+    }
+    _, _, cross, lens_logprobs, lens_ids = session.run(None, feeds)
+    return _compare(path, cross[:, 0], lens_logprobs[-1, 0], lens_ids[-1, 0], expected)
 
 
 def export_probe(model: Any, onnx_dir: Path) -> dict:
@@ -190,10 +335,22 @@ def _check(path: Path, ids: np.ndarray, expected: dict[str, np.ndarray]) -> dict
     attentions, lens_logprobs, lens_ids = session.run(
         None, {"input_ids": ids, "positions": positions}
     )
-    attention_diff = float(np.abs(attentions[:, 0] - expected["attentions"]).max())
-    want = np.take_along_axis(expected["logprobs"], lens_ids[-1, 0], axis=-1)  # (seq, k)
-    lens_diff = float(np.abs(lens_logprobs[-1, 0] - want).max())
-    top1_equal = bool((lens_ids[-1, 0, :, 0] == expected["logprobs"].argmax(-1)).all())
+    return _compare(path, attentions[:, 0], lens_logprobs[-1, 0], lens_ids[-1, 0], expected)
+
+
+def _compare(
+    path: Path,
+    attentions: np.ndarray,
+    last_logprobs: np.ndarray,
+    last_ids: np.ndarray,
+    expected: dict[str, np.ndarray],
+) -> dict:
+    """attentions (L, heads, rows, keys), last-layer lens (rows, k) vs PyTorch's `expected`.
+    Raises ExportError past 1e-4 (attention) or 1e-3 (log-probs) or a differing top-1."""
+    attention_diff = float(np.abs(attentions - expected["attentions"]).max())
+    want = np.take_along_axis(expected["logprobs"], last_ids, axis=-1)  # (rows, k)
+    lens_diff = float(np.abs(last_logprobs - want).max())
+    top1_equal = bool((last_ids[:, 0] == expected["logprobs"].argmax(-1)).all())
     if attention_diff > 1e-4 or lens_diff > 1e-3 or not top1_equal:
         raise ExportError(
             f"the probe graph differs from PyTorch: attention by {attention_diff:.1e} (limit "
@@ -201,21 +358,24 @@ def _check(path: Path, ids: np.ndarray, expected: dict[str, np.ndarray]) -> dict
             f"{top1_equal}"
         )
     return {
-        "positions": int(ids.shape[1]),
+        "positions": int(want.shape[0]),
         "attention_max_abs_diff": attention_diff,
         "lens_last_layer_max_abs_diff": lens_diff,
         "top1_equal": top1_equal,
     }
 
 
-def _mark(path: Path, model: Any) -> None:
+def _mark(
+    path: Path, model: Any, *, layers: int = 0, heads: int = 0, kind: str = "decoder"
+) -> None:
     """Record the probe's shape facts in the graph's metadata (the engine reads them)."""
     proto = onnx.load(str(path))
     config = model.config
     facts = {
         "tokenglass_probe": "1",
-        "layers": str(config.num_hidden_layers),
-        "heads": str(config.num_attention_heads),
+        "kind": kind,
+        "layers": str(layers or config.num_hidden_layers),
+        "heads": str(heads or config.num_attention_heads),
         "lens_top_k": str(LENS_TOP_K),
     }
     for key, value in facts.items():
