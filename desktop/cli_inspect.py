@@ -13,8 +13,14 @@ the prompt saved with it, then the reply's tokens (on the model it was made with
     logit_lens  [layer][position][k] of {id, token, logprob}, layers 1..L; the last layer's are
                 the model's own next-token log-probabilities (natural log)
 Without --json, one line per token: the three tokens it attends to most (mean over heads, last
-layer) and the lens's top-1 per layer. Encoder-decoder models (--target) are not supported yet:
-they give one clear error line. Errors are EngineErrors (desktop/cli.py prints them).
+layer) and the lens's top-1 per layer.
+
+Encoder-decoder models: TEXT is the encoder's input, --target TEXT the decoder's input (the
+decoder start token put first; without --target the start token alone). --json then prints
+`tokens` (encoder input), `target_tokens`, `encoder_attention` [L][H][S][S], `decoder_attention`
+[L][H][T][T], `cross_attention` [L][H][T][S] and `logit_lens` over the decoder positions; without
+--json, per decoder token, the three input tokens it attends to most (cross-attention, mean over
+heads, last layer) and the lens's top-1 per layer. Errors are EngineErrors (desktop/cli.py).
 """
 
 from __future__ import annotations
@@ -71,12 +77,9 @@ def _saved_reply(args: argparse.Namespace) -> tuple[str | None, list[int]]:
 
 
 def _ids(model, args: argparse.Namespace) -> list[int]:
-    if model.kind != "decoder" or args.target is not None:
-        raise EngineError(
-            "inspect reads decoder-only models for now; encoder-decoder attention (--target) "
-            "is not supported yet."
-        )
-    if args.raw:
+    if args.target is not None and model.kind == "decoder":
+        raise EngineError("--target is for encoder-decoder models; this one is decoder-only.")
+    if args.raw or model.kind != "decoder":
         return model.tokenizer.encode_prompt(args.text, rendered_by_template=False)
     return list(model.render_prompt([Message("user", args.text)], 1).prompt_ids)
 
@@ -90,8 +93,10 @@ def run_inspect(args: argparse.Namespace) -> int:
     else:
         model = _load(args)
         ids = _ids(model, args)
-    result = model.inspect(ids, top_k=args.top_k)
     label = model.tokenizer.token_label
+    if model.kind != "decoder":
+        return _run_seq2seq(model, ids, args)
+    result = model.inspect(ids, top_k=args.top_k)
     if args.json:
         print(openai_json.dumps(inspection_json(result, label)))
         return 0
@@ -100,10 +105,35 @@ def run_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
-def inspection_json(result: Inspection, label) -> dict:
-    """The --json object; `label(id) -> str` names tokens (the tokenizer's own decoding)."""
-    names = {i: label(i) for i in {*result.ids, *result.lens_ids.ravel().tolist()}}
-    lens = [
+def _run_seq2seq(model, ids: list[int], args: argparse.Namespace) -> int:
+    start = model.manifest.decoder_start_id
+    if start is None:
+        start = model.manifest.pad_id
+    if start is None:
+        raise EngineError(f"{model.name}'s config.json names no decoder_start_token_id.")
+    target = model.tokenizer.encode(args.target) if args.target else []
+    result = model.inspect_seq2seq(ids, [start, *target], top_k=args.top_k)
+    label = model.tokenizer.token_label
+    if args.json:
+        print(openai_json.dumps(seq2seq_json(result, label)))
+        return 0
+    cross = result.cross_attention[-1].mean(axis=0)  # (rows, src)
+    print(
+        f"{len(result.input_ids)} input and {len(result.decoder_ids)} decoder tokens, "
+        f"{result.lens_ids.shape[0]} decoder layers ({result.seconds * 1000:.0f} ms)"
+    )
+    for row, position in enumerate(result.positions):
+        top = np.argsort(-cross[row], kind="stable")[:3]
+        attended = ", ".join(f"{label(result.input_ids[k])!r} {cross[row, k]:.2f}" for k in top)
+        lens = " ".join(repr(label(int(i))) for i in result.lens_ids[:, row, 0])
+        token = label(result.decoder_ids[position])
+        print(f"{position:>4} {token!r:<14} attends {attended} | lens {lens}")
+    return 0
+
+
+def _lens_json(lens_ids: np.ndarray, lens_logprobs: np.ndarray, names: dict) -> list:
+    """[layer][position][k] of {id, token, logprob} from int64/float32[layers, rows, k]."""
+    return [
         [
             [
                 {"id": int(i), "token": names[int(i)], "logprob": float(lp)}
@@ -111,12 +141,35 @@ def inspection_json(result: Inspection, label) -> dict:
             ]
             for ids_row, lp_row in zip(layer_ids, layer_lp, strict=True)
         ]
-        for layer_ids, layer_lp in zip(result.lens_ids, result.lens_logprobs, strict=True)
+        for layer_ids, layer_lp in zip(lens_ids, lens_logprobs, strict=True)
     ]
+
+
+def _maps(array: np.ndarray) -> list:
+    return np.round(array.astype(np.float64), 7).tolist()
+
+
+def seq2seq_json(result, label) -> dict:
+    """The --json object for an encoder-decoder model (a Seq2SeqInspection)."""
+    ids = {*result.input_ids, *result.decoder_ids, *result.lens_ids.ravel().tolist()}
+    names = {i: label(i) for i in ids}
+    return {
+        "tokens": [{"id": i, "token": names[i]} for i in result.input_ids],
+        "target_tokens": [{"id": i, "token": names[i]} for i in result.decoder_ids],
+        "encoder_attention": _maps(result.encoder_attention),
+        "decoder_attention": _maps(result.decoder_attention),
+        "cross_attention": _maps(result.cross_attention),
+        "logit_lens": _lens_json(result.lens_ids, result.lens_logprobs, names),
+    }
+
+
+def inspection_json(result: Inspection, label) -> dict:
+    """The --json object; `label(id) -> str` names tokens (the tokenizer's own decoding)."""
+    names = {i: label(i) for i in {*result.ids, *result.lens_ids.ravel().tolist()}}
     return {
         "tokens": [{"id": i, "token": names[i]} for i in result.ids],
-        "attention": np.round(result.attention.astype(np.float64), 7).tolist(),
-        "logit_lens": lens,
+        "attention": _maps(result.attention),
+        "logit_lens": _lens_json(result.lens_ids, result.lens_logprobs, names),
     }
 
 

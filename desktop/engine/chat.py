@@ -15,7 +15,7 @@ from desktop.engine.chat_template import ChatTemplate, find_template
 from desktop.engine.errors import EmptyMessageError, PromptTooLongError
 from desktop.engine.events import GenerationDone, GenerationSettings, Message, PromptInfo, TokenStep
 from desktop.engine.generate import LoopLimits, generate
-from desktop.engine.inspect import Inspection, Inspector
+from desktop.engine.inspect import Inspection, Inspector, Seq2SeqInspection
 from desktop.engine.manifest import ModelManifest, read_manifest
 from desktop.engine.prompt import build_prompt
 from desktop.engine.session import ProviderInfo, open_graphs
@@ -176,6 +176,17 @@ class ChatModel:
         errors (NoProbeGraphError for a folder without one). Blocks: run it off the GUI thread.
         Does not wait for a generation in progress (its own session and lock)."""
         return self.inspector.inspect(ids, positions, top_k)
+
+    def inspect_seq2seq(
+        self,
+        input_ids: Sequence[int],
+        decoder_ids: Sequence[int],
+        positions: Sequence[int] | None = None,
+        top_k: int = 5,
+    ) -> Seq2SeqInspection:
+        """An encoder-decoder model's encoder, decoder and cross attention and the logit lens
+        (see `Inspector.inspect_seq2seq`). Blocks: run it off the GUI thread."""
+        return self.inspector.inspect_seq2seq(input_ids, decoder_ids, positions, top_k)
 
     def close(self) -> None:
         """Release the ONNX Runtime sessions."""

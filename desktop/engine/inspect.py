@@ -7,7 +7,8 @@ while no attention or layer view is open. `inspect` blocks for the length of one
 (0.1-1 s, see README): call it from a worker thread, never the GUI thread. Thread-safe (one probe
 run at a time per Inspector); it does not take the chat's generation lock.
 
-Knows nothing about chat templates or Qt: it reads token ids. Decoder-only models only.
+Knows nothing about chat templates or Qt: it reads token ids. Decoder-only models: `inspect`;
+encoder-decoder models: `inspect_seq2seq` (encoder, decoder and cross attention).
 
 Limits (what happens past them): a sequence of at most MAX_TOKENS tokens (the probe's eager
 attention holds one [heads, seq, seq] float32 score matrix per layer while it runs: 9 x 2048 x
@@ -71,6 +72,29 @@ class Inspection:
         return int(self.attention.shape[1])
 
 
+@dataclass(frozen=True, eq=False)
+class Seq2SeqInspection:
+    """What an encoder-decoder probe saw (read-only arrays, natural-log log-probs).
+
+    input_ids: the encoder's input (length src). decoder_ids: the decoder's input, the decoder
+    start token first (length tgt). positions: the decoder positions the rows are for.
+    encoder_attention float32[enc_layers, heads, src, src]; decoder_attention float32[layers,
+    heads, rows, tgt] (causal); cross_attention float32[layers, heads, rows, src]. lens_ids
+    int64[layers, rows, k] and lens_logprobs float32[layers, rows, k]: the logit lens over the
+    decoder positions (the last layer's are the model's own next-token log-probabilities).
+    """
+
+    input_ids: tuple[int, ...]
+    decoder_ids: tuple[int, ...]
+    positions: tuple[int, ...]
+    encoder_attention: np.ndarray
+    decoder_attention: np.ndarray
+    cross_attention: np.ndarray
+    lens_ids: np.ndarray
+    lens_logprobs: np.ndarray
+    seconds: float
+
+
 class Inspector:
     """Runs one model folder's probe graph. Opening costs nothing; the session starts on the first
     `inspect`. Raises NoProbeGraphError from `inspect` when the folder has no probe graph."""
@@ -98,12 +122,18 @@ class Inspector:
 
         top_k: lens entries per layer and position, 1 to the probe's own top-k (20).
         Raises NoProbeGraphError, EmptyMessageError (no ids), InspectTooLargeError (over
-        MAX_TOKENS, the context window or MAX_ATTENTION_BYTES), EngineError (an id outside the vocabulary, a
-        position outside the sequence, a bad top_k, or the run failing).
+        MAX_TOKENS, the context window or MAX_ATTENTION_BYTES), EngineError (an id outside the
+        vocabulary, a position outside the sequence, a bad top_k, an encoder-decoder probe, or
+        the run failing).
         """
         ids = [int(i) for i in ids]
         rows = list(range(len(ids))) if positions is None else [int(p) for p in positions]
         graph = self._open()
+        if graph.metadata.get("kind", "decoder") != "decoder":
+            raise EngineError(
+                f"{self.manifest.name} is an encoder-decoder model: inspect its encoder input "
+                "and decoder input together (inspect_seq2seq)."
+            )
         self._validate(ids, rows, top_k, graph)
         feeds = {
             "input_ids": np.asarray([ids], dtype=np.int64),  # (1, seq)
@@ -119,6 +149,51 @@ class Inspector:
         for array in (attention, logprobs, lens_ids):
             array.setflags(write=False)
         return Inspection(tuple(ids), tuple(rows), attention, lens_ids, logprobs, seconds)
+
+    def inspect_seq2seq(
+        self,
+        input_ids: Sequence[int],
+        decoder_ids: Sequence[int],
+        positions: Sequence[int] | None = None,
+        top_k: int = 5,
+    ) -> Seq2SeqInspection:
+        """An encoder-decoder model's attention (encoder, decoder, cross) and the logit lens for
+        the encoder input `input_ids` and the decoder input `decoder_ids` (start token first),
+        at decoder `positions` (None: all). Raises as `inspect` (both sequences are checked
+        against the limits), and EngineError for a decoder-only model's probe."""
+        source = [int(i) for i in input_ids]
+        target = [int(i) for i in decoder_ids]
+        rows = list(range(len(target))) if positions is None else [int(p) for p in positions]
+        graph = self._open()
+        if graph.metadata.get("kind") != "encoder-decoder":
+            raise EngineError(f"{self.manifest.name} is not an encoder-decoder model.")
+        self._validate(source, list(range(len(source))), top_k, graph)
+        self._validate(target, rows, top_k, graph)
+        feeds = {
+            "input_ids": np.asarray([source], dtype=np.int64),  # (1, src)
+            "decoder_input_ids": np.asarray([target], dtype=np.int64),  # (1, tgt)
+            "positions": np.asarray(rows, dtype=np.int64),  # (rows,)
+        }
+        with self._lock:
+            started = time.perf_counter()
+            encoder, decoder, cross, logprobs, lens_ids = graph.run(feeds)
+            seconds = time.perf_counter() - started
+        arrays = [
+            np.ascontiguousarray(a)
+            for a in (
+                encoder[:, 0],  # (Le, heads, src, src)
+                decoder[:, 0],  # (L, heads, rows, tgt)
+                cross[:, 0],  # (L, heads, rows, src)
+                lens_ids[:, 0, :, :top_k],  # (L, rows, k)
+                logprobs[:, 0, :, :top_k],  # (L, rows, k)
+            )
+        ]
+        for array in arrays:
+            array.setflags(write=False)
+        enc, dec, crs, top_ids, top_lp = arrays
+        return Seq2SeqInspection(
+            tuple(source), tuple(target), tuple(rows), enc, dec, crs, top_ids, top_lp, seconds
+        )
 
     def close(self) -> None:
         """Release the probe's session (the next `inspect` opens it again)."""

@@ -45,7 +45,7 @@ class ModelManifest:
     generation_config.json, config.json and the tokenizer (cases C1, C2). context_size: max
     positions (tokens). forced_bos_id: a token an encoder-decoder reply always starts with
     (BART's forced_bos_token_id), fed after the decoder start token. probe_graph: the
-    decoder-only probe graph `onnx/probe_model.onnx` (attention and logit lens, opened only on
+    probe graph `onnx/probe_model.onnx` (attention and logit lens, opened only on
     demand by inspect.py; not one of `graphs`), or None when the folder has none.
     """
 
@@ -147,7 +147,7 @@ def read_manifest(folder: str | Path) -> ModelManifest:
         forced_bos_id=_first_int(
             generation.get("forced_bos_token_id", config.get("forced_bos_token_id"))
         ),
-        probe_graph=_probe_graph(graphs) if kind == "decoder" else None,
+        probe_graph=_probe_graph(graphs),
     )
 
 
