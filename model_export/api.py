@@ -74,9 +74,12 @@ def export(
         else:
             report = _export_decoder(loaded, tmp, quantize=quantize, check=check)
             if probe:  # last: torch.onnx's tracing can leave the PyTorch model changed
-                report["probe"] = export_probe(loaded.model, tmp / "onnx")
+                chat = [tmp / "onnx" / "model.onnx"]
+                report["probe"] = export_probe(loaded.model, tmp / "onnx", share_with=chat)
         if probe and loaded.model.config.is_encoder_decoder:
-            report["probe"] = export_seq2seq_probe(loaded.model, tmp / "onnx")
+            chat = [tmp / "onnx" / "decoder_model_merged.onnx", tmp / "onnx" / "encoder_model.onnx"]
+            chat = [p for p in chat if p.is_file()]
+            report["probe"] = export_seq2seq_probe(loaded.model, tmp / "onnx", share_with=chat)
         report.update(_common_report(source, loaded, tmp, started, load_s))
         write_json(tmp / "export_report.json", report)
         _replace(tmp, out_dir)
@@ -89,7 +92,8 @@ def export(
 def add_probe(source: str | Path, out_dir: Path) -> dict:
     """Write the probe graph of SOURCE into the existing model folder `out_dir` (exported from
     that SOURCE), atomically (a temporary folder beside onnx/, then a rename); records it in
-    export_report.json's `probe`. Returns that section.
+    export_report.json's `probe`. Returns that section. The probe added this way carries its own
+    weights (the folder's graphs may be replaced or removed later, as the default model's are).
 
     Raises ExportError when `out_dir` is not a model folder, or as export_probe.
     """

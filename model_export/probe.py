@@ -21,8 +21,9 @@ layers x rows x 20 numbers and the graph frees each layer's [rows, vocab] logits
 Selecting `positions` inside the graph bounds the attention output at layers x heads x rows x seq
 instead of x seq x seq (the engine sets the limits; see desktop/engine/inspect.py).
 
-The weights are a float32 copy (torch.onnx stores them in the file): the probe is not shared with
-the chat graph (see README, "Inside the model"). Knows nothing about tokenizers or the engine.
+With `share_with` the probe reads its weights from the chat graph's own file (probe_share.py) and
+stores only its graph; without it (the default model, whose float32 graph is not kept) it is a
+float32 copy of the weights. Knows nothing about tokenizers or the engine.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ import numpy as np
 import onnx
 
 from .errors import ExportError
+from .probe_share import share_weights
 
 PROBE_FILE = "probe_model.onnx"
 LENS_TOP_K = 20
@@ -174,7 +176,7 @@ def seq2seq_probe_module(model: Any) -> Any:
     return Seq2SeqProbe().eval()
 
 
-def export_seq2seq_probe(model: Any, onnx_dir: Path) -> dict:
+def export_seq2seq_probe(model: Any, onnx_dir: Path, share_with: list[Path] | None = None) -> dict:
     """Write `onnx_dir/probe_model.onnx` for an encoder-decoder `model` (T5, BART, Marian).
 
     I/O: input_ids int64[batch, src], decoder_input_ids int64[batch, tgt], positions int64[rows]
@@ -231,10 +233,13 @@ def export_seq2seq_probe(model: Any, onnx_dir: Path) -> dict:
     layers = getattr(config, "num_decoder_layers", None) or config.decoder_layers
     heads = getattr(config, "decoder_attention_heads", None) or config.num_attention_heads
     _mark(path, model, layers=layers, heads=heads, kind="encoder-decoder")
+    shared = share_weights(path, share_with) if share_with else 0
     check = _check_seq2seq(path, src.numpy(), tgt.numpy(), expected)
     return {
         "file": f"onnx/{PROBE_FILE}",
         "bytes": _size(path),
+        "shared_bytes": shared,
+        "shared_with": [p.name for p in share_with or []],
         "export_s": round(time.perf_counter() - started, 2),
         "lens_top_k": LENS_TOP_K,
         "check": check,
@@ -257,8 +262,11 @@ def _check_seq2seq(
     return _compare(path, cross[:, 0], lens_logprobs[-1, 0], lens_ids[-1, 0], expected)
 
 
-def export_probe(model: Any, onnx_dir: Path) -> dict:
+def export_probe(model: Any, onnx_dir: Path, share_with: list[Path] | None = None) -> dict:
     """Write `onnx_dir/probe_model.onnx` for `model` and check it against PyTorch.
+
+    share_with: chat graphs in `onnx_dir` whose weights the probe reads instead of storing its
+    own copy (probe_share.py); None or empty: self-contained.
 
     Switches `model` to eager attention for the export and back. torch.onnx's tracing leaves
     some models (GPT-2) computing differently afterwards, so call this after every other use of
@@ -304,10 +312,13 @@ def export_probe(model: Any, onnx_dir: Path) -> dict:
     finally:
         model.set_attn_implementation(previous)
     _mark(path, model)
+    shared = share_weights(path, share_with) if share_with else 0
     check = _check(path, ids.numpy(), expected)
     return {
         "file": f"onnx/{PROBE_FILE}",
         "bytes": _size(path),
+        "shared_bytes": shared,
+        "shared_with": [p.name for p in share_with or []],
         "export_s": round(time.perf_counter() - started, 2),
         "lens_top_k": LENS_TOP_K,
         "check": check,

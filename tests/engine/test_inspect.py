@@ -85,6 +85,21 @@ def test_last_layer_lens_is_the_chat_graphs_next_token_distribution(kind, reques
     np.testing.assert_allclose(got.lens_logprobs[-1], want, atol=1e-3)
 
 
+@pytest.mark.parametrize("kind", KINDS)
+def test_probe_reads_its_weights_from_the_chat_graph(kind, request):
+    import onnx
+
+    folder = request.getfixturevalue(kind)
+    probe = onnx.load(str(folder / "onnx" / "probe_model.onnx"), load_external_data=False)
+    external = [t for t in probe.graph.initializer if t.data_location == onnx.TensorProto.EXTERNAL]
+    assert external and {
+        e.value for t in external for e in t.external_data if e.key == "location"
+    } == {"model.onnx"}
+    report = json.loads((folder / "export_report.json").read_text())["probe"]
+    assert report["shared_with"] == ["model.onnx"]
+    assert report["shared_bytes"] > (folder / "onnx" / "probe_model.onnx").stat().st_size
+
+
 def test_positions_select_rows(tiny_llama_dir):
     model = load_model(tiny_llama_dir, provider="cpu", threads=1)
     ids = model.tokenizer.encode(TEXT)

@@ -19,14 +19,17 @@ KINDS = ["tiny_t5_dir", "tiny_bart_dir", "tiny_marian_dir"]
 
 def with_probe(folder: Path, out: Path) -> Path:
     """A copy of the exported `folder` with the probe graph added from its Hugging Face source
-    (the seq2seq fixtures are built without one)."""
+    (the seq2seq fixtures are built without one), reading its weights from the chat graphs."""
     from transformers import AutoModelForSeq2SeqLM
 
     from model_export.probe import export_seq2seq_probe
 
     shutil.copytree(folder, out)
     model = AutoModelForSeq2SeqLM.from_pretrained(hf_source_dir(folder)).eval()
-    export_seq2seq_probe(model, out / "onnx")
+    chat = [out / "onnx" / "decoder_model_merged.onnx", out / "onnx" / "encoder_model.onnx"]
+    report = export_seq2seq_probe(model, out / "onnx", share_with=chat)
+    probe_bytes = (out / "onnx" / "probe_model.onnx").stat().st_size
+    assert report["shared_bytes"] > probe_bytes  # most weights are read from the chat graphs
     return out
 
 
