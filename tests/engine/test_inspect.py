@@ -217,3 +217,25 @@ def test_cli_saved_reply(tiny_llama_dir, capsys):
     assert greedy == [s.id for s in reply.steps]
     assert main(["inspect", str(conv.id), "--message", "999", "--model", str(tiny_llama_dir)]) == 1
     assert "has no reply with id 999" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("share", [True, False])
+def test_add_probe_to_an_exported_folder(tiny_llama_dir, tmp_path, share):
+    import onnx
+
+    from model_export.api import add_probe
+
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_llama_dir, folder, ignore=shutil.ignore_patterns("probe_model.onnx*"))
+    section = add_probe(hf_source_dir(tiny_llama_dir), folder, share=share)
+    assert (section["shared_bytes"] > 0) is share
+    assert not [p for p in (folder / "onnx").iterdir() if p.name.startswith(".")]  # no scratch
+    probe = onnx.load(str(folder / "onnx" / "probe_model.onnx"), load_external_data=False)
+    external = [t for t in probe.graph.initializer if t.data_location == onnx.TensorProto.EXTERNAL]
+    assert bool(external) is share
+    report = json.loads((folder / "export_report.json").read_text())
+    assert report["probe"] == section and "check" in report  # the export's own report is kept
+    model = load_model(folder, provider="cpu", threads=1)
+    ids = model.tokenizer.encode(TEXT)
+    expected = load_model(tiny_llama_dir, provider="cpu", threads=1).inspect(ids)
+    np.testing.assert_allclose(model.inspect(ids).attention, expected.attention, atol=1e-6)
