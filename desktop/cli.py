@@ -1,4 +1,4 @@
-"""The headless CLI: `tokenglass chat|branch|tokenize|models|history|export|serve ...`.
+"""The headless CLI: `tokenglass chat|branch|tokenize|models|history|export|serve|inspect ...`.
 
 Each subcommand lives in its own module with `register(subparsers)`; this module only dispatches
 and turns an `EngineError` (or `HistoryError`) into one clear line on stderr and a non-zero exit:
@@ -32,6 +32,7 @@ SUBCOMMANDS: dict[str, str] = {
     "history": "desktop.cli_history",
     "export": "desktop.cli_history",
     "serve": "desktop.server.command",
+    "inspect": "desktop.cli_inspect",
 }
 
 

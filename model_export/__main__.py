@@ -1,6 +1,8 @@
-"""Command line: `python -m model_export SOURCE --out DIR [--quantize ...] [--force] [--no-check]`,
-`python -m model_export default` (both bundled models into the user's models folder: the default
-model and the dates T5) and `python -m model_export dates` (the dates T5 only).
+"""Command line: `python -m model_export SOURCE --out DIR [--quantize ...] [--force] [--no-check]
+[--no-probe]`, `python -m model_export SOURCE --out DIR --add-probe` (the probe graph into a
+folder already exported from SOURCE), `python -m model_export default [--probe]` (both bundled
+models into the user's models folder: the default model, with --probe also its probe graph, and
+the dates T5) and `python -m model_export dates` (the dates T5 only).
 
 Also the console script `tokenglass-export`. An `ExportError` becomes one line on stderr and
 exit status 2; the output folder is then absent (the export writes atomically).
@@ -32,19 +34,33 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--no-check", action="store_true", help="skip the ONNX vs PyTorch self-check"
     )
+    parser.add_argument(
+        "--no-probe", action="store_true", help="skip the probe graph (attention, logit lens)"
+    )
+    parser.add_argument(
+        "--probe",
+        action="store_true",
+        help="with 'default': also write the probe graph (float32, adds about 540 MB)",
+    )
+    parser.add_argument(
+        "--add-probe",
+        action="store_true",
+        help="only add the probe graph to the existing folder --out exported from SOURCE",
+    )
     return parser
 
 
-def build_bundled(which: str, force: bool = False) -> list[Path]:
+def build_bundled(which: str, force: bool = False, probe: bool = False) -> list[Path]:
     """`default`: both bundled models (SmolLM2-135M-Instruct, then the dates T5); `dates`: the
-    dates T5 only. Each is built only when missing or made by an older recipe."""
+    dates T5 only. Each is built only when missing or made by an older recipe. probe: also the
+    default model's probe graph (539 MB, so not by default)."""
     from .dates_model import build_dates_model
 
     built = []
     if which == "default":
         from .default_model import build_default_model
 
-        built.append(build_default_model(force=force))
+        built.append(build_default_model(force=force, probe=probe))
     built.append(build_dates_model(force=force))
     return built
 
@@ -53,15 +69,23 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         if args.source in ("default", "dates") and args.out is None:
-            for path in build_bundled(args.source, force=args.force):
+            for path in build_bundled(args.source, force=args.force, probe=args.probe):
                 print(path)
             return 0
         if args.out is None:
             raise ExportError("--out DIR is required")
-        from .api import export
+        from .api import add_probe, export
 
+        if args.add_probe:
+            print(json.dumps(add_probe(args.source, args.out)))
+            return 0
         report = export(
-            args.source, args.out, quantize=args.quantize, force=args.force, check=not args.no_check
+            args.source,
+            args.out,
+            quantize=args.quantize,
+            force=args.force,
+            check=not args.no_check,
+            probe=not args.no_probe,
         )
     except ExportError as err:
         print(f"error: {err}", file=sys.stderr)

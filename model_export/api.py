@@ -3,6 +3,7 @@
 The folder (the layout transformers.js and onnx-community use):
     config.json, generation_config.json, tokenizer.json, tokenizer_config.json,
     special_tokens_map.json, onnx/model.onnx [, onnx/model_int8.onnx | onnx/model_q4.onnx],
+    onnx/probe_model.onnx (unless probe=False; see probe.py),
     export_report.json
 Everything is written into a hidden temporary folder beside OUT and renamed at the end, so a
 failed or interrupted export leaves no half folder; an existing OUT is replaced only with force.
@@ -10,6 +11,7 @@ failed or interrupted export leaves no half folder; an existing OUT is replaced 
 
 from __future__ import annotations
 
+import json
 import resource
 import shutil
 import sys
@@ -24,6 +26,7 @@ from .errors import ExportError
 from .fused_graph import GRAPH_FORM as FUSED_FORM
 from .gguf_tokenizer import check_gguf_tokenizer
 from .onnx_graph import export_decoder, io_names
+from .probe import PROBE_FILE, export_probe, export_seq2seq_probe
 from .quantize import VARIANT_FILES
 from .quantize import quantize as quantize_graph
 from .seq2seq import export_seq2seq
@@ -40,8 +43,11 @@ def export(
     quantize: str = "none",
     force: bool = False,
     check: bool = True,
+    probe: bool = True,
 ) -> dict:
     """Export SOURCE (HF folder, hub id or .gguf) to the model folder `out_dir`.
+
+    probe: also write the probe graph (attention and logit lens, float32).
 
     Returns the export report (also written as export_report.json). Raises `ExportError` with a
     one-line reason for a bad source, an existing `out_dir` without `force`, or a failed check
@@ -67,6 +73,13 @@ def export(
             )
         else:
             report = _export_decoder(loaded, tmp, quantize=quantize, check=check)
+            if probe:  # last: torch.onnx's tracing can leave the PyTorch model changed
+                chat = [tmp / "onnx" / "model.onnx"]
+                report["probe"] = export_probe(loaded.model, tmp / "onnx", share_with=chat)
+        if probe and loaded.model.config.is_encoder_decoder:
+            chat = [tmp / "onnx" / "decoder_model_merged.onnx", tmp / "onnx" / "encoder_model.onnx"]
+            chat = [p for p in chat if p.is_file()]
+            report["probe"] = export_seq2seq_probe(loaded.model, tmp / "onnx", share_with=chat)
         report.update(_common_report(source, loaded, tmp, started, load_s))
         write_json(tmp / "export_report.json", report)
         _replace(tmp, out_dir)
@@ -74,6 +87,46 @@ def export(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return report
+
+
+CHAT_GRAPHS = ("model.onnx", "decoder_model_merged.onnx", "encoder_model.onnx")
+
+
+def add_probe(source: str | Path, out_dir: Path, *, share: bool = True) -> dict:
+    """Write the probe graph of SOURCE into the existing model folder `out_dir` (exported from
+    that SOURCE), atomically (a temporary folder beside onnx/, then a rename); records it in
+    export_report.json's `probe`. Returns that section. share: read the weights from the
+    folder's float32 chat graphs (CHAT_GRAPHS) where they are; False writes a self-contained probe
+    (for a folder whose float32 graph may be removed later, as the default model's).
+
+    Raises ExportError when `out_dir` is not a model folder, or as export_probe.
+    """
+    out_dir = Path(out_dir).expanduser().resolve()
+    onnx_dir = out_dir / "onnx"
+    if not any(onnx_dir.glob("*model*.onnx")):
+        raise ExportError(f"{out_dir} is not a model folder (no onnx/*model*.onnx)")
+    loaded = resolve(source)
+    write = export_seq2seq_probe if loaded.model.config.is_encoder_decoder else export_probe
+    tmp = onnx_dir / f".probe-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
+    try:
+        chat = [tmp / name for name in CHAT_GRAPHS if (onnx_dir / name).is_file()] if share else []
+        for name in chat:  # the probe points at files beside it: link them into the scratch folder
+            (tmp / name.name).hardlink_to(onnx_dir / name.name)
+        section = write(loaded.model, tmp, share_with=chat)
+        for name in chat:
+            (tmp / name.name).unlink()
+        for made in tmp.iterdir():
+            made.replace(onnx_dir / made.name)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    report_path = out_dir / "export_report.json"
+    try:
+        report = json.loads(report_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        report = {}
+    write_json(report_path, {**report, "probe": section})
+    return section
 
 
 def _export_decoder(loaded: LoadedSource, tmp: Path, *, quantize: str, check: bool) -> dict:
@@ -196,4 +249,4 @@ def _replace(tmp: Path, out_dir: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-__all__ = ["QUANTIZE_CHOICES", "VARIANT_FILES", "export"]
+__all__ = ["PROBE_FILE", "QUANTIZE_CHOICES", "VARIANT_FILES", "add_probe", "export"]

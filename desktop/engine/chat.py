@@ -30,6 +30,7 @@ from desktop.engine.events import (
     TokenStep,
 )
 from desktop.engine.generate import LoopLimits, generate
+from desktop.engine.inspect import Inspection, Inspector, Seq2SeqInspection
 from desktop.engine.manifest import ModelManifest, read_manifest
 from desktop.engine.message_text import PromptPart
 from desktop.engine.prompt import build_prompt
@@ -37,7 +38,7 @@ from desktop.engine.session import ProviderInfo, open_graphs
 from desktop.engine.steppers import make_stepper
 from desktop.engine.tokenizer import TextTokenizer, TokenPiece
 
-__all__ = ["ChatModel", "ProviderInfo", "TokenPiece", "load_model"]
+__all__ = ["ChatModel", "Inspection", "ProviderInfo", "TokenPiece", "load_model"]
 
 # the special tokens transformers' apply_chat_template passes to a template (its special_tokens_map)
 _SPECIAL_KEYS = (
@@ -80,6 +81,8 @@ class ChatModel:
         self._graphs, self.provider = open_graphs(manifest.graphs, provider, threads)
         self._stepper = make_stepper(manifest, self._graphs)
         self._lock = threading.Lock()
+        # the probe graph opens on the first inspect() only (attention and layer views)
+        self.inspector = Inspector(manifest, provider, threads)
 
     @property
     def template_note(self) -> str | None:
@@ -236,8 +239,29 @@ class ChatModel:
             bans=self.manifest.bans,
         )
 
+    def inspect(
+        self, ids: Sequence[int], positions: Sequence[int] | None = None, top_k: int = 5
+    ) -> Inspection:
+        """Attention maps and the logit lens of `ids` (e.g. a prompt and its reply as the model
+        read them) from the folder's probe graph; see `Inspector.inspect` for shapes, limits and
+        errors (NoProbeGraphError for a folder without one). Blocks: run it off the GUI thread.
+        Does not wait for a generation in progress (its own session and lock)."""
+        return self.inspector.inspect(ids, positions, top_k)
+
+    def inspect_seq2seq(
+        self,
+        input_ids: Sequence[int],
+        decoder_ids: Sequence[int],
+        positions: Sequence[int] | None = None,
+        top_k: int = 5,
+    ) -> Seq2SeqInspection:
+        """An encoder-decoder model's encoder, decoder and cross attention and the logit lens
+        (see `Inspector.inspect_seq2seq`). Blocks: run it off the GUI thread."""
+        return self.inspector.inspect_seq2seq(input_ids, decoder_ids, positions, top_k)
+
     def close(self) -> None:
         """Release the ONNX Runtime sessions."""
+        self.inspector.close()
         self._graphs.clear()
         self._stepper = None  # type: ignore[assignment]
 

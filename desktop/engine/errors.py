@@ -39,3 +39,11 @@ class TokenIdError(EngineError):
 
 class SettingsError(EngineError):
     """A generation setting is out of its range (events.SETTING_RANGES names every range)."""
+
+
+class NoProbeGraphError(EngineError):
+    """The model folder has no probe graph, so attention and the logit lens cannot be shown."""
+
+
+class InspectTooLargeError(EngineError):
+    """An inspect request is over the engine's limits (tokens, or bytes of attention maps)."""

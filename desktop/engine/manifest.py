@@ -54,6 +54,8 @@ class ModelManifest:
     comes from (chat_template.jinja, chat_template.json or tokenizer_config.json), or None.
     title: the name to show people, from the optional tokenglass.json ({"title": ...}); else
     the folder's name.
+    probe_graph: the probe graph `onnx/probe_model.onnx` (attention and logit lens, opened only
+    on demand by inspect.py; not one of `graphs`), or None when the folder has none.
     """
 
     path: Path
@@ -76,6 +78,7 @@ class ModelManifest:
     template_file: Path | None = None
     bans: TokenBans = field(default_factory=TokenBans)
     title: str = ""
+    probe_graph: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -167,6 +170,7 @@ def read_manifest(folder: str | Path) -> ModelManifest:
             path, config, generation, pad_id if kind == "encoder-decoder" else None, eos_ids
         ),
         title=title if isinstance(title, str) and title.strip() else path.name,
+        probe_graph=_probe_graph(graphs),
     )
 
 
@@ -253,6 +257,15 @@ def _find_graphs(path: Path) -> tuple[dict[str, Path], str]:
         f"{onnx_dir} holds {found}; expected onnx/model.onnx (decoder-only) or "
         "onnx/encoder_model.onnx with onnx/decoder_model_merged.onnx (encoder-decoder)."
     )
+
+
+PROBE_FILE = "probe_model.onnx"
+
+
+def _probe_graph(graphs: dict[str, Path]) -> Path | None:
+    """The probe graph beside the decoder graph, when there is one."""
+    probe = graphs["decoder"].parent / PROBE_FILE
+    return probe if probe.is_file() else None
 
 
 def _graph_size(file: Path) -> int:
