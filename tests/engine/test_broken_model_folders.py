@@ -65,6 +65,8 @@ def broken_copies(source, tmp_path, extra: dict[str, str]):
 def assert_names_the_file(folder, name: str) -> None:
     try:
         model = load_model(folder, provider="cpu", threads=1)
+        if name.endswith("probe_model.onnx"):  # opened on demand: broken when first inspected
+            model.inspect([1, 2, 3])
     except ModelFolderError as err:
         assert str(folder / name) in str(err), (name, str(err))
         assert "\n" not in str(err).strip()
