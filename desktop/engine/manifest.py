@@ -1,7 +1,8 @@
 """A model folder read into one normalized description; the only module that knows layouts.
 
 Owns: the onnx-community folder layout (config.json, generation_config.json, tokenizer.json,
-tokenizer_config.json, onnx/*.onnx) for decoder-only models (`model*.onnx`) and encoder-decoder
+tokenizer_config.json, onnx/*.onnx; onnxruntime-genai's genai_config.json layout is translated
+by genai_layout.py) for decoder-only models (`model*.onnx`) and encoder-decoder
 models (`encoder_model*.onnx` + `decoder_model_merged*.onnx`, or the older `decoder_model*.onnx` +
 `decoder_with_past_model*.onnx` pair), and the meaning of each graph's input and output names
 (`GraphSpec`). Everything else reads `ModelManifest` and `GraphSpec` and never branches on the
@@ -18,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from desktop.engine.errors import ModelFolderError
+from desktop.engine.genai_layout import is_genai_folder, read_genai_folder
 
 # File-name suffix of a graph variant -> precision, most preferred first on CPU (smaller is faster
 # for small models, which are bound by memory traffic and per-step overhead).
@@ -44,7 +46,9 @@ class ModelManifest:
     step graph, older pairs only) and "encoder". eos_ids: the union of end tokens from
     generation_config.json, config.json and the tokenizer (cases C1, C2). context_size: max
     positions (tokens). forced_bos_id: a token an encoder-decoder reply always starts with
-    (BART's forced_bos_token_id), fed after the decoder start token.
+    (BART's forced_bos_token_id), fed after the decoder start token. share_kv_buffer: the
+    folder says past and present may be one buffer (an onnxruntime-genai folder's
+    past_present_share_buffer; model_export's graphs say it in their own metadata instead).
     """
 
     path: Path
@@ -64,6 +68,7 @@ class ModelManifest:
     decoder_start_id: int | None
     pad_id: int | None
     forced_bos_id: int | None = None
+    share_kv_buffer: bool = False
 
 
 @dataclass(frozen=True)
@@ -111,6 +116,8 @@ def read_manifest(folder: str | Path) -> ModelManifest:
         raise ModelFolderError(
             f"{path} is not a folder; a model folder holds config.json and onnx/."
         )
+    if is_genai_folder(path):
+        return _genai_manifest(path)
     config = _read_json(path / "config.json", required=True)
     generation = _read_json(path / "generation_config.json", required=False)
     tokenizer_config = _read_json(path / "tokenizer_config.json", required=False)
@@ -144,6 +151,38 @@ def read_manifest(folder: str | Path) -> ModelManifest:
         forced_bos_id=_first_int(
             generation.get("forced_bos_token_id", config.get("forced_bos_token_id"))
         ),
+    )
+
+
+def _genai_manifest(path: Path) -> ModelManifest:
+    """An onnxruntime-genai folder (genai_layout): its config and search defaults stand in for
+    config.json and generation_config.json. Raises ModelFolderError naming the file and fault."""
+    genai = read_genai_folder(path)
+    tokenizer_config = _read_json(path / "tokenizer_config.json", required=False)
+    tokenizer_json = path / "tokenizer.json"
+    if not tokenizer_json.is_file():
+        raise ModelFolderError(
+            f"{tokenizer_json} is missing: Tokenglass needs the model's tokenizer.json."
+        )
+    config, generation = genai.config, genai.generation
+    return ModelManifest(
+        path=path,
+        name=path.name,
+        family=str(config.get("model_type", "unknown")),
+        kind="decoder",
+        precision="genai",  # genai_config.json does not say; the graph's MatMuls would
+        size_bytes=_graph_size(genai.graph),
+        graphs={"decoder": genai.graph},
+        config=config,
+        generation_config=generation,
+        tokenizer_json=tokenizer_json,
+        tokenizer_config=tokenizer_config,
+        context_size=_context_size(config, tokenizer_config),
+        eos_ids=_end_tokens(config, generation, tokenizer_json, tokenizer_config),
+        bos_id=_first_int(config.get("bos_token_id")),
+        decoder_start_id=None,
+        pad_id=_first_int(config.get("pad_token_id")),
+        share_kv_buffer=genai.share_buffer,
     )
 
 
@@ -250,7 +289,8 @@ def _find_graphs(path: Path) -> tuple[dict[str, Path], str]:
 
 
 def _graph_size(file: Path) -> int:
-    extra = sum(p.stat().st_size for p in file.parent.glob(file.name + "_data*"))
+    data = [*file.parent.glob(file.name + "_data*"), *file.parent.glob(file.name + ".data")]
+    extra = sum(p.stat().st_size for p in data)
     return file.stat().st_size + extra
 
 

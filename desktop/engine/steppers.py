@@ -56,7 +56,8 @@ class DecoderStepper:
                 "(optimum task text-generation-with-past)."
             )
         self.cache: KVCache | SharedKVCache
-        if self.graph.metadata.get(SHARE_BUFFER_KEY) == "1" and not self.spec.encoder_states:
+        shared = self.graph.metadata.get(SHARE_BUFFER_KEY) == "1" or manifest.share_kv_buffer
+        if shared and not self.spec.encoder_states:
             self.cache = SharedKVCache(self.spec.slots, manifest.config, manifest.context_size)
         else:
             self.cache = KVCache(self.spec.slots, manifest.config)
