@@ -405,6 +405,7 @@ def save_with_external_data(model: onnx.ModelProto, out_path: Path) -> Path:
         model, str(out_path), save_as_external_data=True, all_tensors_to_one_file=True,
         location=data.name, size_threshold=1024,
     )  # fmt: skip
+    data.chmod(out_path.stat().st_mode & 0o777)  # onnx writes it 0600; readable as the graph is
     return data
 
 
