@@ -225,17 +225,28 @@ def _rescored_nodes(
     rows `rows` (an initializer float32[N, K], the tied embedding table when there is one) and
     written back in place: the top of the distribution, greedy choice and top-k alternatives
     included, equals the float32 graph's; the tail keeps the int8-activation values.
+
+    Only the last position's logits are computed (`logits` float32[B, 1, N]): a run's next token
+    needs no others, and over a prompt of S tokens the lm_head would otherwise cost S rows of
+    N x K and two float32[B, S, N] tensors (50 MB each for a 256-token chunk of SmolLM2-135M).
     """
-    x, y, base = node.input[0], node.output[0], node.name or node.output[0]
+    x_all, y, base = node.input[0], node.output[0], node.name or node.output[0]
     n, k = tensor.codes.shape
     top = min(RESCORE_TOP, n)
-    approx = f"{base}.approx"  # (B, S, N)
+    approx = f"{base}.approx"  # (B, 1, N)
+    x = f"{base}.last_position"  # (B, 1, K)
     inits = [
         numpy_helper.from_array(_pack(tensor.codes[perm], 8), f"{base}.nbits_B"),
         numpy_helper.from_array(tensor.scales[perm].reshape(-1), f"{base}.nbits_scales"),
         numpy_helper.from_array(np.array([top], np.int64), f"{base}.rescore_k"),
+        numpy_helper.from_array(np.array([-1], np.int64), f"{base}.last_start"),
+        numpy_helper.from_array(np.array([np.iinfo(np.int64).max], np.int64), f"{base}.last_end"),
+        numpy_helper.from_array(np.array([1], np.int64), f"{base}.seq_axis"),
     ]
     nodes = [
+        helper.make_node(
+            "Slice", [x_all, inits[3].name, inits[4].name, inits[5].name], [x], name=f"{base}.last"
+        ),  # (B, S, K) -> (B, 1, K)
         helper.make_node(
             "MatMulNBits", [x, inits[0].name, inits[1].name], [approx], name=f"{base}.nbits",
             domain="com.microsoft", K=k, N=n, bits=8, block_size=BLOCK, accuracy_level=4,
@@ -253,6 +264,14 @@ def _rescored_nodes(
         ),
     ]  # fmt: skip
     return nodes, inits
+
+
+def _last_position_only(graph: onnx.GraphProto, output: str) -> None:
+    """Declare the graph output `output` as float32[batch, 1, vocab] (see _rescored_nodes)."""
+    for value in graph.output:
+        if value.name == output and len(value.type.tensor_type.shape.dim) == 3:
+            value.type.tensor_type.shape.dim[1].Clear()
+            value.type.tensor_type.shape.dim[1].dim_value = 1
 
 
 def _rows_table(
@@ -370,6 +389,7 @@ def carry_gguf_weights(
         if level == RESCORED and match[0].kind == Q8_0:
             rows, table = _rows_table(graph, *match)
             nodes, extra = _rescored_nodes(node, *match, rows)
+            _last_position_only(graph, node.output[0])
             extra += [table] if table is not None else []
             tables.append((rows, *match))
         else:

@@ -9,7 +9,7 @@ import collections
 import numpy as np
 import onnx
 
-from model_export.check import OnnxDecoder, make_session
+from model_export.check import OnnxDecoder, logits_each, make_session
 from model_export.fused_graph import GRAPH_FORM, fused_available
 from model_export.gguf_carry import Q4_1, Q8_0, carry_gguf_weights
 from tests.fixtures.common import assert_rescored
@@ -72,7 +72,10 @@ def test_fused_q4_logits_match_fp32_through_the_kv_cache(fused_export):
     out, _ = fused_export
     fp32 = OnnxDecoder(make_session(out / "onnx" / "model.onnx"))
     q4 = OnnxDecoder(make_session(out / "onnx" / "model_q4.onnx"))
-    assert_rescored(q4.forward(IDS), fp32.forward(IDS))  # empty past
+    fp32_rows = fp32.forward(IDS)  # (8, vocab)
+    last = q4.forward(IDS)  # empty past: the last position's logits only, (1, vocab)
+    assert_rescored(last, fp32_rows[-1:])
+    assert_rescored(logits_each(q4, IDS), fp32_rows)  # every position, through the cache
     for token in (5, 6, 7):  # decode steps on the cache
         assert_rescored(q4.forward([token]), fp32.forward([token]))
 
