@@ -12,11 +12,15 @@ rope permutation of q/k; a packed Q/K/V weight stacks rows of three tensors), th
           │                                                                Add ── y
           └─ Reshape[.., K/32, 32] ─ ReduceSum ─ MatMul((m + 8d)ᵀ) ────────┘
 
-    Q8_0 (w = d*q, q in -128..127) as RESCORED, the lm_head's form (see _rescored_nodes):
+    Q8_0 (w = d*q, q in -128..127) as RESCORED, the lm_head's form (see _rescored_nodes), on
+    the last position only (x = Slice(hidden)[:, -1:]):
 
       x ─ MatMulNBits(bits=8, codes q+128, scales d, accuracy_level 4) ─ approx ─┬───────────┐
       │                                        TopK(64) ─ ids ─ Gather(E rows) ─ Einsum(x) ─ │
       └───────────────────────────────────────────────────────────┘   ScatterElements ── y
+
+    and every Gather of E's rows (the rescoring's, the tied embedding's) then reads the Q8_0
+    codes instead of a float32 E (quantize_gathers: GatherBlockQuantized, bit-exact).
 
 The minimum term is exact algebra: sum_k x_k * m_b over block b is m_b * (block sum of x); with
 the kernel's default zero point 8 folded into it (m + 8d is exact in float32 for float16 m and d),
