@@ -89,3 +89,13 @@ def test_broken_genai_config_is_named(genai_folder, tmp_path):
     (folder / "genai_config.json").write_text("{oops")
     with pytest.raises(ModelFolderError, match=r"genai_config\.json is not valid JSON"):
         read_manifest(folder)
+
+
+def test_genai_folder_in_the_models_folder_is_listed(genai_folder):
+    from desktop import paths
+    from desktop.engine.catalog import list_models, resolve_model
+
+    shutil.copytree(genai_folder, paths.models_dir() / "tiny-genai")
+    listed = {m.name: m for m in list_models()}
+    assert listed["tiny-genai"].precision == "genai" and listed["tiny-genai"].kind == "decoder"
+    assert resolve_model("tiny-genai") == paths.models_dir() / "tiny-genai"
