@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import signal
 import statistics
 import subprocess
 import sys
@@ -353,6 +354,14 @@ def default_gguf() -> Path | None:
         return None
 
 
+def why_failed(done: subprocess.CompletedProcess) -> str:
+    """A failed worker's reason: the end of its stderr, or the signal that killed it (a
+    llama.cpp built for instructions this CPU or VM does not allow dies of SIGILL, silently)."""
+    if done.returncode < 0:
+        return f"killed by {signal.Signals(-done.returncode).name}"
+    return done.stderr.strip()[-400:] or f"exit status {done.returncode}"
+
+
 def median(rows: list[dict], key: str) -> float:
     values = [r[key] for r in rows if key in r]
     return statistics.median(values) if values else float("nan")
@@ -408,7 +417,7 @@ def main() -> int:
                 [*base, "--worker", engine], capture_output=True, text=True, check=False
             )
             if done.returncode != 0:
-                print(f"{engine} run {run + 1} failed: {done.stderr.strip()[-400:]}")
+                print(f"{engine} run {run + 1} failed: {why_failed(done)}")
                 continue
             row = json.loads(done.stdout.strip().splitlines()[-1])
             results[engine].append(row)
@@ -469,7 +478,7 @@ def print_agreement(base: list[str], engines: list[str], args: argparse.Namespac
             [*base, "--worker", engine, "--agreement"], capture_output=True, text=True, check=False
         )
         if done.returncode != 0:
-            print(f"  {engine:<10} failed: {done.stderr.strip()[-300:]}")
+            print(f"  {engine:<10} failed: {why_failed(done)}")
             continue
         firsts = json.loads(done.stdout.strip().splitlines()[-1])["first_differences"]
         equal = sum(f is None for f in firsts)
