@@ -8,8 +8,9 @@ files: a config dict (head counts, sizes, context length, special ids), a genera
 `search` defaults) and the graph file. Does not open the graph or know what its names mean
 (manifest.describe_graph does); knows nothing of other layouts.
 
-Source of the format: onnxruntime-genai docs/config.md and src/config.cpp (0.10), and the
-folders its builder (src/python/py/models/builder.py) writes.
+Source of the format: the genai_config.json that onnxruntime-genai 0.10's model builder
+(`python -m onnxruntime_genai.models.builder`) writes, which tests/engine/test_genai_folder.py
+builds and reads.
 
 Every fault raises `ModelFolderError` naming the file and what is wrong.
 """
