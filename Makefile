@@ -45,8 +45,11 @@ format: setup
 test: setup system-deps model lint
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest
 
+# llama-cpp-python has no wheel on PyPI and builds from source. GGML_NATIVE=OFF: a -march=native
+# build here used AMX instructions (the CPU lists amx_tile) and died with SIGILL at load.
 bench: model
-	$(BIN)/python -m pip install -q -e ".[bench]"
+	CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON" \
+	  $(BIN)/python -m pip install -q -e ".[bench]"
 	$(BIN)/python tests/benchmarks/decode.py
 
 dist: model

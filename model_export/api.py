@@ -82,7 +82,7 @@ def export(
             report["probe"] = export_seq2seq_probe(loaded.model, tmp / "onnx", share_with=chat)
         report.update(_common_report(source, loaded, tmp, started, load_s))
         write_json(tmp / "export_report.json", report)
-        _replace(tmp, out_dir)
+        replace_folder(tmp, out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -186,7 +186,9 @@ def _quantize_checked(loaded: LoadedSource, onnx_path: Path, kind: str, *, check
 
 
 def _check_variant(tokenizer: Any, reference: Path, variant: Path, kind: str) -> dict:
-    """Top-1 agreement (must be >= 90%, cases D4) and greedy agreement on the bench prompts."""
+    """Top-1 agreement (must be >= 90%, cases D4), greedy agreement on the bench prompts, and
+    the reference record (bench.reference_record) that checks use once the float32 graph is
+    gone."""
     agreement = selfcheck.top1_agreement(tokenizer, reference, variant)
     if agreement < selfcheck.MIN_AGREEMENT:
         raise ExportError(
@@ -194,13 +196,18 @@ def _check_variant(tokenizer: Any, reference: Path, variant: Path, kind: str) ->
             f"unquantized model is {agreement:.1%} over {selfcheck.AGREEMENT_POSITIONS} "
             f"positions (at least {selfcheck.MIN_AGREEMENT:.0%} needed)"
         )
-    first_differences = bench.greedy_matches(tokenizer, reference, variant)
+    reference_ids = bench.greedy_ids(tokenizer, reference)
+    variant_ids = bench.greedy_ids(tokenizer, variant)
+    first_differences = [
+        bench.first_difference(a, b) for a, b in zip(reference_ids, variant_ids, strict=True)
+    ]
     return {
         "top1_agreement": agreement,
         "positions": selfcheck.AGREEMENT_POSITIONS,
         "greedy_prompts": len(first_differences),
         "greedy_first_difference_per_prompt": first_differences,
         "greedy_equal": all(d is None for d in first_differences),
+        "reference": bench.reference_record(tokenizer, reference, reference_ids),
     }
 
 
@@ -238,8 +245,14 @@ def _common_report(
     }
 
 
-def _replace(tmp: Path, out_dir: Path) -> None:
-    """Rename `tmp` to `out_dir`, moving an existing `out_dir` aside first and deleting it after."""
+def replace_folder(tmp: Path, out_dir: Path) -> None:
+    """Rename `tmp` to `out_dir`, moving an existing `out_dir` aside first and deleting it after.
+    `tmp` may be on another file system (it is then copied beside `out_dir` first)."""
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    if tmp.parent.resolve() != out_dir.parent.resolve():
+        moved = out_dir.parent / f".{out_dir.name}.partial-{uuid.uuid4().hex[:8]}"
+        shutil.move(str(tmp), str(moved))
+        tmp = moved
     old = None
     if out_dir.exists():
         old = out_dir.parent / f".{out_dir.name}.old-{uuid.uuid4().hex[:8]}"
@@ -249,4 +262,11 @@ def _replace(tmp: Path, out_dir: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-__all__ = ["PROBE_FILE", "QUANTIZE_CHOICES", "VARIANT_FILES", "add_probe", "export"]
+__all__ = [
+    "PROBE_FILE",
+    "QUANTIZE_CHOICES",
+    "VARIANT_FILES",
+    "add_probe",
+    "export",
+    "replace_folder",
+]

@@ -156,9 +156,18 @@ def check_against_torch(model: Any, tokenizer: Any, onnx_path: Path) -> dict:
     }
 
 
+def logits_each(decoder: OnnxDecoder, ids: list[int]) -> np.ndarray:
+    """float32[len(ids), vocab]: the next-token logits after each of `ids`, fed one at a time
+    through the KV cache from an empty one; for graphs that return only the last position's
+    logits (gguf_carry's rescored lm_head), where one prefill gives a single row."""
+    decoder.reset()
+    return np.stack([decoder.forward([token])[-1] for token in ids])
+
+
 def top1_agreement(tokenizer: Any, reference: Path, candidate: Path) -> float:
-    """Fraction of 200 positions where `candidate`'s top-1 next token equals `reference`'s."""
+    """Fraction of 200 positions where `candidate`'s top-1 next token equals `reference`'s
+    (the candidate fed one token at a time: it may return the last position's logits only)."""
     ids = agreement_ids(tokenizer)[:AGREEMENT_POSITIONS]
     ref = OnnxDecoder(make_session(reference)).forward(ids).argmax(-1)  # (200,)
-    cand = OnnxDecoder(make_session(candidate)).forward(ids).argmax(-1)  # (200,)
+    cand = logits_each(OnnxDecoder(make_session(candidate)), ids).argmax(-1)  # (200,)
     return float((ref == cand).mean())

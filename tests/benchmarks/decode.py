@@ -9,14 +9,21 @@ the same work), --threads intra-op threads. Engines:
   llama_cpp  llama-cpp-python on the same weights as a GGUF (the Q4_1 file the default model is
              exported from), when installed
   ort_genai  onnxruntime-genai's own loop on its builder's int4 CPU model of the same weights,
-             when installed and its model folder exists (--genai, or built on first use)
+             when installed (--genai; built from the GGUF into the user cache folder when
+             missing, see peers.py, and the time that took is printed)
+  ours_genai desktop.engine on that same genai folder and graph (the engine reads genai's
+             layout): what the graph costs apart from what the loop costs
 
 Each run is a fresh subprocess (load, one short warm-up, one timed run), engines interleaved run
-by run so that a noisy neighbour hurts all of them alike; peak RSS is the subprocess's. Printed:
-one line per run, a table of medians, the per-token record's and the sampler chain's costs as
-shares of a decode step, and last
-`ratio decode_vs_llama_cpp=X.XX decode_vs_ort_genai=Z.ZZ ttft_vs_llama_cpp=Y.YY`
-(ours divided by the peer's; `nan` where a peer is missing).
+by run so that a noisy neighbour hurts all of them alike; peak RSS is the subprocess's. Then one
+more subprocess per engine measures its greedy agreement with the float32 reference: the greedy
+ids that the default model's export recorded from its float32 graph on 5 chat prompts
+(export_report.json, quantized.reference; the same prompt ids go to every engine), and the first
+position where the engine's greedy ids differ. Printed: one line per run, a table of medians,
+the agreement, the per-token record's and the sampler chain's costs as shares of a decode step, and last
+`ratio decode_vs_llama_cpp=X.XX decode_vs_ort_genai=Z.ZZ ttft_vs_llama_cpp=Y.YY
+ttft_vs_ort_genai=T.TT rss_vs_llama_cpp=R.RR` (ours divided by the peer's, medians; `nan` where
+a peer is missing).
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import signal
 import statistics
 import subprocess
 import sys
@@ -34,7 +42,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 QUESTION = "How did the printing press change Europe in the fifteenth century?"
-ENGINES = ("ours", "llama_cpp", "ort_genai")
+ENGINES = ("ours", "llama_cpp", "ort_genai", "ours_genai")
 
 
 def peak_rss_mb() -> float:
@@ -214,7 +222,99 @@ def run_ort_genai(args: argparse.Namespace, prompt: str) -> dict:
     return peer_result(name, load_s, len(ids), *once(args.tokens))
 
 
-WORKERS = {"ours": run_ours, "llama_cpp": run_llama_cpp, "ort_genai": run_ort_genai}
+def run_ours_genai(args: argparse.Namespace, prompt: str) -> dict:
+    return run_ours(argparse.Namespace(**{**vars(args), "model": args.genai}), prompt)
+
+
+WORKERS = {
+    "ours": run_ours,
+    "llama_cpp": run_llama_cpp,
+    "ort_genai": run_ort_genai,
+    "ours_genai": run_ours_genai,
+}
+
+
+# ---- greedy agreement with the float32 reference (one more subprocess per engine) ----------
+def greedy_ours(folder: Path, prompts: list[list[int]], n: int) -> list[list[int]]:
+    import numpy as np
+
+    from desktop.engine.chat import load_model
+
+    model = load_model(folder, provider="cpu", threads=2)
+    out = []
+    for ids in prompts:
+        model._stepper.forget()
+        logits = model._stepper.prefill(list(ids))  # float32[vocab]
+        got: list[int] = []
+        for _ in range(n):
+            got.append(int(np.argmax(logits)))
+            logits = model._stepper.step(got[-1])
+        out.append(got)
+    return out
+
+
+def greedy_llama_cpp(args: argparse.Namespace, prompts: list[list[int]], n: int) -> list[list[int]]:
+    from llama_cpp import Llama
+
+    llm = Llama(model_path=str(args.gguf), n_ctx=512, n_threads=2, verbose=False)
+    out = []
+    for ids in prompts:
+        llm.reset()
+        got: list[int] = []
+        for token in llm.generate(ids, temp=0.0, top_k=1, reset=True):  # greedy, no penalty
+            got.append(int(token))
+            if len(got) == n:
+                break
+        out.append(got)
+    return out
+
+
+def greedy_ort_genai(args: argparse.Namespace, prompts: list[list[int]], n: int) -> list[list[int]]:
+    """genai's greedy ids; it stops after an end id (min_length would mask end ids instead,
+    which changes the choice), so a list may be shorter than n."""
+    import onnxruntime_genai as og
+
+    model = og.Model(og.Config(str(args.genai)))
+    out = []
+    for ids in prompts:
+        params = og.GeneratorParams(model)
+        params.set_search_options(max_length=len(ids) + n, do_sample=False)
+        generator = og.Generator(model, params)
+        generator.append_tokens(ids)
+        got: list[int] = []
+        while not generator.is_done() and len(got) < n:
+            generator.generate_next_token()
+            got.append(int(generator.get_next_tokens()[0]))
+        out.append(got)
+    return out
+
+
+def greedy_agreement(args: argparse.Namespace, engine: str) -> dict:
+    """The engine's first differing position from the reference's greedy ids on each prompt
+    (None where they agree over the engine's tokens)."""
+    reference = load_reference(args.model)
+    prompts, expected = reference["prompts_ids"], reference["greedy_ids"]
+    n = len(expected[0])
+    if engine == "ours":
+        got = greedy_ours(args.model, prompts, n)
+    elif engine == "ours_genai":
+        got = greedy_ours(args.genai, prompts, n)
+    elif engine == "llama_cpp":
+        got = greedy_llama_cpp(args, prompts, n)
+    else:
+        got = greedy_ort_genai(args, prompts, n)
+    firsts = [
+        next((i for i, (a, b) in enumerate(zip(want, have, strict=False)) if a != b), None)
+        for want, have in zip(expected, got, strict=True)
+    ]
+    return {"first_differences": firsts, "tokens": n}
+
+
+def load_reference(model_dir: Path) -> dict:
+    """The float32 reference's record in the model folder's export_report.json (KeyError when
+    the folder was built before the export recorded it)."""
+    report = json.loads((model_dir / "export_report.json").read_text(encoding="utf-8"))
+    return report["quantized"]["reference"]
 
 
 # ---- orchestration -----------------------------------------------------------------------
@@ -233,12 +333,37 @@ def available(args: argparse.Namespace) -> dict[str, str | None]:
         why["ort_genai"] = "onnxruntime-genai is not installed (pip install -e '.[bench]')"
     elif not (Path(args.genai) / "genai_config.json").is_file():
         why["ort_genai"] = (
-            f"no onnxruntime-genai model at {args.genai} (build one with "
-            "`python -m onnxruntime_genai.models.builder -i HF_FOLDER -o DIR -p int4 -e cpu`)"
+            f"no onnxruntime-genai model at {args.genai} and none could be built "
+            "(`python -m onnxruntime_genai.models.builder -i HF_FOLDER -o DIR -p int4 -e cpu`)"
         )
     else:
         why["ort_genai"] = None
+    why["ours_genai"] = (
+        None
+        if (Path(args.genai) / "genai_config.json").is_file()
+        else (f"no onnxruntime-genai model at {args.genai}")
+    )
     return why
+
+
+def ensure_genai_peer(args: argparse.Namespace) -> None:
+    """Build the onnxruntime-genai peer model from the GGUF when it is missing (and genai is
+    installed); says how long that took, or why it could not."""
+    import importlib.util
+
+    if (Path(args.genai) / "genai_config.json").is_file() or not args.gguf:
+        return
+    if importlib.util.find_spec("onnxruntime_genai") is None:
+        return
+    from tests.benchmarks.peers import PeerBuildError, build_genai_peer
+
+    print(f"building the onnxruntime-genai peer model from {args.gguf.name} ...", flush=True)
+    try:
+        seconds = build_genai_peer(args.gguf, Path(args.genai))
+    except PeerBuildError as err:
+        print(f"(no onnxruntime-genai peer model: {err})")
+        return
+    print(f"built the onnxruntime-genai peer model at {args.genai} in {seconds:.0f} s", flush=True)
 
 
 def set_genai_threads(folder: Path, threads: int) -> None:
@@ -268,6 +393,14 @@ def default_gguf() -> Path | None:
         return None
 
 
+def why_failed(done: subprocess.CompletedProcess) -> str:
+    """A failed worker's reason: the end of its stderr, or the signal that killed it (a
+    llama.cpp built for instructions this CPU or VM does not allow dies of SIGILL, silently)."""
+    if done.returncode < 0:
+        return f"killed by {signal.Signals(-done.returncode).name}"
+    return done.stderr.strip()[-400:] or f"exit status {done.returncode}"
+
+
 def median(rows: list[dict], key: str) -> float:
     values = [r[key] for r in rows if key in r]
     return statistics.median(values) if values else float("nan")
@@ -285,8 +418,12 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--worker", choices=ENGINES)
     parser.add_argument("--prompt-file", type=Path)
+    parser.add_argument("--agreement", action="store_true", help="(worker) greedy agreement")
     args = parser.parse_args()
 
+    if args.worker and args.agreement:
+        print(json.dumps(greedy_agreement(args, args.worker)))
+        return 0
     if args.worker:
         result = WORKERS[args.worker](args, args.prompt_file.read_text(encoding="utf-8"))
         result["peak_rss_mb"] = peak_rss_mb()
@@ -297,12 +434,13 @@ def main() -> int:
         print(f"no model at {args.model}; build it with `make model`", file=sys.stderr)
         return 1
     args.gguf = args.gguf or default_gguf()
+    ensure_genai_peer(args)
     why = available(args)
     engines = [e for e in ENGINES if why[e] is None]
     for engine, reason in why.items():
         if reason:
             print(f"skipping {engine}: {reason}")
-    if "ort_genai" in engines:
+    if "ort_genai" in engines or "ours_genai" in engines:
         set_genai_threads(args.genai, args.threads)
     prompt_file = paths.cache_dir() / "bench" / "prompt.txt"
     prompt_file.parent.mkdir(parents=True, exist_ok=True)
@@ -318,7 +456,7 @@ def main() -> int:
                 [*base, "--worker", engine], capture_output=True, text=True, check=False
             )
             if done.returncode != 0:
-                print(f"{engine} run {run + 1} failed: {done.stderr.strip()[-400:]}")
+                print(f"{engine} run {run + 1} failed: {why_failed(done)}")
                 continue
             row = json.loads(done.stdout.strip().splitlines()[-1])
             results[engine].append(row)
@@ -335,9 +473,10 @@ def main() -> int:
         if rows:
             print(
                 f"{engine:<10} {median(rows, 'ttft_s'):8.3f} {median(rows, 'decode_tok_s'):13.1f} "
-                f"{max(r['peak_rss_mb'] for r in rows):12.0f}  {rows[0]['model']}, "
+                f"{median(rows, 'peak_rss_mb'):12.0f}  {rows[0]['model']}, "
                 f"prompt {rows[0]['prompt_tokens']} tokens"
             )
+    print_agreement(base, engines, args)
     ours = results.get("ours", [])
     if ours:
         step_ms = 1000.0 / median(ours, "decode_tok_s")
@@ -362,9 +501,34 @@ def main() -> int:
     print(
         f"ratio decode_vs_llama_cpp={ratio('llama_cpp', 'decode_tok_s'):.2f} "
         f"decode_vs_ort_genai={ratio('ort_genai', 'decode_tok_s'):.2f} "
-        f"ttft_vs_llama_cpp={ratio('llama_cpp', 'ttft_s'):.2f}"
+        f"ttft_vs_llama_cpp={ratio('llama_cpp', 'ttft_s'):.2f} "
+        f"ttft_vs_ort_genai={ratio('ort_genai', 'ttft_s'):.2f} "
+        f"rss_vs_llama_cpp={ratio('llama_cpp', 'peak_rss_mb'):.2f}"
     )
     return 0
+
+
+def print_agreement(base: list[str], engines: list[str], args: argparse.Namespace) -> None:
+    """One subprocess per engine: its greedy ids against the float32 reference's."""
+    try:
+        reference = load_reference(args.model)
+    except (OSError, ValueError, KeyError):
+        print("greedy agreement: the model folder's export_report.json has no float32 reference")
+        return
+    n, count = len(reference["greedy_ids"][0]), len(reference["greedy_ids"])
+    print(f"greedy agreement with the float32 reference ({count} prompts, {n} tokens; first")
+    print("differing position per prompt, '-' where equal):")
+    for engine in engines:
+        done = subprocess.run(
+            [*base, "--worker", engine, "--agreement"], capture_output=True, text=True, check=False
+        )
+        if done.returncode != 0:
+            print(f"  {engine:<10} failed: {why_failed(done)}")
+            continue
+        firsts = json.loads(done.stdout.strip().splitlines()[-1])["first_differences"]
+        equal = sum(f is None for f in firsts)
+        shown = ", ".join("-" if f is None else str(f) for f in firsts)
+        print(f"  {engine:<10} {equal}/{len(firsts)} equal  [{shown}]")
 
 
 if __name__ == "__main__":

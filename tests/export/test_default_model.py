@@ -12,9 +12,8 @@ import numpy as np
 import pytest
 from tokenizers import Tokenizer
 
-from model_export.check import OnnxDecoder, make_session
+from model_export.check import OnnxDecoder, logits_each, make_session
 from model_export.fused_graph import GRAPH_FORM
-from model_export.gguf_carry import RESCORE_TOP
 
 pytestmark = pytest.mark.slow
 
@@ -40,8 +39,23 @@ def test_shipped_int4_is_the_exact_gguf_carry(report, default_model_dir):
     assert quantized["embedding_tied_to_lm_head"] is False  # it reads the embedding's rows
     assert quantized["greedy_first_difference_per_prompt"] == [None] * 5
     assert quantized["top1_agreement"] == 1.0
+    assert quantized["quantized_gathers"] == 2  # the embedding and the rescoring: 8-bit rows
     assert (default_model_dir / "onnx" / "model_q4.onnx").is_file()
-    assert report["file_sizes"]["onnx/model_q4.onnx"] < report["file_sizes"]["onnx/model.onnx"] / 2
+
+
+def test_folder_ships_without_the_float32_reference(report, default_model_dir):
+    """The float32 graph is the self-check's reference, not the app's: it is deleted after the
+    check, and the folder (the bundle's model part) stays within 250 MB."""
+    assert not (default_model_dir / "onnx" / "model.onnx").exists()
+    assert report["reference_graph"] == {
+        "file": "onnx/model.onnx", "kept": False, "bytes": report["reference_graph"]["bytes"]
+    }  # fmt: skip
+    on_disk = sum(p.stat().st_size for p in default_model_dir.rglob("*") if p.is_file())
+    assert on_disk <= 250 * 10**6
+    graph = (
+        report["file_sizes"]["onnx/model_q4.onnx"] + report["file_sizes"]["onnx/model_q4.onnx.data"]
+    )
+    assert graph < report["reference_graph"]["bytes"] / 3
 
 
 def test_tokenizer_matches_the_gguf(report, default_model_dir):
@@ -84,27 +98,38 @@ def test_report_records_the_recipe(report):
     assert report["recipe"] == RECIPE
 
 
-def test_q4_graph_answers_like_fp32(default_model_dir):
-    ids = [
-        1,
-        4093,
-        198,
-        19556,
-        905,
-        2,
-        198,
-        1,
-        520,
-        9531,
-        198,
-    ]  # a ChatML user turn, then assistant
-    fp32 = OnnxDecoder(make_session(default_model_dir / "onnx" / "model.onnx")).forward(ids)
-    q4 = OnnxDecoder(make_session(default_model_dir / "onnx" / "model_q4.onnx")).forward(ids)
-    assert (fp32.argmax(-1) == q4.argmax(-1)).all()
-    # the same weights: within 1e-2 where the lm_head rescored (at least the top 64 of each
-    # position), within the int8 activations' error (measured: at most 0.55) elsewhere
-    close = np.abs(fp32 - q4) < 1e-2  # (11, vocab)
-    assert (close.sum(-1) >= RESCORE_TOP).all()
-    top10 = np.argsort(-q4, axis=-1)[:, :10]
-    assert np.take_along_axis(close, top10, -1).all()
-    assert abs(fp32 - q4).max() < 1.0
+def test_q4_graph_answers_like_fp32(report, default_model_dir):
+    """model_q4.onnx against what the export recorded from the float32 graph before deleting it
+    (quantized.reference): the self-check prompt's top-10 logits at every position, and 32
+    greedy tokens on each of the 5 bench prompts through the app's own engine."""
+    reference = report["quantized"]["reference"]
+    ids = reference["prompt_ids"]
+    q4_graph = OnnxDecoder(make_session(default_model_dir / "onnx" / "model_q4.onnx"))
+    q4 = logits_each(q4_graph, ids)  # (n, vocab): it returns the last position's logits only
+    top_ids = np.array(reference["top_ids"])  # (n, 10), float32's order
+    assert (q4.argmax(-1) == top_ids[:, 0]).all()
+    # the rescored top of the lm_head: float32's logits up to summation order
+    got = np.take_along_axis(q4, top_ids, axis=-1)  # (n, 10)
+    assert np.abs(got - np.array(reference["top_logits"])).max() < 1e-2
+    assert len(reference["greedy_ids"]) == 5 and all(len(g) == 32 for g in reference["greedy_ids"])
+
+
+def test_engine_greedy_equals_float32_on_the_bench_prompts(report, default_model_dir):
+    from desktop.engine.chat import load_model
+    from desktop.engine.events import Message
+
+    reference = report["quantized"]["reference"]
+    model = load_model(default_model_dir, provider="cpu", threads=2)
+    cases = zip(
+        reference["prompts"], reference["prompts_ids"], reference["greedy_ids"], strict=True
+    )
+    for text, prompt_ids, expected in cases:
+        ids = list(model.render_prompt([Message("user", text)]).prompt_ids)
+        assert ids == prompt_ids  # the app's template and tokenizer read it as the export did
+        model._stepper.forget()
+        logits = model._stepper.prefill(ids)  # float32[vocab]
+        got = []
+        for _ in expected:
+            got.append(int(np.argmax(logits)))
+            logits = model._stepper.step(got[-1])
+        assert got == expected, text

@@ -8,6 +8,7 @@ from pathlib import Path
 from desktop.paths import DATES_MODEL_NAME
 
 BUDGET_BYTES = 250 * 2**20  # the bundle's budget, the model not counted
+MODEL_BUDGET_BYTES = 250 * 10**6  # the default model's folder (issue 18)
 
 
 def _size(path: Path) -> int:
@@ -47,7 +48,15 @@ def test_bundle_size_within_budget(bundle_dir):
     app_bytes = _size(bundle_dir) - model_bytes
     print(f"bundle: app {app_bytes / 2**20:.0f} MiB + model {model_bytes / 2**20:.0f} MiB")
     assert model_bytes > 50 * 2**20, "the default model is not in the bundle"
+    assert model_bytes <= MODEL_BUDGET_BYTES
     assert app_bytes < BUDGET_BYTES
+
+
+def test_bundle_carries_only_the_graph_the_app_loads(bundle_dir):
+    """The exact int4 graph and its weights file; not the float32 reference (the export's
+    self-check deletes it) nor any other variant."""
+    graphs = sorted(p.name for p in (bundle_dir / "_internal" / "models").rglob("*.onnx*"))
+    assert graphs == ["model_q4.onnx", "model_q4.onnx.data"], graphs
 
 
 def test_self_test_from_root_offscreen(bundle_dir, tmp_path):
