@@ -175,6 +175,11 @@ class Conversation:
         new.branch = BranchPoint(reply.key, index, replaced.id, replaced.token, int(token_id))
         return new, forced
 
+    def set_prompt(self, reply: Node, prompt: PromptInfo) -> None:
+        """What the model read for `reply` (known before its first token)."""
+        reply.prompt = prompt
+        self._emit("updated", reply)
+
     def append_step(self, reply: Node, step: TokenStep) -> None:
         reply.steps.append(step)
         reply.text += step.text

@@ -1,7 +1,8 @@
 """The token inspector (right dock): the pinned token's numbers, its top-k alternatives as bars
 (raw model distribution beside the sampling distribution), and the per-token chart of the selected
 reply. A view: the controller calls `set_reply` / `show_step`; clicks on the chart come back as
-`token_clicked(index)`.
+`token_clicked(index)`, and an alternative picked in the list (click, or Enter on the focused
+row) as `continue_requested(token id)`: "Continue from here with this token".
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from desktop.ui.token_view import (
 
 class InspectorPanel(QWidget):
     token_clicked = Signal(int)
+    continue_requested = Signal(int)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -68,6 +70,12 @@ class InspectorPanel(QWidget):
             form.addRow(label, value)
 
         self.alternatives = AlternativesChart()
+        self.alternatives.alternative_activated.connect(self.continue_requested)
+        self.continue_hint = QLabel(
+            "Click an alternative (or Enter on it) to continue from here with this token."
+        )
+        self.continue_hint.setObjectName("muted")
+        self.continue_hint.setWordWrap(True)
         self.strip = TokenStripChart()
         self.strip.token_clicked.connect(self.token_clicked)
         self.surprisal_box = QCheckBox("Show surprisal instead of probability")
@@ -82,6 +90,7 @@ class InspectorPanel(QWidget):
         column.addLayout(form)
         column.addWidget(_heading("Top alternatives"))
         column.addWidget(self.alternatives)
+        column.addWidget(self.continue_hint)
         column.addWidget(_heading("This reply"))
         column.addWidget(self.strip)
         row = QHBoxLayout()

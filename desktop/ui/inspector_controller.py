@@ -1,0 +1,102 @@
+"""The token inspector's behaviour: which reply it shows, the one highlighted token in the window,
+and "Continue from here with this token" from the list of alternatives.
+
+Owns the inspected reply (a `Node`; its records stay in the conversation). Knows the inspector
+view and the reply bubbles it is told about; starts a branch through a callable handed in
+(`branch(reply, index, token_id) -> bool`, the run controller's), so it never runs anything.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import shiboken6
+from PySide6.QtCore import QObject, Slot
+
+from desktop.conversation import Node
+from desktop.ui.main_window import MainWindow
+from desktop.ui.transcript import TranscriptController
+
+Brancher = Callable[[Node, int, int], bool]
+
+
+class InspectorController(QObject):
+    def __init__(
+        self, window: MainWindow, transcript: TranscriptController, branch: Brancher
+    ) -> None:
+        super().__init__(window)
+        self.window = window
+        self.inspector = window.inspector
+        self.transcript = transcript
+        self._branch = branch
+        self.inspected: Node | None = None
+        self._widget: Any | None = None
+        self.inspector.token_clicked.connect(self._strip_clicked)
+        self.inspector.continue_requested.connect(self._continue)
+        transcript.reply_shown.connect(self._reply_shown)
+        transcript.bubble_removed.connect(self._bubble_removed)
+        transcript.steps_drawn.connect(self._steps_drawn)
+        self._charted = 0  # records of the inspected reply in the per-token chart
+
+    def _reply_shown(self, node: Node, widget: Any) -> None:
+        widget.token_selected.connect(lambda index, n=node: self._token_selected(n, index))
+        if node is self.inspected:  # the same reply, drawn again (a switched version came back)
+            self._widget = widget
+
+    def _bubble_removed(self, node: Node) -> None:
+        if node is self.inspected:
+            self.reset()
+
+    # ---- what is inspected -------------------------------------------------------------------
+    def inspect(self, reply: Node) -> None:
+        """Show `reply`'s records (its own list: a streaming reply grows in place)."""
+        if self.inspected is not reply:
+            self._unhighlight()  # one highlighted token in the window, not one per reply
+            self.inspected = reply
+            self._widget = self.transcript.widget_of(reply)
+            self.inspector.set_reply(reply.steps)
+            self._charted = len(reply.steps)
+
+    @Slot(object, object)
+    def run_started(self, _conversation: Any, reply: Node) -> None:
+        self.inspect(reply)
+
+    def _steps_drawn(self, reply: Node) -> None:
+        if reply is self.inspected:
+            for step in reply.steps[self._charted :]:
+                self.inspector.add_step(step)
+            self._charted = len(reply.steps)
+
+    def reset(self) -> None:
+        self._unhighlight()
+        self.inspected = None
+        self._widget = None
+        self._charted = 0
+        self.inspector.clear()
+
+    def _unhighlight(self) -> None:
+        widget = self._widget
+        if widget is not None and shiboken6.isValid(widget):  # its bubble may be gone already
+            widget.body.clear_selection()
+
+    # ---- picking tokens ----------------------------------------------------------------------
+    def _token_selected(self, reply: Node, index: int) -> None:
+        self.inspect(reply)
+        self.inspector.show_step(index)
+        self.window.inspector_dock.show()
+
+    @Slot(int)
+    def _strip_clicked(self, index: int) -> None:
+        if self._widget is not None and shiboken6.isValid(self._widget):
+            self._widget.body.select_span(index)
+            self.inspector.show_step(index)
+
+    @Slot(int)
+    def _continue(self, token_id: int) -> None:
+        """The person picked an alternative of the pinned token: continue the reply from there."""
+        reply, index = self.inspected, self.inspector.current
+        if reply is None or index < 0 or reply.done is None:
+            self.window.statusBar().showMessage("Wait for the reply to finish first.", 5000)
+            return
+        self._branch(reply, index, token_id)
