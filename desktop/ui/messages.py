@@ -317,10 +317,11 @@ class AssistantMessageWidget(QFrame):
             return "the model's own choice"
         return None
 
-    def _token_menu(self, index: int, pos: QPoint) -> None:
-        """Right-click on a token: continue the reply from here with one of its alternatives."""
+    def token_menu(self, index: int) -> QMenu | None:
+        """The right-click menu of token `index`: "Continue from here with “…”" for each of its
+        alternatives (each emits branch_requested); None while the reply is being written."""
         if not 0 <= index < self._drawn or not self.regenerate_button.isEnabled():
-            return
+            return None
         step = self._steps[index]
         menu = QMenu(self)
         for alt in step.top:
@@ -328,12 +329,16 @@ class AssistantMessageWidget(QFrame):
                 continue
             label = f"Continue from here with “{token_label(alt.token, alt.bytes)}”"
             action = menu.addAction(f"{label} ({percent(alt.prob)})")
-            action.setData(alt.id)
-        if menu.isEmpty():
-            return
-        chosen = menu.exec(pos)
-        if chosen is not None:
-            self.branch_requested.emit(index, int(chosen.data()))
+            action.triggered.connect(
+                lambda _checked=False, i=index, t=alt.id: self.branch_requested.emit(i, t)
+            )
+        return None if menu.isEmpty() else menu
+
+    def _token_menu(self, index: int, pos: QPoint) -> None:
+        menu = self.token_menu(index)
+        if menu is not None:
+            menu.exec(pos)
+            menu.deleteLater()
 
     def finish(self, done: GenerationDone, partial: bool = False) -> None:
         self.done = done

@@ -38,6 +38,7 @@ class Shown:
     node: Node
     widget: Any
     drawn_prompt: bool = False
+    drawn_branch: bool = False
     drawn_done: bool = False
 
     @property
@@ -162,13 +163,6 @@ class TranscriptController(QObject):
             widget = AssistantMessageWidget(node.model or "")
             row = Shown(node, widget)
             widget.copy_requested.connect(lambda r=row: self._copy(r))
-            if node.branch is not None:
-                source = self._node_or_none(node.branch.source)
-                replaced = node.branch.replaced_token
-                bytes_ = b""
-                if source is not None and node.branch.index < len(source.steps):
-                    bytes_ = source.steps[node.branch.index].bytes
-                widget.set_branch(node.branch.index, token_label(replaced, bytes_))
         widget.versions.switch_requested.connect(lambda delta, n=node: self.switch(n, delta))
         self.rows.append(row)
         self.window.chat.add_bubble(widget)
@@ -189,6 +183,13 @@ class TranscriptController(QObject):
         node, widget = row.node, row.widget
         if node.role != "assistant":
             return
+        if node.branch is not None and not row.drawn_branch:  # set just after the reply is added
+            row.drawn_branch = True
+            source = self._node_or_none(node.branch.source)
+            data = b""
+            if source is not None and node.branch.index < len(source.steps):
+                data = source.steps[node.branch.index].bytes
+            widget.set_branch(node.branch.index, token_label(node.branch.replaced_token, data))
         if node.prompt is not None and not row.drawn_prompt:
             row.drawn_prompt = True
             widget.set_reading(len(node.prompt.prompt_ids), node.prompt.dropped_messages)

@@ -163,3 +163,46 @@ def test_default_model_chat(qtbot, real_window, default_model_dir):
     fmt_bins = {theme.probability_bin(s.prob).label for s in steps}
     assert fmt_bins  # every token fell into a legend bin
     assert body.toPlainText() == done.text
+
+
+def _forced_generation_landed() -> bool:
+    import inspect
+
+    from desktop.engine.chat import ChatModel
+
+    return "forced_ids" in inspect.signature(ChatModel.generate).parameters
+
+
+@pytest.mark.skipif(
+    not _forced_generation_landed(),
+    reason="waits for forced-prefix generation (ChatModel.generate(..., forced_ids=...), issue 11)",
+)
+def test_tiny_model_branch_from_an_alternative_in_the_inspector(qtbot, real_window, tiny_llama_dir):
+    """ENABLE WHEN MERGING h11core: clicking an alternative in the inspector continues the reply
+    from that token on the real engine; the tokens before it are the original's, the picked one
+    carries the logprob the original step listed for it."""
+    window, controller = real_window
+    open_and_wait(qtbot, controller, tiny_llama_dir)
+    window.settings.temperature.setValue(0.0)
+    window.settings.max_new_tokens.setValue(8)
+    send_and_wait(qtbot, window, controller, "hello")
+    (original,) = [t for t in controller.transcript.turns if t.role == "assistant"]
+    steps = list(original.node.steps)
+    assert len(steps) >= 3
+    at = 2
+    original.widget.body.select_span(at, emit=True)
+    chart = window.inspector.alternatives
+    row = next(i for i, a in enumerate(chart._alternatives) if a.id != steps[at].id)
+    picked = chart._alternatives[row]
+    point = chart.rect().center()
+    point.setY(int(chart._top() + (row + 0.5) * chart.row_height()))
+    with qtbot.waitSignal(controller.runs.reply_done, timeout=120_000) as blocker:
+        qtbot.mouseClick(chart, Qt.MouseButton.LeftButton, pos=point)
+    assert blocker.args[0].error is None
+    (branch,) = [t for t in controller.transcript.turns if t.role == "assistant"]
+    new = branch.node.steps
+    assert branch.node is not original.node and branch.widget.versions.label.text() == "2/2"
+    assert [s.id for s in new[:at]] == [s.id for s in steps[:at]]
+    assert new[at].id == picked.id and new[at].picked
+    assert new[at].logprob == pytest.approx(picked.logprob, abs=1e-4)
+    assert branch.widget.body.marked == {at}
