@@ -43,6 +43,7 @@ class InspectorPanel(QWidget):
         self.setObjectName("inspector")
         self.steps: list[TokenStep] = []
         self.current = -1
+        self.picked: tuple[int, str] | None = None  # (index, the token it replaced) of a branch
 
         self.legend = ScaleLegend()
         self.title = QLabel("Click a token of a reply to inspect it.")
@@ -104,6 +105,7 @@ class InspectorPanel(QWidget):
     def set_reply(self, steps: Sequence[TokenStep]) -> None:
         """Shows the per-token chart of a reply (the list is kept, not copied, while streaming)."""
         self.steps = steps if isinstance(steps, list) else list(steps)
+        self.picked = None
         self.strip.set_steps(self.steps)
         self.current = -1
         self.strip.set_selected(-1)
@@ -130,6 +132,8 @@ class InspectorPanel(QWidget):
         fragment = bool(step.bytes) and is_fragment(step.bytes)
         shown = bytes_label(step.bytes) if fragment else visible_token(step.token)
         note = " (part of a UTF-8 character)" if fragment else ""
+        if self.picked is not None and self.picked[0] == index:
+            note += f"<br>picked by you in place of <b>{html.escape(self.picked[1])}</b>"
         self.title.setText(
             f"<span style='font-size:15pt'><b>{html.escape(shown)}</b></span>"
             f"<br>token {index + 1} of {len(self.steps)} · id {step.id}{note}"

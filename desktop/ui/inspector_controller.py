@@ -57,6 +57,8 @@ class InspectorController(QObject):
             self._widget = self.transcript.widget_of(reply)
             self.inspector.set_reply(reply.steps)
             self._charted = len(reply.steps)
+            if reply.branch is not None:
+                self.inspector.picked = (reply.branch.index, reply.branch.replaced_token)
 
     @Slot(object, object)
     def run_started(self, _conversation: Any, reply: Node) -> None:

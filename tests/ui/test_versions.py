@@ -154,6 +154,8 @@ def test_clicking_an_alternative_continues_the_reply_from_that_token(qtbot, scri
     assert row.widget.body.spans[1].tooltip.startswith("<b>Picked by you</b> in place of ")
     assert "<code>,</code>" in row.widget.body.spans[1].tooltip
     assert "Picked by you" not in row.widget.body.spans[0].tooltip
+    row.widget.body.select_span(1, emit=True)
+    assert "picked by you in place of <b>,</b>" in built.window.inspector.title.text()
     assert stored(built) == [("user", "hi"), ("assistant", "Helloalt then more")]
     # The original is kept: "‹" shows it again, with nothing outlined.
     qtbot.mouseClick(row.widget.versions.previous, Qt.MouseButton.LeftButton)
