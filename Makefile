@@ -24,7 +24,8 @@ system-deps:
 	      libxcb-xinerama0 libxcb-randr0 libxcb-render-util0 libxcb-image0 >/dev/null; }; \
 	fi
 
-# The default model (SmolLM2-135M-Instruct) in the user's models folder; does nothing when it is there.
+# Both bundled models in the user's models folder: the default model (SmolLM2-135M-Instruct, exported
+# from a GGUF) and the dates T5 (trained here, minutes); each is skipped when there and current.
 model: setup
 	$(BIN)/python -m model_export default
 

@@ -28,6 +28,7 @@ from desktop.engine.events import (
     GenerationDone,
     GenerationSettings,
     Message,
+    Phase,
     PromptInfo,
     TokenStep,
 )
@@ -76,6 +77,7 @@ class RunResult:
     steps: list[TokenStep] = field(default_factory=list)
     done: GenerationDone | None = None
     error: EngineError | None = None
+    phases: list[Phase] = field(default_factory=list)  # the pipeline's, to save with the reply
 
 
 _END = object()  # the last item of a handle's buffer
@@ -124,6 +126,8 @@ class RunHandle:
             self.result.prompt = record
         elif isinstance(record, TokenStep):
             self.result.steps.append(record)
+        elif isinstance(record, Phase):
+            self.result.phases.append(record)
         elif isinstance(record, GenerationDone):
             self.result.done = record
         self._buffer.put(record)
@@ -200,8 +204,17 @@ class ChatService:
                 raise ServiceClosedError("The model service is shutting down.")
             if self._model is None:
                 raise NoModelError("No model is loaded yet: choose one first.")
-            if len(self._waiting) >= self.max_waiting:
+            # Requests that would wait behind a running one, this one included: when nothing
+            # runs, the first in the queue is about to run and waits behind nothing (so a
+            # max_waiting of 0 still serves one request at a time).
+            behind = len(self._waiting) + (0 if self._running is not None else -1)
+            if behind >= self.max_waiting:
                 count = len(self._waiting)
+                if count == 0:
+                    raise QueueFullError(
+                        "The model is busy with another request and this server keeps no "
+                        "queue; try again when it has finished."
+                    )
                 raise QueueFullError(
                     f"{count} request{'s are' if count != 1 else ' is'} already waiting for the "
                     "model; try again when one has finished."

@@ -1,9 +1,12 @@
 """`tokenglass chat | tokenize | models`: the engine from a terminal.
 
 `chat` streams a reply (or JSON Lines: one object per token in OpenAI's logprobs shape plus our
-fields, then one `"type": "done"` object); without a MESSAGE it reads turns from stdin.
-`tokenize` shows a text's tokens with ids and byte spans; `models` lists installed models.
-Errors are `EngineError`s, turned into one line on stderr by desktop/cli.py.
+fields, then one `"type": "done"` object; desktop/cli_reply.py); without a MESSAGE it reads turns
+from stdin. The turns form a `Conversation` (desktop/conversation.py) and run through the
+`ChatService`, as the window's and the server's do; `--continue ID` goes on from a saved
+conversation's active path. `tokenize` shows a text's tokens with ids and byte spans; `models`
+lists installed models. Errors are `EngineError`s, turned into one line on stderr by
+desktop/cli.py (a `UsageError`, e.g. an unknown conversation id, exits 2).
 """
 
 from __future__ import annotations
@@ -11,20 +14,25 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import math
 import re
-import signal
 import sys
-import threading
-from collections.abc import Sequence
 
-from desktop import openai_json
+from desktop.cli_reply import done_json, finish_note, phase_json, token_json  # noqa: F401 (their old home)
 from desktop.engine.catalog import list_models, resolve_model
 from desktop.engine.errors import EngineError
-from desktop.engine.sampling import MAX_SEED
+from desktop.engine.events import SETTING_RANGES, SettingRange
 from desktop.engine.tokenizer import well_formed
 
 PROVIDERS = ("auto", "cpu", "cuda", "dml", "coreml")
+
+
+class UsageError(EngineError):
+    """A command names something that is not there (a conversation, a message, a token index or
+    id): one line on stderr, exit status 2 (as argparse exits for a bad argument), nothing saved."""
+
+    exit_code = 2
+
+
 _STOP_ESCAPES = {"\\n": "\n", "\\t": "\t", "\\\\": "\\"}
 _STOP_ESCAPE = re.compile(r"\\[nt\\]")
 
@@ -39,59 +47,48 @@ def stop_string(text: str) -> str:
 def number(kind: type, low: float | None = None, high: float | None = None, *, above: bool = False):
     """An argparse `type` for a number in a range: `low` <= value (`low` < value when `above`),
     value <= `high`. The error names the range, e.g. "must be > 0 and <= 1, got 5"."""
-    bounds = []
-    shown = str if kind is int else (lambda v: f"{v:g}")
-    if low is not None:
-        bounds.append(f"{'>' if above else '>='} {shown(low)}")
-    if high is not None:
-        bounds.append(f"<= {shown(high)}")
-    rule = " and ".join(bounds)
+    return in_range(SettingRange(kind, low, high, above))
+
+
+def in_range(allowed: SettingRange):
+    """An argparse `type` that accepts what `allowed` accepts (the engine's own check)."""
+    kind = allowed.kind
 
     def parse(text: str):
         try:
             value = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected {kind.__name__}, got {text!r}") from None
-        too_low = low is not None and (value <= low if above else value < low)
-        if too_low or (high is not None and value > high) or not math.isfinite(value):
-            raise argparse.ArgumentTypeError(f"must be {rule}, got {text}")
+        if not allowed.allows(value):
+            raise argparse.ArgumentTypeError(f"must be {allowed.rule()}, got {text}")
         return value
 
     parse.__name__ = kind.__name__  # argparse names the type in its messages
     return parse
 
 
+def setting(name: str):
+    """The argparse `type` of generation setting `name`: the range GenerationSettings checks."""
+    return in_range(SETTING_RANGES[name])
+
+
+def _rule(name: str) -> str:
+    return SETTING_RANGES[name].rule()
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     chat = subparsers.add_parser("chat", help="chat with a model in the terminal")
     chat.add_argument("message", nargs="?", help="one message; without it, read turns from stdin")
+    chat.add_argument(
+        "--continue",
+        dest="continue_id",
+        type=int,
+        metavar="CONVERSATION_ID",
+        help="add the turns to this saved conversation's active path (see `tokenglass history`)",
+    )
     _model_args(chat)
     chat.add_argument("--system", help="system prompt")
-    chat.add_argument("--max-new-tokens", type=number(int, 1), help=">= 1")
-    chat.add_argument(
-        "--temperature",
-        type=number(float, 0),
-        help=">= 0; 0 = greedy: the most likely token after the repetition penalty (as in "
-        "llama.cpp and transformers; --repetition-penalty 1 for the model's own argmax)",
-    )
-    chat.add_argument("--top-k", type=number(int, 0), help=">= 0; 0 = off")
-    chat.add_argument("--top-p", type=number(float, 0, 1, above=True), help="> 0 and <= 1")
-    chat.add_argument("--min-p", type=number(float, 0, 1), help="0 to 1; 0 = off")
-    chat.add_argument(
-        "--repetition-penalty", type=number(float, 0, above=True), help="> 0; 1 = off"
-    )
-    chat.add_argument(
-        "--seed", type=number(int, 0, MAX_SEED), help=f"0..{MAX_SEED}; reproduces a reply exactly"
-    )
-    chat.add_argument(
-        "--stop",
-        action="append",
-        default=[],
-        type=stop_string,
-        help="stop string (repeatable); \\n, \\t and \\\\ are newline, tab and backslash",
-    )
-    chat.add_argument(
-        "--top-logprobs", type=number(int, 0, 20), help="alternatives per token, 0 to 20"
-    )
+    generation_args(chat)
     chat.add_argument("--json", action="store_true", help="JSON Lines: one object per token")
     chat.add_argument("--no-save", action="store_true", help="do not save this chat in the history")
     chat.set_defaults(func=run_chat)
@@ -107,6 +104,47 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     models.set_defaults(func=run_models)
 
 
+def generation_args(chat: argparse.ArgumentParser) -> None:
+    """The sampling options (`chat`, `branch`); unset ones keep the model's or reply's values."""
+    chat.add_argument(
+        "--max-new-tokens", type=setting("max_new_tokens"), help=_rule("max_new_tokens")
+    )
+    chat.add_argument(
+        "--temperature",
+        type=setting("temperature"),
+        help=f"{_rule('temperature')}; 0 = greedy: the most likely token after the repetition "
+        "penalty (as in llama.cpp and transformers; --repetition-penalty 1 for the model's own "
+        "argmax)",
+    )
+    chat.add_argument("--top-k", type=setting("top_k"), help=f"{_rule('top_k')}; 0 = off")
+    chat.add_argument(
+        "--top-p",
+        type=setting("top_p"),
+        help=f"{_rule('top_p')}; 1 = off, 0 keeps only the most likely token",
+    )
+    chat.add_argument("--min-p", type=setting("min_p"), help=f"{_rule('min_p')}; 0 = off")
+    chat.add_argument(
+        "--repetition-penalty",
+        type=setting("repetition_penalty"),
+        help=f"{_rule('repetition_penalty')}; 1 = off",
+    )
+    chat.add_argument(
+        "--seed", type=setting("seed"), help=f"{_rule('seed')}; reproduces a reply exactly"
+    )
+    chat.add_argument(
+        "--stop",
+        action="append",
+        default=[],
+        type=stop_string,
+        help="stop string (repeatable); \\n, \\t and \\\\ are newline, tab and backslash",
+    )
+    chat.add_argument(
+        "--top-logprobs",
+        type=setting("top_logprobs"),
+        help=f"alternatives per token, {_rule('top_logprobs')}",
+    )
+
+
 def _model_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", help="installed model name or model folder (default model)")
     parser.add_argument("--provider", choices=PROVIDERS, default="auto")
@@ -115,17 +153,21 @@ def _model_args(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _load(args: argparse.Namespace):
+def _load(args: argparse.Namespace, saved_model: str | None = None):
+    """The model `--model` names, else `saved_model` (the model a saved conversation or reply
+    was made with), else the default model."""
     from desktop.engine.chat import load_model  # onnxruntime is imported only here
 
-    model = load_model(resolve_model(args.model), provider=args.provider, threads=args.threads)
+    folder = resolve_model(args.model or saved_model)
+    model = load_model(folder, provider=args.provider, threads=args.threads)
     if model.provider.fallback_reason:
         print(f"tokenglass: {model.provider.fallback_reason}", file=sys.stderr)
     return model
 
 
-def _settings(model, args: argparse.Namespace):
-    base = model.default_settings()
+def _settings(model, args: argparse.Namespace, base=None):
+    """GenerationSettings: `base` (default: the model's) with the options given on the line."""
+    base = model.default_settings() if base is None else base
     overrides = {
         "max_new_tokens": args.max_new_tokens,
         "temperature": args.temperature,
@@ -142,163 +184,97 @@ def _settings(model, args: argparse.Namespace):
     return dataclasses.replace(base, **changes)
 
 
-def token_json(step) -> dict:
-    """A TokenStep as a JSON line: OpenAI's logprobs entry plus ours (desktop/openai_json.py)."""
-    return {"type": "token", **openai_json.token_json(step)}
+def run_chat(args: argparse.Namespace) -> int:
+    from desktop.chat_service import ChatService
 
-
-def done_json(done, provider_fallback_reason: str | None = None) -> dict:
-    """A GenerationDone as the last JSON line; `provider_fallback_reason`: why a requested GPU
-    execution provider is not in use (ProviderInfo.fallback_reason), or None. `seed` is null for
-    a greedy reply (temperature 0), which draws nothing (as the window's reply footer)."""
-    fields = openai_json.done_json(done)
-    return {"type": "done", **fields, "provider_fallback_reason": provider_fallback_reason}
-
-
-def finish_note(done) -> str | None:
-    """A line for stderr when a reply did not end on its own (text mode), else None."""
-    if done.finish_reason == "cancelled":
-        return f"reply cancelled after {done.completion_tokens} tokens"
-    if done.finish_reason != "length":
-        return None
-    if done.completion_tokens >= done.settings.max_new_tokens:
-        return (
-            f"reply cut off at max new tokens ({done.settings.max_new_tokens}); "
-            "raise --max-new-tokens for more"
-        )
-    return "reply cut off at the end of the model's context window"
-
-
-@dataclasses.dataclass
-class _Turn:
-    """What one reply produced, for printing and for the history."""
-
-    done: object  # GenerationDone
-    steps: list
-    prompt: object | None  # PromptInfo
-
-
-def _reply(model, messages: Sequence, settings, as_json: bool) -> _Turn:
-    """Stream one reply to stdout. Ctrl-C stops it between decode steps (finish reason
-    "cancelled"); the partial reply is still returned, as is one that ended in an error."""
-    from desktop.engine.events import GenerationDone, PromptInfo, TokenStep
-
-    cancel = threading.Event()
-    turn = _Turn(done=None, steps=[], prompt=None)
-    # Ctrl-C sets the cancel flag instead of raising inside the generator, which would end it
-    # without its GenerationDone; the loop checks the flag before each decode step.
-    on_main = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGINT, lambda *_: cancel.set()) if on_main else None
+    store, conversation = _open_chat(args)
     try:
-        for event in model.generate(messages, settings, cancel):
-            if isinstance(event, PromptInfo):
-                turn.prompt = event
-            elif isinstance(event, TokenStep):
-                turn.steps.append(event)
-                if as_json:
-                    print(openai_json.dumps(token_json(event)), flush=True)
-                else:
-                    sys.stdout.write(event.text)
-                    sys.stdout.flush()
-            elif isinstance(event, GenerationDone):
-                turn.done = event
+        model = _load(args, _saved_model(store, args.continue_id))
+        if model.template_note:
+            print(f"tokenglass: {model.template_note}", file=sys.stderr)
+        settings = _settings(model, args)
+        history = store if not args.no_save else None
+        service = ChatService(model)
+        try:
+            if args.message is not None:
+                turn = _chat_turn(
+                    service, model, history, conversation, args.message, settings, args
+                )
+                return 130 if turn.done.finish_reason == "cancelled" else 0  # 130: SIGINT
+            return _chat_stdin(service, model, history, conversation, settings, args)
+        finally:
+            service.close()
     finally:
-        if on_main:
-            signal.signal(signal.SIGINT, previous)
-    assert turn.done is not None  # generate() always ends with one GenerationDone
-    done = turn.done
-    if as_json:
-        fallback = model.provider.fallback_reason
-        print(openai_json.dumps(done_json(done, fallback)), flush=True)
-    else:
-        print(flush=True)
-        if (note := finish_note(done)) is not None:
-            print(f"tokenglass: {note}", file=sys.stderr)
-    if done.dropped_messages:
-        print(
-            f"tokenglass: {done.dropped_messages} oldest messages were left out to fit the "
-            "context window",
-            file=sys.stderr,
-        )
+        if store is not None:
+            store.close()
+
+
+def _open_chat(args: argparse.Namespace):
+    """(the history or None, the conversation): a new one, or the saved one `--continue` names
+    (UsageError when there is none)."""
+    from desktop.conversation import Conversation
+    from desktop.conversation_store import load_conversation
+    from desktop.history import History, HistoryError
+
+    store = History() if not args.no_save or args.continue_id is not None else None
+    if store is not None and store.notice:
+        print(f"tokenglass: {store.notice}", file=sys.stderr)
+    if args.continue_id is None:
+        return store, Conversation(args.system or "")
+    assert store is not None
+    try:
+        return store, load_conversation(store, args.continue_id, args.system or "")
+    except HistoryError as err:
+        store.close()
+        raise UsageError(str(err)) from err
+
+
+def _saved_model(store, conv_id: int | None) -> str | None:
+    return store.conversation(conv_id).model if store is not None and conv_id is not None else None
+
+
+def _chat_turn(service, model, history, conversation, text: str, settings, args):
+    """One user turn at the end of the active path and its reply, streamed and saved. Raises the
+    engine's refusal (the turn then leaves the conversation), or EngineError when the reply
+    ended in an error (after it was saved)."""
+    from desktop.chat_service import RunRequest
+    from desktop.cli_reply import record_turn, saving, stream_reply
+
+    user = conversation.add_user(text)
+    reply = conversation.add_reply(user, model.name)
+    request = RunRequest(tuple(conversation.messages(until=user)), settings, label="cli")
+    finish = saving(history, conversation, user, reply, model.name)
+    try:
+        turn = stream_reply(service, request, args.json, finish, model.provider.fallback_reason)
+    except EngineError:
+        conversation.remove(user)
+        raise
+    record_turn(conversation, user, reply, turn)
+    if turn.done.finish_reason == "error":
+        raise EngineError(turn.done.error or "generation failed")
     return turn
 
 
-def _check(turn: _Turn) -> None:
-    """Raises EngineError when the reply ended in an error (after it was saved)."""
-    if turn.done.finish_reason == "error":
-        raise EngineError(turn.done.error or "generation failed")
-
-
-class _Saver:
-    """Saves each CLI turn into the history database, unless --no-save."""
-
-    def __init__(self, model_name: str, enabled: bool) -> None:
-        from desktop.history import History
-
-        self.model_name = model_name
-        self.conv_id: int | None = None
-        self.history = History() if enabled else None
-        if self.history is not None and self.history.notice:
-            print(f"tokenglass: {self.history.notice}", file=sys.stderr)
-
-    def save(self, user_text: str, turn: _Turn) -> None:
-        from desktop.history import save_cli_turn
-
-        if self.history is not None:
-            self.conv_id = save_cli_turn(
-                self.history,
-                self.conv_id,
-                user_text,
-                turn.done,
-                turn.steps,
-                self.model_name,
-                turn.prompt,
-            )
-
-    def close(self) -> None:
-        if self.history is not None:
-            self.history.close()
-
-
-def run_chat(args: argparse.Namespace) -> int:
-    from desktop.engine.events import Message
-
-    model = _load(args)
-    if model.template_note:
-        print(f"tokenglass: {model.template_note}", file=sys.stderr)
-    settings = _settings(model, args)
-    history = [Message("system", args.system)] if args.system else []
-    saver = _Saver(model.name, enabled=not args.no_save)
-    try:
-        if args.message is not None:
-            turn = _reply(model, [*history, Message("user", args.message)], settings, args.json)
-            saver.save(args.message, turn)
-            _check(turn)
-            return 130 if turn.done.finish_reason == "cancelled" else 0  # 130: ended by SIGINT
-        interactive = sys.stdin.isatty()
-        while True:
+def _chat_stdin(service, model, history, conversation, settings, args) -> int:
+    """Turns read from stdin until its end (Ctrl-D) or Ctrl-C at the prompt (exit 130)."""
+    interactive = sys.stdin.isatty()
+    while True:
+        if interactive:
+            print("> ", end="", file=sys.stderr, flush=True)
+        try:
+            line = sys.stdin.readline()
+        except KeyboardInterrupt:  # Ctrl-C at the prompt ends the session
+            line, code = "", 130
+        else:
+            code = 0
+        if not line:  # end of input (Ctrl-D) or Ctrl-C at the prompt
             if interactive:
-                print("> ", end="", file=sys.stderr, flush=True)
-            try:
-                line = sys.stdin.readline()
-            except KeyboardInterrupt:  # Ctrl-C at the prompt ends the session
-                line, code = "", 130
-            else:
-                code = 0
-            if not line:  # end of input (Ctrl-D) or Ctrl-C at the prompt
-                if interactive:
-                    print(file=sys.stderr)  # the shell's prompt starts on its own line
-                return code
-            if not line.strip():
-                continue
-            text = well_formed(line.rstrip("\n"))
-            history.append(Message("user", text))
-            turn = _reply(model, history, settings, args.json)
-            saver.save(text, turn)
-            _check(turn)
-            history.append(Message("assistant", turn.done.text))
-    finally:
-        saver.close()
+                print(file=sys.stderr)  # the shell's prompt starts on its own line
+            return code
+        if not line.strip():
+            continue
+        text = well_formed(line.rstrip("\n"))
+        _chat_turn(service, model, history, conversation, text, settings, args)
 
 
 def run_tokenize(args: argparse.Namespace) -> int:

@@ -59,10 +59,11 @@ def run_export(args: argparse.Namespace) -> int:
     with _open() as history:
         summary = history.conversation(args.id)
         messages = history.messages(args.id)
+        tree = history.tree(args.id)
     text = (
-        to_json(summary, messages) + "\n"
+        to_json(summary, messages, tree) + "\n"
         if args.format == "json"
-        else to_markdown(summary, messages)
+        else to_markdown(summary, messages, tree)
     )
     if args.out is None:
         sys.stdout.write(text)
@@ -77,6 +78,6 @@ def run_export(args: argparse.Namespace) -> int:
 
 def _summary_json(summary: ConversationSummary) -> dict:
     data = conversation_json(summary, [])
-    del data["messages"], data["format"], data["version"]
+    del data["messages"], data["tree"], data["format"], data["version"]
     data["message_count"] = summary.message_count
     return data

@@ -3,14 +3,24 @@
 Owns: opening the history database (WAL, migrations from desktop/history_migrations.py), turning
 the engine's records (`TokenStep`, `Alternative`, `GenerationDone`, `GenerationSettings`,
 `PromptInfo`) into rows and back so that they compare equal (floats keep their 8 bytes, `bytes`
-stay bytes, alternatives come back as tuples), search, and the user-facing `HistoryError`.
-Does not know: Qt, how records are shown, how they are exported (desktop/history_export.py).
+stay bytes, alternatives come back as tuples), the tree of messages (each has a parent; the
+messages that share one are versions of one turn, one of them active; `messages` reads the active
+path, `tree` every version), search (over every version), and the user-facing `HistoryError`.
+Does not know: Qt, how records are shown, how they are exported (desktop/history_export.py), the
+`Conversation` object (desktop/conversation_store.py moves one in and out).
+The module is longer than most (about 770 lines): the rows of one schema, and the tree they form,
+stay together in one place.
 
 A database written by a newer Tokenglass, a corrupt file, or an SQLite file that is not ours is
 never changed: a fresh database is opened beside it (history-1.sqlite3, ...) and `History.notice`
 says what happened, so the app starts anyway. Every write is one transaction (BEGIN IMMEDIATE) with
 synchronous=FULL, so a crash or a kill loses nothing already committed and never corrupts the file.
 One `History` may be shared between threads: a lock serializes its calls.
+
+Deleted text is gone from every file (case I11): the connection sets `secure_delete` (SQLite
+overwrites deleted content with zeros instead of leaving it in free space; some builds default it
+off), and a delete then checkpoints the WAL with TRUNCATE, so the pages that carried the text
+before it was deleted leave the -wal file too (while the app runs, and after a crash).
 """
 
 from __future__ import annotations
@@ -25,15 +35,18 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Literal
 
 from desktop import paths
-from desktop.engine.errors import EngineError
+from desktop.engine.errors import EngineError, SettingsError
 from desktop.engine.events import (
     Alternative,
     GenerationDone,
     GenerationSettings,
+    Phase,
     PromptInfo,
     Role,
+    SamplerStage,
     TokenStep,
 )
 from desktop.history_migrations import SchemaTooNewError, check_not_newer, migrate
@@ -61,12 +74,32 @@ class ConversationSummary:
     message_count: int
 
 
+END: Literal["end"] = "end"
+"""`parent_id=END`: after the last message of the conversation's active path (a straight chat)."""
+
+
+@dataclass(frozen=True)
+class StoredBranch:
+    """Where a reply was branched from one of its tokens: `source_id` (the original reply's
+    message id; None once that message is deleted), the 0-based token `index`, the `replaced_id`
+    and `replaced_token` (its label) the original had there, and the `picked_id` put instead."""
+
+    source_id: int | None
+    index: int
+    replaced_id: int
+    replaced_token: str
+    picked_id: int
+
+
 @dataclass(frozen=True)
 class StoredMessage:
     """One saved message. For an assistant reply `done`, `settings`, `seed`, `provider` and
     `steps` are what the engine produced (equal to the records saved); for a user message they
     are None / () . partial: the reply was stopped (or failed) before its end.
     prompt: what the model read for this reply, when it was saved with the reply.
+    parent_id: the message it follows (None: a first turn). active: it is the active version
+    among the messages that share its parent. branch: set for a reply branched from a token.
+    phases: the reply's pipeline phases (tokenize, prefill or encode, decode), () when not saved.
     """
 
     id: int
@@ -81,6 +114,10 @@ class StoredMessage:
     steps: tuple[TokenStep, ...]
     partial: bool
     prompt: PromptInfo | None = None
+    parent_id: int | None = None
+    active: bool = True
+    branch: StoredBranch | None = None
+    phases: tuple[Phase, ...] = ()
 
 
 class History:
@@ -116,6 +153,7 @@ class History:
             db.execute("PRAGMA journal_mode = WAL")
             db.execute("PRAGMA synchronous = FULL")  # a commit is on disk before it returns
             db.execute("PRAGMA foreign_keys = ON")
+            db.execute("PRAGMA secure_delete = ON")  # deleted text is zeroed, not left free (I11)
             db.create_function("tg_fold", 1, _fold, deterministic=True)
             migrate(db)
         except (sqlite3.Error, OSError, SchemaTooNewError) as err:
@@ -209,17 +247,36 @@ class History:
                 raise _no_conversation(conv_id)
 
     def delete_conversation(self, conv_id: int) -> None:
-        """Delete the conversation with its messages and token records."""
+        """Delete the conversation with its messages and token records, from every file (I11)."""
         with self._transaction("delete the conversation") as db:
             if db.execute("DELETE FROM conversations WHERE id = ?", (conv_id,)).rowcount == 0:
                 raise _no_conversation(conv_id)
+        self._forget_deleted("delete the conversation")
+
+    def _forget_deleted(self, action: str) -> None:
+        """Checkpoint the WAL into the database file and truncate it to 0 bytes, so the copies of
+        pages that held deleted text (written before the delete) leave the -wal file. A reader in
+        another connection can keep the WAL busy; the next delete or close then finishes it."""
+        with self._lock:
+            if self._db is None:
+                raise HistoryError("The chat history is closed.")
+            try:
+                self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            except sqlite3.Error as err:
+                raise HistoryError(f"Could not {action} in {self.path}: {err}.") from err
 
     # -- messages -----------------------------------------------------------------------------
 
-    def add_user_message(self, conv_id: int, text: str) -> int:
-        """Save the user's message (call it when the message is sent); returns its id."""
+    def add_user_message(
+        self, conv_id: int, text: str, parent_id: int | Literal["end"] | None = END
+    ) -> int:
+        """Save the user's message (call it when the message is sent) under `parent_id` (END:
+        after the active path's last message; None: a first turn; a message id: under it, e.g.
+        an edit is a new version under the edited message's parent). It becomes the active
+        version, and its ancestors the active path. Returns its id. Raises HistoryError when
+        the conversation or the parent is not there."""
         with self._transaction("save your message") as db:
-            return _insert_message(db, conv_id, {"role": "user", "text": text})
+            return _insert_message(db, conv_id, {"role": "user", "text": text}, parent_id)
 
     def add_assistant_message(
         self,
@@ -229,15 +286,24 @@ class History:
         model: str,
         prompt: PromptInfo | None = None,
         partial: bool = False,
+        *,
+        parent_id: int | Literal["end"] | None = END,
+        branch: StoredBranch | None = None,
+        phases: Sequence[Phase] = (),
     ) -> int:
-        """Save a reply with its per-token records, all in one transaction; returns its id.
+        """Save a reply with its per-token records (sampler chains included) and its pipeline
+        phases, all in one transaction; returns its id.
 
         partial: the reply was stopped before its end; a reply whose finish_reason is
-        "cancelled" or "error" is saved as partial whatever this says.
+        "cancelled" or "error" is saved as partial whatever this says. parent_id: as for
+        `add_user_message` (a Regenerate or a branch: the original reply's parent). branch:
+        where it was branched from (its `source_id` must be in this conversation). The reply
+        becomes the active version, and its ancestors the active path. Raises HistoryError.
         """
         fields = _done_fields(done)
         fields.update(role="assistant", text=done.text, model=model)
         fields["partial"] = int(partial or done.finish_reason in ("cancelled", "error"))
+        fields["phases"] = _records_to_json(phases)
         if prompt is not None:
             fields.update(
                 prompt_text=prompt.prompt_text,
@@ -245,10 +311,21 @@ class History:
                 prompt_dropped_messages=int(prompt.dropped_messages),
                 context_size=int(prompt.context_size),
             )
+        if branch is not None:
+            fields.update(
+                branch_source_id=branch.source_id,
+                branch_index=int(branch.index),
+                branch_replaced_id=int(branch.replaced_id),
+                branch_replaced_token=branch.replaced_token,
+                branch_picked_id=int(branch.picked_id),
+            )
         with self._transaction("save the reply") as db:
-            message_id = _insert_message(db, conv_id, fields)
+            if branch is not None and branch.source_id is not None:
+                _check_in_conversation(db, conv_id, branch.source_id)
+            message_id = _insert_message(db, conv_id, fields, parent_id)
             db.executemany(
-                "INSERT INTO token_steps VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT INTO token_steps ({_STEP_COLUMNS}) "
+                f"VALUES ({', '.join('?' * len(_STEP_COLUMNS.split(', ')))})",
                 (_step_row(message_id, pos, step) for pos, step in enumerate(steps)),
             )
             db.executemany(
@@ -262,40 +339,66 @@ class History:
             return message_id
 
     def messages(self, conv_id: int) -> list[StoredMessage]:
-        """The conversation's messages, oldest first, with their token records.
+        """The conversation's active path (what the model reads), first turn first, with token
+        records: for a chat without versions, every message. Raises HistoryError when there is
+        no conversation with this id."""
+        with self._transaction("read the conversation", write=False) as db:
+            _check_conversation(db, conv_id)
+            path = _active_path(_links(db, conv_id))
+            return _read(db, conv_id, set(path))
+
+    def tree(self, conv_id: int) -> list[StoredMessage]:
+        """Every message of the conversation, every version, oldest first (a parent always
+        before its children), with `parent_id`, `active`, `branch` and token records.
         Raises HistoryError when there is no conversation with this id."""
         with self._transaction("read the conversation", write=False) as db:
-            if not db.execute("SELECT 1 FROM conversations WHERE id = ?", (conv_id,)).fetchone():
-                raise _no_conversation(conv_id)
-            db.row_factory = sqlite3.Row
-            try:
-                rows = db.execute(
-                    "SELECT * FROM messages WHERE conversation_id = ? ORDER BY id", (conv_id,)
-                ).fetchall()
-                step_rows = db.execute(
-                    "SELECT t.* FROM token_steps t JOIN messages m ON m.id = t.message_id "
-                    "WHERE m.conversation_id = ? ORDER BY t.message_id, t.position",
-                    (conv_id,),
-                ).fetchall()
-                alt_rows = db.execute(
-                    "SELECT a.* FROM alternatives a JOIN messages m ON m.id = a.message_id "
-                    "WHERE m.conversation_id = ? ORDER BY a.message_id, a.position, a.top_rank",
-                    (conv_id,),
-                ).fetchall()
-            finally:
-                db.row_factory = None
-        return _assemble(rows, step_rows, alt_rows)
+            _check_conversation(db, conv_id)
+            return _read(db, conv_id, None)
+
+    def set_active(self, conv_id: int, message_id: int) -> None:
+        """Make `message_id` the active version among its siblings, and each of its ancestors
+        among theirs, so the active path runs through it (Conversation.activate). The path
+        below it follows each level's active child as saved. Raises HistoryError."""
+        with self._transaction("switch the version") as db:
+            _check_in_conversation(db, conv_id, message_id)
+            _activate(db, conv_id, message_id)
+
+    def delete_message(self, conv_id: int, message_id: int) -> None:
+        """Delete `message_id` and every message under it (all versions below), with their
+        token records (Conversation.remove: e.g. a reply that failed before its first token).
+        When it was the active version, the version before it becomes active (else the next).
+        Raises HistoryError when the message is not in this conversation."""
+        with self._transaction("delete messages") as db:
+            _check_in_conversation(db, conv_id, message_id)
+            links = _links(db, conv_id)
+            parent, active = links[message_id]
+            doomed = _subtree(links, message_id)
+            db.executemany(
+                "DELETE FROM messages WHERE id = ?", ((i,) for i in sorted(doomed)[::-1])
+            )
+            if active:
+                siblings = [i for i in _children(links)[parent] if i not in doomed]
+                earlier = [i for i in siblings if i < message_id]
+                if siblings:
+                    _activate(db, conv_id, max(earlier) if earlier else min(siblings))
+            db.execute("UPDATE conversations SET updated_at = ? WHERE id = ?", (_now(), conv_id))
 
     def delete_messages_from(self, conv_id: int, message_id: int) -> None:
-        """Delete `message_id` and every later message of the conversation (for Regenerate and
-        edit-and-resend)."""
+        """Delete `message_id` and every later message of the conversation (the straight-line
+        Regenerate and edit-and-resend of the window before versions; new code: `delete_message`,
+        which deletes one subtree). A parent whose active version went gets its latest remaining
+        child as the active one."""
         with self._transaction("delete messages") as db:
-            if not db.execute("SELECT 1 FROM conversations WHERE id = ?", (conv_id,)).fetchone():
-                raise _no_conversation(conv_id)
+            _check_conversation(db, conv_id)
             db.execute(
                 "DELETE FROM messages WHERE conversation_id = ? AND id >= ?", (conv_id, message_id)
             )
+            links = _links(db, conv_id)
+            for children in _children(links).values():
+                if not any(links[i][1] for i in children):
+                    _activate(db, conv_id, max(children))
             db.execute("UPDATE conversations SET updated_at = ? WHERE id = ?", (_now(), conv_id))
+        self._forget_deleted("delete messages")
 
 
 def default_title(text: str) -> str:
@@ -315,6 +418,7 @@ def save_cli_turn(
     steps: Sequence[TokenStep],
     model: str,
     prompt: PromptInfo | None = None,
+    phases: Sequence[Phase] = (),
 ) -> int:
     """Save one CLI chat turn: the user's message and the reply with its token records.
 
@@ -325,7 +429,7 @@ def save_cli_turn(
     if conv_id is None:
         conv_id = history.create_conversation(default_title(user_text), model)
     history.add_user_message(conv_id, user_text)
-    history.add_assistant_message(conv_id, done, steps, model, prompt=prompt)
+    history.add_assistant_message(conv_id, done, steps, model, prompt=prompt, phases=phases)
     return conv_id
 
 
@@ -413,18 +517,133 @@ def _float_out(value: float | None) -> float:
     return math.nan if value is None else float(value)
 
 
-def _insert_message(db: sqlite3.Connection, conv_id: int, fields: dict[str, object]) -> int:
-    if not db.execute("SELECT 1 FROM conversations WHERE id = ?", (conv_id,)).fetchone():
-        raise _no_conversation(conv_id)
+def _insert_message(
+    db: sqlite3.Connection,
+    conv_id: int,
+    fields: dict[str, object],
+    parent_id: int | Literal["end"] | None,
+) -> int:
+    """Insert one message under `parent_id` (END: the active path's end) and make it active."""
+    _check_conversation(db, conv_id)
+    if parent_id == END:
+        path = _active_path(_links(db, conv_id))
+        parent_id = path[-1] if path else None
+    elif parent_id is not None:
+        _check_in_conversation(db, conv_id, parent_id)
     now = _now()
-    fields = {"conversation_id": conv_id, "created_at": now, **fields}
+    fields = {"conversation_id": conv_id, "created_at": now, "parent_id": parent_id, **fields}
     columns = ", ".join(fields)
     marks = ", ".join("?" for _ in fields)
     cursor = db.execute(
         f"INSERT INTO messages ({columns}) VALUES ({marks})", tuple(fields.values())
     )
+    message_id = int(cursor.lastrowid)  # type: ignore[arg-type]
+    _activate(db, conv_id, message_id)
     db.execute("UPDATE conversations SET updated_at = ? WHERE id = ?", (now, conv_id))
-    return int(cursor.lastrowid)  # type: ignore[arg-type]
+    return message_id
+
+
+# -- the tree -------------------------------------------------------------------------------------
+
+Links = dict[int, tuple[int | None, bool]]
+"""message id -> (parent id, active among its siblings), for one conversation, ids ascending."""
+
+
+def _check_conversation(db: sqlite3.Connection, conv_id: int) -> None:
+    if not db.execute("SELECT 1 FROM conversations WHERE id = ?", (conv_id,)).fetchone():
+        raise _no_conversation(conv_id)
+
+
+def _check_in_conversation(db: sqlite3.Connection, conv_id: int, message_id: int) -> None:
+    """Raise HistoryError unless `message_id` is a message of conversation `conv_id`."""
+    _check_conversation(db, conv_id)
+    row = db.execute("SELECT conversation_id FROM messages WHERE id = ?", (message_id,)).fetchone()
+    if row is None or row[0] != conv_id:
+        raise HistoryError(f"Conversation {conv_id} has no message with id {message_id}.")
+
+
+def _links(db: sqlite3.Connection, conv_id: int) -> Links:
+    rows = db.execute(
+        "SELECT id, parent_id, active FROM messages WHERE conversation_id = ? ORDER BY id",
+        (conv_id,),
+    )
+    return {row[0]: (row[1], bool(row[2])) for row in rows}
+
+
+def _active_path(links: Links) -> list[int]:
+    """The ids of the active path, first turn first: from the first turns down, at each level
+    the active child (the latest one if, against the rules, none or several are marked)."""
+    children = _children(links)
+    path: list[int] = []
+    level = children.get(None, [])
+    while level:
+        marked = [i for i in level if links[i][1]]
+        chosen = (marked or level)[-1]
+        path.append(chosen)
+        level = children.get(chosen, [])
+    return path
+
+
+def _subtree(links: Links, root: int) -> set[int]:
+    """`root` and every message under it."""
+    out = {root}
+    for message_id, (parent, _) in links.items():  # ids ascending: a parent comes first
+        if parent in out:
+            out.add(message_id)
+    return out
+
+
+def _children(links: Links) -> dict[int | None, list[int]]:
+    """parent id (None: the first turns) -> its children's ids, ascending."""
+    children: dict[int | None, list[int]] = {}
+    for message_id, (parent, _) in links.items():
+        children.setdefault(parent, []).append(message_id)
+    return children
+
+
+def _activate(db: sqlite3.Connection, conv_id: int, message_id: int) -> None:
+    """Make `message_id` and each of its ancestors the active version among their siblings
+    (one UPDATE per level whose flags change; O(messages) work in all)."""
+    links = _links(db, conv_id)
+    children = _children(links)
+    node: int | None = message_id
+    while node is not None:
+        parent, active = links[node]
+        others = [i for i in children[parent] if i != node and links[i][1]]
+        if not active or others:
+            db.execute(
+                "UPDATE messages SET active = (id = ?) WHERE conversation_id = ? "
+                "AND parent_id IS ?",
+                (node, conv_id, parent),
+            )
+        node = parent
+
+
+def _read(db: sqlite3.Connection, conv_id: int, only: set[int] | None) -> list[StoredMessage]:
+    """The conversation's messages (only those in `only` when given), ids ascending, with their
+    token records."""
+    db.row_factory = sqlite3.Row
+    try:
+        rows = db.execute(
+            "SELECT * FROM messages WHERE conversation_id = ? ORDER BY id", (conv_id,)
+        ).fetchall()
+        step_rows = db.execute(
+            "SELECT t.* FROM token_steps t JOIN messages m ON m.id = t.message_id "
+            "WHERE m.conversation_id = ? ORDER BY t.message_id, t.position",
+            (conv_id,),
+        ).fetchall()
+        alt_rows = db.execute(
+            "SELECT a.* FROM alternatives a JOIN messages m ON m.id = a.message_id "
+            "WHERE m.conversation_id = ? ORDER BY a.message_id, a.position, a.top_rank",
+            (conv_id,),
+        ).fetchall()
+    finally:
+        db.row_factory = None
+    if only is not None:
+        rows = [r for r in rows if r["id"] in only]
+        step_rows = [r for r in step_rows if r["message_id"] in only]
+        alt_rows = [r for r in alt_rows if r["message_id"] in only]
+    return _assemble(rows, step_rows, alt_rows)
 
 
 def _done_fields(done: GenerationDone) -> dict[str, object]:
@@ -453,7 +672,24 @@ def _settings_from_json(text: str) -> GenerationSettings:
     raw = json.loads(text)
     known = {f.name for f in dataclasses.fields(GenerationSettings)}
     values = {k: tuple(v) if isinstance(v, list) else v for k, v in raw.items() if k in known}
-    return GenerationSettings(**values)
+    try:
+        return GenerationSettings(**values)
+    except SettingsError:  # saved before the engine checked ranges: keep the values in range
+        return GenerationSettings(**{k: v for k, v in values.items() if _in_range(k, v)})
+
+
+def _in_range(name: str, value: object) -> bool:
+    try:
+        GenerationSettings(**{name: value})
+    except SettingsError:
+        return False
+    return True
+
+
+_STEP_COLUMNS = (
+    "message_id, position, step_index, token_id, token, text, bytes, logprob, prob, "
+    "sampling_prob, rank, entropy, step_ms, forced, picked, sampler"
+)
 
 
 def _step_row(message_id: int, position: int, step: TokenStep) -> tuple:
@@ -471,7 +707,26 @@ def _step_row(message_id: int, position: int, step: TokenStep) -> tuple:
         int(step.rank),
         _float_in(step.entropy),
         _float_in(step.step_ms),
+        int(step.forced),
+        int(step.picked),
+        _records_to_json(step.sampler),
     )
+
+
+def _records_to_json(records: Sequence[Phase] | Sequence[SamplerStage]) -> str:
+    """Frozen records as a JSON list of their fields (floats by repr: exact round trip)."""
+    return json.dumps([dataclasses.asdict(r) for r in records], ensure_ascii=False)
+
+
+def _phases_from_json(text: str | None) -> tuple[Phase, ...]:
+    """Phase records from JSON (NULL, from before migration 3: none); ids back to a tuple."""
+    rows = json.loads(text) if text else []
+    return tuple(Phase(**{**row, "ids": tuple(row.get("ids", ()))}) for row in rows)
+
+
+def _sampler_from_json(text: str | None) -> tuple[SamplerStage, ...]:
+    """A token's sampler chain from JSON (NULL, from before migration 3: none)."""
+    return tuple(SamplerStage(**row) for row in json.loads(text)) if text else ()
 
 
 def _alternative_row(message_id: int, position: int, top_rank: int, alt: Alternative) -> tuple:
@@ -520,6 +775,9 @@ def _assemble(
                 entropy=_float_out(s["entropy"]),
                 top=tuple(alternatives.get((s["message_id"], s["position"]), ())),
                 step_ms=_float_out(s["step_ms"]),
+                forced=bool(s["forced"]),
+                picked=bool(s["picked"]),
+                sampler=_sampler_from_json(s["sampler"]),
             )
         )
     return [_message(row, tuple(steps.get(row["id"], ()))) for row in rows]
@@ -549,6 +807,15 @@ def _message(row: sqlite3.Row, steps: tuple[TokenStep, ...]) -> StoredMessage:
             dropped_messages=row["prompt_dropped_messages"],
             context_size=row["context_size"],
         )
+    branch = None
+    if row["branch_index"] is not None:
+        branch = StoredBranch(
+            source_id=row["branch_source_id"],
+            index=row["branch_index"],
+            replaced_id=row["branch_replaced_id"],
+            replaced_token=row["branch_replaced_token"],
+            picked_id=row["branch_picked_id"],
+        )
     return StoredMessage(
         id=row["id"],
         role=row["role"],
@@ -562,4 +829,8 @@ def _message(row: sqlite3.Row, steps: tuple[TokenStep, ...]) -> StoredMessage:
         steps=steps,
         partial=bool(row["partial"]),
         prompt=prompt,
+        parent_id=row["parent_id"],
+        active=bool(row["active"]),
+        branch=branch,
+        phases=_phases_from_json(row["phases"]),
     )

@@ -1,21 +1,27 @@
 """One saved conversation as JSON (per-token logprobs in OpenAI's shape) or as a Markdown chat log.
 
-JSON: each assistant message carries `logprobs.content[]`, one entry per token, in the shape of
-OpenAI's Chat Completions `choices[].logprobs.content[]` plus Tokenglass's own fields, as
-desktop/openai_json.py builds it (non-finite numbers as null: strict JSON, RFC 8259).
+JSON: `messages` is the active path (what the model reads), `tree` every message of every version
+with its `parent_id` (null for a first turn), `active`, `version` ({index, count} among the
+messages that share its parent) and, for a reply continued from one of its tokens, `branch`
+({source_id, index, replaced_id, replaced_token, picked_id}). Each assistant message carries
+`logprobs.content[]`, one entry per token, in the shape of OpenAI's Chat Completions
+`choices[].logprobs.content[]` plus Tokenglass's own fields, as desktop/openai_json.py builds it
+(non-finite numbers as null: strict JSON, RFC 8259). Markdown: the active path; a message with
+other versions says which it is ("version 2 of 3"), a branched reply where it was branched.
 Does not know: SQLite (it reads `StoredMessage`s), files, the CLI.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from desktop.history import ConversationSummary, StoredMessage
-from desktop.openai_json import dumps, settings_json, token_json
+from desktop.openai_json import dumps, phase_json, settings_json, token_json
 from desktop.openai_json import number as _num
 
 EXPORT_FORMAT = "tokenglass.conversation"
-EXPORT_VERSION = 1
+EXPORT_VERSION = 2  # 2: `tree` added (version 1 had only `messages`)
 
 
 def message_json(message: StoredMessage) -> dict:
@@ -44,13 +50,44 @@ def message_json(message: StoredMessage) -> dict:
             "decode_tokens_per_s": _num(done.decode_tokens_per_s),
         },
         dropped_messages=done.dropped_messages,
+        phases=[phase_json(phase) for phase in message.phases],
         logprobs={"content": [token_json(step) for step in message.steps]},
     )
     return out
 
 
-def conversation_json(summary: ConversationSummary, messages: list[StoredMessage]) -> dict:
-    """The whole conversation as a JSON-ready dict (see the module docstring)."""
+def tree_json(tree: Sequence[StoredMessage]) -> list[dict]:
+    """Every message (`History.tree`'s order) as `message_json` plus its place in the tree."""
+    versions = _versions(tree)
+    out = []
+    for message in tree:
+        entry = message_json(message)
+        index, count = versions[message.id]
+        entry.update(
+            parent_id=message.parent_id,
+            active=message.active,
+            version={"index": index, "count": count},
+        )
+        if message.branch is not None:
+            entry["branch"] = {
+                "source_id": message.branch.source_id,
+                "index": message.branch.index,
+                "replaced_id": message.branch.replaced_id,
+                "replaced_token": message.branch.replaced_token,
+                "picked_id": message.branch.picked_id,
+            }
+        out.append(entry)
+    return out
+
+
+def conversation_json(
+    summary: ConversationSummary,
+    messages: list[StoredMessage],
+    tree: Sequence[StoredMessage] | None = None,
+) -> dict:
+    """The whole conversation as a JSON-ready dict (see the module docstring). tree: every
+    version (`History.tree`); None: the active path is the whole tree (a chat without
+    versions)."""
     return {
         "format": EXPORT_FORMAT,
         "version": EXPORT_VERSION,
@@ -60,17 +97,29 @@ def conversation_json(summary: ConversationSummary, messages: list[StoredMessage
         "created_at": summary.created_at.isoformat(),
         "updated_at": summary.updated_at.isoformat(),
         "messages": [message_json(m) for m in messages],
+        "tree": tree_json(messages if tree is None else tree),
     }
 
 
-def to_json(summary: ConversationSummary, messages: list[StoredMessage]) -> str:
+def to_json(
+    summary: ConversationSummary,
+    messages: list[StoredMessage],
+    tree: Sequence[StoredMessage] | None = None,
+) -> str:
     """Strict JSON text (UTF-8 characters kept as they are, 2-space indent)."""
-    return dumps(conversation_json(summary, messages), indent=2)
+    return dumps(conversation_json(summary, messages, tree), indent=2)
 
 
-def to_markdown(summary: ConversationSummary, messages: list[StoredMessage]) -> str:
-    """A readable transcript: a heading per message, the text as written, and under each reply
-    one line of facts (tokens, TTFT, tokens/s, seed, provider, sampling settings)."""
+def to_markdown(
+    summary: ConversationSummary,
+    messages: list[StoredMessage],
+    tree: Sequence[StoredMessage] | None = None,
+) -> str:
+    """A readable transcript of the active path: a heading per message (with "version 2 of 3"
+    when it has other versions in `tree`), the text as written, and under each reply one line
+    of facts (tokens, TTFT, tokens/s, seed, provider, sampling settings)."""
+    versions = _versions(messages if tree is None else tree)
+    by_id = {m.id: m for m in (messages if tree is None else tree)}
     lines = [
         f"# {summary.title}",
         "",
@@ -81,10 +130,48 @@ def to_markdown(summary: ConversationSummary, messages: list[StoredMessage]) -> 
         heading = {"user": "You", "assistant": "Assistant", "system": "System"}[message.role]
         if message.role == "assistant" and message.model:
             heading += f" ({message.model})"
-        lines += [f"## {heading} · {_local(message.created_at)}", "", message.text.rstrip(), ""]
+        heading += f" · {_local(message.created_at)}"
+        index, count = versions.get(message.id, (1, 1))
+        if count > 1:
+            heading += f" · version {index} of {count}"
+        lines += [f"## {heading}", "", message.text.rstrip(), ""]
+        if message.branch is not None:
+            lines += [f"*{_branch_note(message, by_id, versions)}*", ""]
         if message.done is not None:
             lines += [f"*{_facts(message)}*", ""]
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _versions(tree: Sequence[StoredMessage]) -> dict[int, tuple[int, int]]:
+    """message id -> (1-based position among the messages that share its parent, their count),
+    oldest first."""
+    siblings: dict[int | None, list[int]] = {}
+    for message in tree:
+        siblings.setdefault(message.parent_id, []).append(message.id)
+    return {
+        message_id: (position + 1, len(group))
+        for group in siblings.values()
+        for position, message_id in enumerate(sorted(group))
+    }
+
+
+def _branch_note(
+    message: StoredMessage,
+    by_id: dict[int, StoredMessage],
+    versions: dict[int, tuple[int, int]],
+) -> str:
+    """Where a reply was continued from a token, e.g. 'continued from version 1 at token 5:
+    "Paris" replaced by " Lyon"'."""
+    branch = message.branch
+    assert branch is not None
+    steps = message.steps
+    picked = steps[branch.index].token if branch.index < len(steps) else f"id {branch.picked_id}"
+    source = by_id.get(branch.source_id) if branch.source_id is not None else None
+    origin = f"version {versions[source.id][0]}" if source is not None else "a deleted version"
+    return (
+        f"continued from {origin} at token {branch.index}: "
+        f'"{branch.replaced_token}" replaced by "{picked}"'
+    )
 
 
 def _facts(message: StoredMessage) -> str:

@@ -169,3 +169,50 @@ def m001_conversations_messages_tokens(db: sqlite3.Connection) -> None:
     PRIMARY KEY (message_id, position, top_rank)
 ) WITHOUT ROWID"""
     )
+
+
+@migration
+def m002_message_tree(db: sqlite3.Connection) -> None:
+    """The conversation becomes a tree: each message's parent, which version is active, where a
+    reply was branched from a token, and the forced / picked flags of token records.
+
+    parent_id: NULL for a first turn. It is a plain reference (no ON DELETE CASCADE): SQLite runs
+    each cascade level as a nested trigger and refuses past 1,000 levels, which a long chat's
+    chain of parents reaches; desktop/history.py deletes a subtree itself. active: 1 for the
+    active version among the messages that share a parent (exactly one per parent). A message
+    from before this migration gets the previous message of its conversation as its parent (the
+    straight line it was) and is active. branch_*: the reply this one was branched from, the
+    0-based token index, the token id and text it replaced there, and the id picked instead.
+    """
+    for column in (
+        "parent_id INTEGER REFERENCES messages (id)",
+        "active INTEGER NOT NULL DEFAULT 1",
+        "branch_source_id INTEGER REFERENCES messages (id) ON DELETE SET NULL",
+        "branch_index INTEGER",
+        "branch_replaced_id INTEGER",
+        "branch_replaced_token TEXT",
+        "branch_picked_id INTEGER",
+    ):
+        db.execute(f"ALTER TABLE messages ADD COLUMN {column}")
+    db.execute(
+        "UPDATE messages SET parent_id = (SELECT max(p.id) FROM messages p "
+        "WHERE p.conversation_id = messages.conversation_id AND p.id < messages.id)"
+    )
+    db.execute("CREATE INDEX messages_parent_id ON messages (parent_id)")
+    db.execute("CREATE INDEX messages_branch_source_id ON messages (branch_source_id)")
+    db.execute("ALTER TABLE token_steps ADD COLUMN forced INTEGER NOT NULL DEFAULT 0")
+    db.execute("ALTER TABLE token_steps ADD COLUMN picked INTEGER NOT NULL DEFAULT 0")
+
+
+@migration
+def m003_phases_and_sampler_chain(db: sqlite3.Connection) -> None:
+    """Each reply's pipeline phases and each token's sampler chain, as JSON text.
+
+    messages.phases: a JSON list of the reply's Phase records ({phase, tokens, ms, reused, ids,
+    tokens_per_s}); token_steps.sampler: a JSON list of SamplerStage records ({stage,
+    candidates, mass, rank}). NULL in rows saved before this migration. Numbered 3 so that it
+    can follow the conversation tree's migration (developed beside it); names, not numbers,
+    decide what has been applied.
+    """
+    db.execute("ALTER TABLE messages ADD COLUMN phases TEXT")
+    db.execute("ALTER TABLE token_steps ADD COLUMN sampler TEXT")

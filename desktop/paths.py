@@ -15,6 +15,8 @@ import platformdirs
 
 APP_NAME = "Tokenglass"
 DEFAULT_MODEL_NAME = "SmolLM2-135M-Instruct"
+# The second bundled model: a small T5 trained by model_export.dates_model.
+DATES_MODEL_NAME = "t5-dates-iso8601"
 
 
 def home() -> Path:
@@ -36,6 +38,10 @@ def models_dir() -> Path:
 
 def default_model_dir() -> Path:
     return models_dir() / DEFAULT_MODEL_NAME
+
+
+def dates_model_dir() -> Path:
+    return models_dir() / DATES_MODEL_NAME
 
 
 def history_db() -> Path:

@@ -1,5 +1,6 @@
-"""Command line: `python -m model_export SOURCE --out DIR [--quantize ...] [--force] [--no-check]`
-and `python -m model_export default` (the default model into the user's models folder).
+"""Command line: `python -m model_export SOURCE --out DIR [--quantize ...] [--force] [--no-check]`,
+`python -m model_export default` (both bundled models into the user's models folder: the default
+model and the dates T5) and `python -m model_export dates` (the dates T5 only).
 
 Also the console script `tokenglass-export`. An `ExportError` becomes one line on stderr and
 exit status 2; the output folder is then absent (the export writes atomically).
@@ -19,10 +20,11 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tokenglass-export",
         description="Export a trained transformer (HF folder, hub id or .gguf) to an ONNX model "
-        "folder with a KV cache. `default` builds the default model (SmolLM2-135M-Instruct).",
+        "folder with a KV cache. `default` builds both bundled models (SmolLM2-135M-Instruct "
+        "and the dates T5, trained here); `dates` only the dates T5.",
     )
     parser.add_argument(
-        "source", help="a Hugging Face folder, a hub id, a .gguf file, or 'default'"
+        "source", help="a Hugging Face folder, a hub id, a .gguf file, 'default' or 'dates'"
     )
     parser.add_argument("--out", type=Path, help="the model folder to write")
     parser.add_argument("--quantize", choices=("none", "int8", "int4"), default="none")
@@ -33,14 +35,26 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def build_bundled(which: str, force: bool = False) -> list[Path]:
+    """`default`: both bundled models (SmolLM2-135M-Instruct, then the dates T5); `dates`: the
+    dates T5 only. Each is built only when missing or made by an older recipe."""
+    from .dates_model import build_dates_model
+
+    built = []
+    if which == "default":
+        from .default_model import build_default_model
+
+        built.append(build_default_model(force=force))
+    built.append(build_dates_model(force=force))
+    return built
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        if args.source == "default" and args.out is None:
-            from .default_model import build_default_model
-
-            path = build_default_model(force=args.force)
-            print(path)
+        if args.source in ("default", "dates") and args.out is None:
+            for path in build_bundled(args.source, force=args.force):
+                print(path)
             return 0
         if args.out is None:
             raise ExportError("--out DIR is required")
@@ -55,13 +69,33 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("error: interrupted; nothing was written", file=sys.stderr)
         return 130
-    summary = {k: report.get(k) for k in ("name", "wall_s", "peak_rss_mb", "folder_bytes")}
-    if "check" in report:
-        summary["logits_max_abs_diff"] = report["check"]["logits_max_abs_diff"]
-        summary["greedy_equal"] = report["check"]["greedy_equal"]
-    print(json.dumps(summary))
+    print(json.dumps(summary(report)))
     print(args.out)
     return 0
+
+
+def summary(report: dict) -> dict:
+    """The one-line summary the CLI prints, for every export kind's report.
+
+    A decoder-only check (check.py) states `logits_max_abs_diff` and `greedy_equal`; an
+    encoder-decoder check (seq2seq_check.py) gives per-step `logits.max_abs_diff` and
+    `greedy.equal`. Both become `logits_max_abs_diff` (float, largest over the steps) and
+    `greedy_equal` (bool); without a check (`--no-check`) neither key is present. `kind`:
+    "decoder" or "encoder-decoder".
+    """
+    out = {k: report.get(k) for k in ("name", "wall_s", "peak_rss_mb", "folder_bytes")}
+    out["kind"] = report.get("kind", "decoder")  # only the encoder-decoder report names its kind
+    check = report.get("check")
+    if not isinstance(check, dict):
+        return out
+    if "logits_max_abs_diff" in check:  # decoder-only
+        out["logits_max_abs_diff"] = check["logits_max_abs_diff"]
+        out["greedy_equal"] = check.get("greedy_equal")
+    else:  # encoder-decoder: per-step differences and the greedy comparison
+        diffs = check.get("logits", {}).get("max_abs_diff", [])
+        out["logits_max_abs_diff"] = max(diffs) if diffs else None
+        out["greedy_equal"] = check.get("greedy", {}).get("equal")
+    return out
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ proves the graphs, not that a trained model survives export; this model does. Ta
 character (`tokenizers` WordLevel; `<pad>` 0 = decoder start, `</s>` 1 = EOS, `<unk>` 2).
 
 Model: T5 (d_model 64, 2+2 layers, 4 heads, untied lm_head, relative position buckets), trained
-with AdamW and teacher forcing on fresh random batches; held-out words never appear in training.
+by the project's one training loop (seq2seq_train.py); held-out words never appear in training.
 About a minute on 2 CPU cores to >= 95% exact greedy answers on held-out words.
 
 `python -m model_export.train_tiny OUT_DIR` writes the Hugging Face folder and heldout.json.
@@ -18,10 +18,10 @@ import argparse
 import json
 import random
 import string
-import time
 from pathlib import Path
 
-import torch
+from . import seq2seq_train
+from .seq2seq_train import Seq2SeqTask
 
 ALPHABET = string.ascii_lowercase
 SPECIALS = ["<pad>", "</s>", "<unk>"]
@@ -77,84 +77,39 @@ def heldout_words(seed: int, count: int = HELDOUT) -> list[str]:
     return words
 
 
-def _batch(tokenizer, words: list[str]):
-    """Encoder ids/mask int64[B, S] and labels int64[B, T] (padding -100) for `words`."""
-    src = tokenizer(words, padding=True, return_tensors="pt")
-    tgt = tokenizer([w[::-1] for w in words], padding=True, return_tensors="pt")
-    labels = tgt["input_ids"].masked_fill(tgt["attention_mask"] == 0, -100)
-    return src["input_ids"], src["attention_mask"], labels
+def reverse_task(seed: int) -> Seq2SeqTask:
+    """A random word in, its reversal out; the held-out words never come up in training."""
+    heldout = heldout_words(seed)
+    excluded = set(heldout)
+
+    def sample(rng: random.Random) -> tuple[str, str]:
+        word = random_word(rng)
+        while word in excluded:
+            word = random_word(rng)
+        return word, word[::-1]
+
+    pairs = [(word, word[::-1]) for word in heldout]
+    return Seq2SeqTask("reverse", sample, pairs, max_answer_tokens=MAX_LEN + 2)
 
 
 def greedy_answers(model, tokenizer, words: list[str]) -> list[str]:
     """PyTorch greedy answers (1 beam, no sampling) for `words`, special tokens removed."""
-    src = tokenizer(words, padding=True, return_tensors="pt")
-    with torch.no_grad():
-        out = model.generate(**src, do_sample=False, num_beams=1, max_new_tokens=MAX_LEN + 2)
-    return tokenizer.batch_decode(out, skip_special_tokens=True)
+    return seq2seq_train.greedy_answers(model, tokenizer, words, MAX_LEN + 2)
 
 
-def exact_accuracy(model, tokenizer, words: list[str]) -> float:
-    answers = greedy_answers(model, tokenizer, words)
-    return sum(a == w[::-1] for a, w in zip(answers, words, strict=True)) / len(words)
-
-
-def train(
-    seed: int = 0,
-    max_steps: int = 1200,
-    batch_size: int = 64,
-    lr: float = 5e-3,
-    target: float = 0.98,
-    threads: int = 1,
-    eval_every: int = 100,
-):
-    """Train until held-out exact accuracy >= `target` (checked each `eval_every` steps).
+def train(seed: int = 0, **settings):
+    """Train until held-out exact accuracy >= `target` (TrainSettings: defaults 1200 steps, batch
+    64, lr 5e-3, target 0.98, 1 thread, checked every 100 steps).
 
     Returns (model, tokenizer, metrics dict with steps, seconds, heldout_accuracy).
     """
-    saved_threads = torch.get_num_threads()
-    torch.set_num_threads(
-        threads
-    )  # 1 thread: tiny matrices; 2 threads on a busy machine is 10x slower
-    try:
-        return _train(seed, max_steps, batch_size, lr, target, eval_every)
-    finally:
-        torch.set_num_threads(saved_threads)
-
-
-def _train(seed: int, max_steps: int, batch_size: int, lr: float, target: float, eval_every: int):
-    torch.manual_seed(seed)
-    rng = random.Random(seed)
     tokenizer = char_tokenizer()
-    model = tiny_t5(len(tokenizer))
-    heldout = set(heldout_words(seed))
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
-    # linear warm-up over 50 steps, then linear decay to 0 at max_steps
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda i: min((i + 1) / 50, max(0.0, 1 - i / max_steps))
+    model, metrics = seq2seq_train.train(
+        lambda: tiny_t5(len(tokenizer)),
+        tokenizer,
+        reverse_task(seed),
+        seq2seq_train.TrainSettings(seed=seed, **settings),
     )
-    started, accuracy, step = time.perf_counter(), 0.0, 0
-    for step in range(1, max_steps + 1):
-        words = []
-        while len(words) < batch_size:
-            word = random_word(rng)
-            if word not in heldout:
-                words.append(word)
-        input_ids, mask, labels = _batch(tokenizer, words)
-        loss = model(input_ids=input_ids, attention_mask=mask, labels=labels).loss
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        schedule.step()
-        if step % eval_every == 0:
-            model.eval()
-            accuracy = exact_accuracy(model, tokenizer, sorted(heldout))
-            model.train()
-            print(f"step {step}: loss {loss.item():.3f}, held-out exact {accuracy:.1%}", flush=True)
-            if accuracy >= target:
-                break
-    model.eval()
-    seconds = time.perf_counter() - started
-    metrics = {"steps": step, "seconds": round(seconds, 1), "heldout_accuracy": accuracy}
     return model, tokenizer, metrics
 
 

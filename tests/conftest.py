@@ -2,6 +2,7 @@
 
 `default_model_dir` is the real default model (SmolLM2-135M-Instruct) that `make model` builds in
 the user's models folder before the tests; tests that use it are marked `slow` (still run in CI).
+`dates_model_dir` is the other bundled model (a small T5 trained here), from the same folder.
 Tiny model fixtures live in tests/fixtures/ and are cached between runs in .cache/ (git-ignored).
 """
 
@@ -18,6 +19,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 from desktop import paths
 
 REAL_DEFAULT_MODEL_DIR = paths.default_model_dir()
+REAL_DATES_MODEL_DIR = paths.dates_model_dir()
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CACHE_DIR = REPO_ROOT / ".cache" / "test-models"
 
@@ -39,6 +41,18 @@ def default_model_dir() -> Path:
             "build it with `make model` (python -m model_export default)"
         )
     return REAL_DEFAULT_MODEL_DIR
+
+
+@pytest.fixture(scope="session")
+def dates_model_dir(model_cache_dir: Path) -> Path:
+    """The bundled dates T5 (model_export.dates_model) as `make model` built it in the user's
+    models folder; when that folder is missing or from an older recipe, built once into the test
+    cache (a few minutes: training included)."""
+    from model_export.dates_model import build_dates_model, is_current, recipe_stamp
+
+    if is_current(REAL_DATES_MODEL_DIR):
+        return REAL_DATES_MODEL_DIR
+    return build_dates_model(model_cache_dir / f"dates-{recipe_stamp()}")
 
 
 @pytest.fixture(scope="session")

@@ -20,7 +20,8 @@ BUILD_HINT = "build it with `make model` (python -m model_export default)"
 @dataclass(frozen=True)
 class ModelInfo:
     """An installed model. family: config.json model_type; precision: fp32|fp16|int8|int4...;
-    size_bytes: the ONNX graphs' size; kind: "decoder" | "encoder-decoder"."""
+    size_bytes: the ONNX graphs' size; kind: "decoder" | "encoder-decoder"; title: the name to
+    show people (tokenglass.json's title, else the folder name)."""
 
     name: str
     path: Path
@@ -28,6 +29,7 @@ class ModelInfo:
     precision: str
     size_bytes: int
     kind: str
+    title: str = ""
 
 
 def _roots() -> list[Path]:
@@ -51,7 +53,7 @@ def list_models() -> list[ModelInfo]:
             except ModelFolderError:
                 continue
             found[folder.name] = ModelInfo(
-                m.name, m.path, m.family, m.precision, m.size_bytes, m.kind
+                m.name, m.path, m.family, m.precision, m.size_bytes, m.kind, m.title
             )
     return list(found.values())
 

@@ -8,13 +8,30 @@ time per model (a lock), cancellation through a threading.Event.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from desktop.engine.chat_template import ChatTemplate, find_template
-from desktop.engine.events import GenerationDone, GenerationSettings, Message, PromptInfo, TokenStep
+from desktop.engine.errors import (
+    ChatTemplateError,
+    EmptyMessageError,
+    ModelFolderError,
+    PromptTooLongError,
+    SettingsError,
+    TokenIdError,
+)
+from desktop.engine.events import (
+    GenerationDone,
+    GenerationSettings,
+    Message,
+    Phase,
+    PromptInfo,
+    TokenStep,
+)
 from desktop.engine.generate import LoopLimits, generate
 from desktop.engine.manifest import ModelManifest, read_manifest
+from desktop.engine.message_text import PromptPart
 from desktop.engine.prompt import build_prompt
 from desktop.engine.session import ProviderInfo, open_graphs
 from desktop.engine.steppers import make_stepper
@@ -22,7 +39,16 @@ from desktop.engine.tokenizer import TextTokenizer, TokenPiece
 
 __all__ = ["ChatModel", "ProviderInfo", "TokenPiece", "load_model"]
 
-_SPECIAL_KEYS = ("bos_token", "eos_token", "pad_token", "unk_token")
+# the special tokens transformers' apply_chat_template passes to a template (its special_tokens_map)
+_SPECIAL_KEYS = (
+    "bos_token",
+    "eos_token",
+    "unk_token",
+    "sep_token",
+    "pad_token",
+    "cls_token",
+    "mask_token",
+)
 
 
 class ChatModel:
@@ -38,12 +64,19 @@ class ChatModel:
         self.context_size = manifest.context_size
         self.tokenizer = TextTokenizer(manifest.tokenizer_json, manifest.tokenizer_config)
         source = find_template(manifest.path, manifest.tokenizer_config)
-        specials = {
+        specials: dict[str, object] = {
             key: text
             for key in _SPECIAL_KEYS
             if (text := _content(manifest.tokenizer_config.get(key))) is not None
         }
-        self.template = ChatTemplate(source, specials) if source is not None else None
+        extra = manifest.tokenizer_config.get("additional_special_tokens")
+        if isinstance(extra, list) and extra:
+            specials["additional_special_tokens"] = [_content(t) for t in extra]
+        try:
+            self.template = ChatTemplate(source, specials) if source is not None else None
+        except ChatTemplateError as err:  # does not compile: a broken file of the folder (I14)
+            raise ModelFolderError(f"{manifest.template_file}: {err}") from err
+        self.default_settings()  # raises ModelFolderError for unusable sampling values
         self._graphs, self.provider = open_graphs(manifest.graphs, provider, threads)
         self._stepper = make_stepper(manifest, self._graphs)
         self._lock = threading.Lock()
@@ -76,22 +109,32 @@ class ChatModel:
         The default model's exporter writes SmolLM2's model-card sampling (do_sample true,
         temperature 0.2, top_p 0.9): greedy decoding makes a 135M model repeat itself.
         """
-        config = self.manifest.generation_config
+        config = {k: v for k, v in self.manifest.generation_config.items() if v is not None}
         base = GenerationSettings()
         sample = config.get("do_sample")
         temperature = float(config.get("temperature", base.temperature))
-        return GenerationSettings(
-            max_new_tokens=int(config.get("max_new_tokens", base.max_new_tokens)),
-            temperature=0.0 if sample is False else temperature,
-            top_k=int(config.get("top_k", base.top_k) or 0),
-            top_p=float(config.get("top_p", base.top_p)),
-            min_p=float(config.get("min_p", base.min_p) or 0.0),
-            repetition_penalty=float(config.get("repetition_penalty", base.repetition_penalty)),
-        )
+        try:
+            return GenerationSettings(
+                max_new_tokens=int(config.get("max_new_tokens", base.max_new_tokens)),
+                temperature=0.0 if sample is False else temperature,
+                top_k=int(config.get("top_k", base.top_k) or 0),
+                top_p=float(config.get("top_p", base.top_p)),
+                min_p=float(config.get("min_p", base.min_p) or 0.0),
+                repetition_penalty=float(config.get("repetition_penalty", base.repetition_penalty)),
+            )
+        except SettingsError as err:  # a value out of range (types: checked by manifest.py)
+            file = self.manifest.path / "generation_config.json"
+            raise ModelFolderError(f"{file}: {err}") from err
 
     def tokenize(self, text: str) -> list[TokenPiece]:
         """The tokens of `text` as the model reads it (no BOS added), with character spans."""
         return self.tokenizer.pieces(text)
+
+    def prompt_tokens(self, prompt: PromptInfo) -> list[TokenPiece]:
+        """The tokens of a prompt exactly as sent to the model (BOS and control tokens included),
+        with character spans into prompt.prompt_text (case I1: a message's special-token text is
+        plain tokens here, as the model read it)."""
+        return self.tokenizer.prompt_pieces(prompt.prompt_text, prompt.prompt_ids)
 
     def render_prompt(
         self, messages: Sequence[Message], max_new_tokens: int | None = None
@@ -101,28 +144,97 @@ class ChatModel:
         Raises EmptyMessageError, PromptTooLongError, ChatTemplateError.
         """
         reserve = max_new_tokens or self.default_settings().max_new_tokens
-        return build_prompt(messages, self.tokenizer, self.template, self.context_size, reserve)
+        try:
+            return build_prompt(messages, self.tokenizer, self.template, self.context_size, reserve)
+        except ChatTemplateError as err:  # say which file the failing template came from
+            raise ChatTemplateError(f"{err} (template: {self.manifest.template_file})") from err
 
     def generate(
         self,
         messages: Sequence[Message],
         settings: GenerationSettings,
         cancel: threading.Event | None = None,
-    ) -> Iterator[PromptInfo | TokenStep | GenerationDone]:
-        """PromptInfo, then one TokenStep per token, then exactly one GenerationDone.
+        forced_ids: Sequence[int] = (),
+    ) -> Iterator[PromptInfo | Phase | TokenStep | GenerationDone]:
+        """PromptInfo, the tokenize Phase, the prefill (or encode) Phase, one TokenStep per token,
+        the decode Phase, then exactly one GenerationDone (see `Phase`).
 
-        Raises EmptyMessageError / PromptTooLongError / ChatTemplateError before the first yield;
-        errors while running end the reply with GenerationDone(finish_reason="error").
+        forced_ids: the reply's first tokens, given rather than sampled: to continue a reply from
+        its token i with another token, the reply's ids [0, i) then the picked id (as
+        `Conversation.branch` returns them). Their records are the model's own at each position
+        (as for a sampled token), marked `forced`, and the last one `picked`; then tokens are
+        sampled with `settings`, up to `settings.max_new_tokens` more. The KV cache keeps what it
+        shares with the prompt (after the reply being branched, that is the whole prompt), and
+        the prefix runs in the same run as the prompt's last token.
+
+        Raises EmptyMessageError / PromptTooLongError / ChatTemplateError, TokenIdError (a forced
+        id outside the vocabulary) before the first yield; errors while running end the reply
+        with GenerationDone(finish_reason="error").
         """
-        prompt = self.render_prompt(messages, settings.max_new_tokens)
+        forced = tuple(int(i) for i in forced_ids)
+        vocab = self.tokenizer.vocab_size
+        bad = [i for i in forced if not 0 <= i < vocab]
+        if bad:
+            raise TokenIdError(
+                f"Token id {bad[0]} is not in {self.name}'s vocabulary (0..{vocab - 1})."
+            )
+        started = time.perf_counter()
+        prompt = self.render_prompt(messages, settings.max_new_tokens + len(forced))
+        tokenize_ms = (time.perf_counter() - started) * 1000.0
         with self._lock:
             yield prompt
-            limits = LoopLimits(
-                eos_ids=self.manifest.eos_ids,
-                max_positions=self.context_size,
-                provider=self.provider.name,
+            ids = prompt.prompt_ids
+            yield Phase(phase="tokenize", tokens=len(ids), ms=tokenize_ms, ids=ids)
+            yield from generate(
+                self._stepper, self.tokenizer, prompt, settings, self._limits(), cancel, forced
             )
-            yield from generate(self._stepper, self.tokenizer, prompt, settings, limits, cancel)
+
+    def complete(
+        self,
+        text: str,
+        settings: GenerationSettings,
+        cancel: threading.Event | None = None,
+    ) -> Iterator[PromptInfo | Phase | TokenStep | GenerationDone]:
+        """Continue `text` read as is, with no chat template (the server's /v1/completions).
+
+        The text is tokenized with the tokenizer's own special-token handling: it adds what the
+        tokenizer adds (a BOS for Llama-style tokenizers, exactly one, case B1) and a special
+        token written in the text (`<|im_start|>`) is that token, as OpenAI's and llama.cpp's
+        raw completions read it. Nothing is trimmed: a prompt has to leave room for one token.
+        Yields PromptInfo (dropped_messages 0), one TokenStep per token, one GenerationDone.
+
+        Raises EmptyMessageError for a text with no tokens, PromptTooLongError for one that
+        fills the context window, before the first yield.
+        """
+        # not literal: special-token text in a raw prompt is the control token it names
+        ids = self.tokenizer.encode_prompt([PromptPart(text, literal=False)], False)
+        if not ids:
+            raise EmptyMessageError("The prompt is empty: give some text to continue.")
+        if len(ids) >= self.context_size:
+            raise PromptTooLongError(
+                f"The prompt is {len(ids)} tokens, but this model reads at most "
+                f"{self.context_size} with its reply; shorten it."
+            )
+        prompt = PromptInfo(
+            prompt_text=text,
+            prompt_ids=tuple(ids),
+            dropped_messages=0,
+            context_size=self.context_size,
+        )
+        with self._lock:
+            yield prompt
+            yield from generate(
+                self._stepper, self.tokenizer, prompt, settings, self._limits(), cancel
+            )
+
+    def _limits(self) -> LoopLimits:
+        """The loop's limits from the model folder: end-of-turn ids, context size, bans (I8)."""
+        return LoopLimits(
+            eos_ids=self.manifest.eos_ids,
+            max_positions=self.context_size,
+            provider=self.provider.name,
+            bans=self.manifest.bans,
+        )
 
     def close(self) -> None:
         """Release the ONNX Runtime sessions."""

@@ -1,11 +1,18 @@
 """Chat templates: a model folder's Jinja template rendered in a bounded sandbox.
 
 Owns: finding the template (tokenizer_config.json `chat_template`, chat_template.jinja or
-chat_template.json), rendering it with the helpers transformers provides (raise_exception,
-strftime_now, tojson) in jinja2's ImmutableSandboxedEnvironment (case B4: a template is untrusted
-input), honouring add_generation_prompt (B2) and folding the system prompt into the first user turn
-when a template refuses the system role (B3). Does not tokenize (tokenizer.py does).
-Source of the environment's settings: transformers' `_compile_jinja_template`.
+chat_template.json), rendering it in jinja2's ImmutableSandboxedEnvironment (case B4: a template is
+untrusted input), honouring add_generation_prompt (B2) and folding the system prompt into the first
+user turn when a template refuses the system role (B3). Does not tokenize (tokenizer.py does).
+
+Renders what transformers renders (case I4): the environment is the one transformers'
+`_compile_jinja_template` builds (transformers/utils/chat_template_utils.py, 4.57): trim_blocks,
+lstrip_blocks, the loopcontrols extension, the `{% generation %}` tag (its body rendered as is),
+`raise_exception` and `strftime_now` globals, and its `tojson` filter (ensure_ascii, indent,
+separators, sort_keys; no HTML escaping); a render gets `messages`, `add_generation_prompt`,
+`tools=None`, `documents=None` and the tokenizer's special tokens (bos_token, eos_token, ...), as
+`apply_chat_template` passes them. tests/engine/test_template_families.py checks the templates of
+13 model families against transformers itself.
 
 Bounds (QA defect 4: `{{ 'x' * 10**10 }}` grew a process to 21 GB, nested `range(99999)` loops
 ran for minutes): every value built by `*`, `+`, `~`, `**`, `%`, a filter or a method call stays
@@ -37,9 +44,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from jinja2 import nodes
 from jinja2.compiler import CodeGenerator
 from jinja2.exceptions import SecurityError, TemplateError
-from jinja2.ext import loopcontrols
+from jinja2.ext import Extension, loopcontrols
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from desktop.engine.errors import ChatTemplateError
@@ -62,6 +70,22 @@ class _RaisedByTemplate(TemplateError):
 
 class _LimitExceeded(Exception):
     """The template went past one of the sandbox's bounds (size, time)."""
+
+
+class _GenerationTag(Extension):
+    """transformers' `{% generation %}...{% endgeneration %}`: marks assistant text for training
+    masks; a prompt renders its body as is (a call block, as in transformers, so scoping agrees)."""
+
+    tags = frozenset({"generation"})  # type: ignore[assignment]  # jinja2 declares set[str]
+
+    def parse(self, parser) -> nodes.Node:
+        lineno = next(parser.stream).lineno
+        body = parser.parse_statements(("name:endgeneration",), drop_needle=True)
+        call = self.call_method("_body", [], [])
+        return nodes.CallBlock(call, [], [], body).set_lineno(lineno)
+
+    def _body(self, caller: Callable[[], str]) -> str:
+        return caller()
 
 
 def _raise_exception(message: str) -> None:
@@ -220,8 +244,10 @@ def find_template(folder: Path, tokenizer_config: dict) -> str | None:
 class ChatTemplate:
     """A compiled, sandboxed chat template. Raises ChatTemplateError on a broken template."""
 
-    def __init__(self, source: str, special_tokens: dict[str, str]):
-        env = _BoundedSandbox(trim_blocks=True, lstrip_blocks=True, extensions=[loopcontrols])
+    def __init__(self, source: str, special_tokens: dict[str, Any]):
+        env = _BoundedSandbox(
+            trim_blocks=True, lstrip_blocks=True, extensions=[_GenerationTag, loopcontrols]
+        )
         env.filters["tojson"] = _tojson
         env.filters = {name: env.bound_filter(name, f) for name, f in env.filters.items()}
         env.globals["raise_exception"] = _raise_exception
@@ -269,7 +295,11 @@ class ChatTemplate:
         size = 0
         try:
             for part in self._template.generate(
-                messages=rows, add_generation_prompt=add_generation_prompt, **self._special_tokens
+                messages=rows,
+                tools=None,
+                documents=None,
+                add_generation_prompt=add_generation_prompt,
+                **self._special_tokens,
             ):
                 size += len(part)
                 if size > MAX_SIZE:

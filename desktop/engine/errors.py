@@ -31,3 +31,11 @@ class SamplingError(EngineError):
 
 class EmptyMessageError(EngineError):
     """The user's message is empty or only whitespace."""
+
+
+class TokenIdError(EngineError):
+    """A token id given by the caller (a branch's picked alternative) is not in the vocabulary."""
+
+
+class SettingsError(EngineError):
+    """A generation setting is out of its range (events.SETTING_RANGES names every range)."""

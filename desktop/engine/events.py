@@ -7,11 +7,16 @@ Probabilities are floats in [0, 1]; logprobs are natural-log; entropies are in n
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Literal
 
+from desktop.engine.errors import SettingsError
+
 Role = Literal["system", "user", "assistant"]
 FinishReason = Literal["stop", "length", "cancelled", "error"]
+PhaseName = Literal["tokenize", "prefill", "encode", "decode"]
+StageName = Literal["repetition_penalty", "temperature", "top_k", "top_p", "min_p", "draw"]
 
 
 @dataclass(frozen=True)
@@ -20,6 +25,53 @@ class Message:
 
     role: Role
     content: str
+
+
+MAX_SEED = 2**31 - 1
+"""Seeds are 0..MAX_SEED everywhere (drawn, typed in the window's 32-bit spin box, or given to
+the CLI), so a seed shown with any reply can be typed back in and reproduces it."""
+
+
+@dataclass(frozen=True)
+class SettingRange:
+    """The values one generation setting accepts: `low` <= value (`low` < value when `above`),
+    value <= `high` (None: no bound); NaN and infinities never. `kind`: int or float."""
+
+    kind: type
+    low: float | None = None
+    high: float | None = None
+    above: bool = False
+
+    def rule(self) -> str:
+        """The range in words, e.g. "> 0 and <= 1"."""
+        shown = str if self.kind is int else (lambda v: f"{v:g}")
+        bounds = []
+        if self.low is not None:
+            bounds.append(f"{'>' if self.above else '>='} {shown(self.low)}")
+        if self.high is not None:
+            bounds.append(f"<= {shown(self.high)}")
+        return " and ".join(bounds)
+
+    def allows(self, value: float) -> bool:
+        if not math.isfinite(value):
+            return False
+        if self.low is not None and (value <= self.low if self.above else value < self.low):
+            return False
+        return self.high is None or value <= self.high
+
+
+SETTING_RANGES: dict[str, SettingRange] = {
+    "max_new_tokens": SettingRange(int, 1),
+    "temperature": SettingRange(float, 0),  # 0 = greedy (E2)
+    "top_k": SettingRange(int, 0),  # 0 = off
+    "top_p": SettingRange(float, 0, 1),  # 1 = off; 0 keeps only the most likely token (E3)
+    "min_p": SettingRange(float, 0, 1),  # 0 = off
+    "repetition_penalty": SettingRange(float, 0, above=True),  # 1 = off
+    "seed": SettingRange(int, 0, MAX_SEED),  # None (not checked) = draw one
+    "top_logprobs": SettingRange(int, 0, 50),
+}
+"""The one table of every numeric setting's range: GenerationSettings checks it, the CLI's
+argparse types are built from it, the window's spin boxes stay inside it."""
 
 
 @dataclass(frozen=True)
@@ -41,6 +93,21 @@ class GenerationSettings:
     top_logprobs: int = 10
     stop_strings: tuple[str, ...] = ()
     stop_ids: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        """Raises SettingsError naming the first setting outside SETTING_RANGES."""
+        for name, allowed in SETTING_RANGES.items():
+            value = getattr(self, name)
+            if value is None and name == "seed":
+                continue
+            is_number = isinstance(value, int | float) and not isinstance(value, bool)
+            if not is_number or (allowed.kind is int and not isinstance(value, int)):
+                raise SettingsError(
+                    f"{name} must be {'an integer' if allowed.kind is int else 'a number'}, "
+                    f"got {value!r}."
+                )
+            if not allowed.allows(value):
+                raise SettingsError(f"{name} must be {allowed.rule()}, got {value!r}.")
 
 
 @dataclass(frozen=True)
@@ -78,6 +145,45 @@ class PromptInfo:
 
 
 @dataclass(frozen=True)
+class SamplerStage:
+    """One stage of the sampler chain as it was applied to one token's scores.
+
+    stage: which processor (in the order applied: repetition_penalty, temperature, top_k, top_p,
+    min_p, then draw). candidates: tokens still possible after it (probability > 0 in the
+    distribution sampled from; for "draw", 1: the token taken). mass: the share of the model's own
+    probability (softmax of the raw logits) those candidates hold, in [0, 1]. rank: "draw" only,
+    where the drawn token stood among the candidates before the draw, 0-based, most likely first
+    under the distribution sampled from (0 for greedy); None for the other stages.
+    """
+
+    stage: StageName
+    candidates: int
+    mass: float
+    rank: int | None = None
+
+
+@dataclass(frozen=True)
+class Phase:
+    """One step of the pipeline, timed: yielded with the token records.
+
+    "tokenize" (after PromptInfo): the prompt rendered and encoded; tokens = its length, ids =
+    the ids as the model reads them. "prefill" (decoder-only) or "encode" (encoder-decoder), before
+    the first token: tokens = prompt tokens run, reused = prompt tokens taken from the prefix
+    cache instead. "decode" (after the last token, before GenerationDone): from the end of the
+    prefill to the end of the reply (every token's sampling and record, and the decoder steps
+    between them; 0 when the prefill failed); tokens = decoder steps run, tokens_per_s = tokens /
+    ms. ms: wall time, ms.
+    """
+
+    phase: PhaseName
+    tokens: int
+    ms: float
+    reused: int = 0
+    ids: tuple[int, ...] = ()
+    tokens_per_s: float = 0.0
+
+
+@dataclass(frozen=True)
 class TokenStep:
     """One generated token and what the model weighed to pick it.
 
@@ -87,7 +193,14 @@ class TokenStep:
     rank: 0-based rank of the chosen token under the model's distribution. entropy: of the model's
     distribution, in nats. top: the `top_logprobs` most likely tokens under the model's
     distribution, most likely first. step_ms: wall time of the step that produced this token
-    (prefill for index 0, decode step after) plus sampling.
+    (prefill for index 0, decode step after) plus sampling. sampler: the sampler chain as applied
+    to this token's scores, in order (see `SamplerStage`; () where not recorded).
+
+    forced: the token was given rather than sampled (a reply continued from one of its tokens
+    starts with the original's tokens before the branch point, then the picked alternative);
+    its record is still the model's own distribution at that position, and `sampling_prob` is
+    what the sampler would have given it. picked: the alternative a person chose at the branch
+    point (also `forced`); at most one per reply, the last forced token.
     """
 
     index: int
@@ -102,6 +215,9 @@ class TokenStep:
     entropy: float
     top: tuple[Alternative, ...]
     step_ms: float
+    forced: bool = False
+    picked: bool = False
+    sampler: tuple[SamplerStage, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -133,4 +249,4 @@ class GenerationDone:
         return None if self.settings.temperature <= 0 else self.seed
 
 
-Event = PromptInfo | TokenStep | GenerationDone
+Event = PromptInfo | Phase | TokenStep | GenerationDone

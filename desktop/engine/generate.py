@@ -3,10 +3,10 @@
 Owns: the loop's phases (1. prefill, 2. decode steps), the per-token record (the model's own
 distribution: logprob, rank, entropy, top-k alternatives; the sampling distribution's probability),
 and all stop conditions: an end-of-turn id (C1, C2), a user stop id or stop string (C3, text held
-back while it may still become a stop string), max_new_tokens, the context window (no position
-reaches the model's maximum, F1), cancellation (a threading.Event checked between prefill chunks
-and between decode steps) and errors (reported in the final record). Knows token ids, not
-architectures (a Stepper hides them).
+back while it may still become a stop string, and kept whatever else ends the reply, I5),
+max_new_tokens, the context window (prompt plus reply never exceed it, F1, I7), cancellation (a
+threading.Event checked between prefill chunks and between decode steps) and errors (reported in
+the final record). Knows token ids, not architectures (a Stepper hides them).
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from __future__ import annotations
 import dataclasses
 import threading
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Protocol
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
 
 import numpy as np
 
@@ -26,14 +26,20 @@ from desktop.engine.events import (
     FinishReason,
     GenerationDone,
     GenerationSettings,
+    Phase,
     PromptInfo,
     TokenStep,
 )
-from desktop.engine.sampling import Sampler, draw_seed, rank_of, row_stats
+from desktop.engine.forced import ForcedPrefix
+from desktop.engine.sampler_chain import Draw, sampler_chain
+from desktop.engine.sampling import Sampler, TokenBans, draw_seed, rank_of, row_stats
 from desktop.engine.tokenizer import TextTokenizer
 
 
 class Stepper(Protocol):
+    reused: int  # prompt tokens the last prefill took from the prefix cache
+    prefill_phase: Literal["prefill", "encode"]  # what reading the prompt is called
+
     @property
     def position(self) -> int: ...
 
@@ -46,11 +52,13 @@ class Stepper(Protocol):
 @dataclass(frozen=True)
 class LoopLimits:
     """eos_ids: end-of-turn ids (never displayed). max_positions: the model's context size
-    (prompt positions included for decoder-only models)."""
+    (prompt positions included for decoder-only models). bans: tokens the model folder forbids,
+    -inf before sampling (I8); the records keep the model's own distribution."""
 
     eos_ids: frozenset[int]
     max_positions: int
     provider: str
+    bans: TokenBans = field(default_factory=TokenBans)
 
 
 class StopStrings:
@@ -90,8 +98,10 @@ def token_record(
     tokenizer: TextTokenizer,
     k: int,
     step_ms: float,
+    draw: Draw | None = None,
 ) -> TokenStep:
-    """The record of one token. logits: float32[vocab] raw; sampling_probs: float64[vocab]."""
+    """The record of one token. logits: float32[vocab] raw; sampling_probs: float64[vocab];
+    draw: the sampler's draw, for the sampler chain (none recorded without it)."""
     stats = row_stats(logits, k)
     top = tuple(
         Alternative(
@@ -118,6 +128,7 @@ def token_record(
         entropy=stats.entropy,
         top=top,
         step_ms=step_ms,
+        sampler=sampler_chain(draw, logits, stats.logsumexp) if draw is not None else (),
     )
 
 
@@ -128,17 +139,27 @@ def generate(
     settings: GenerationSettings,
     limits: LoopLimits,
     cancel: threading.Event | None = None,
-) -> Iterator[TokenStep | GenerationDone]:
-    """Yield one TokenStep per reply token, then exactly one GenerationDone (also on error).
+    forced_ids: Sequence[int] = (),
+) -> Iterator[Phase | TokenStep | GenerationDone]:
+    """Yield the prefill Phase, one TokenStep per reply token, the decode Phase, then exactly one
+    GenerationDone (also on error; the prefill Phase only when the prefill ran to its end).
 
-    The decoder position never reaches `limits.max_positions`; the reply then ends with "length".
+    forced_ids: the reply's first tokens, given rather than sampled (see forced.py); their
+    records are marked `forced`, the last one `picked`. max_new_tokens counts the tokens sampled
+    after them. A forced end-of-turn id is recorded, then ends the reply ("stop").
+    Prompt plus reply never exceeds `limits.max_positions` tokens (I7): a 200-token context
+    after a 12-token prompt gives at most 188 reply tokens, the last one never fed back; for an
+    encoder-decoder model the decoder's own tokens (start token, forced BOS) count as the prompt.
+    The reply then ends with "length".
     """
     seed = settings.seed if settings.seed is not None else draw_seed()
     sampler = Sampler(settings, seed)
+    forced = ForcedPrefix(forced_ids)
+    max_tokens = len(forced) + settings.max_new_tokens
     stop_ids = limits.eos_ids | frozenset(settings.stop_ids)
     stops = StopStrings(settings.stop_strings)
     stream = tokenizer.stream()
-    room = min(settings.max_new_tokens, limits.max_positions) + 1  # the reply never outgrows this
+    room = min(max_tokens, limits.max_positions) + 1  # the reply never outgrows this
     seen = np.empty(len(prompt.prompt_ids) + room, dtype=np.int64)  # (P + N,)
     seen[: len(prompt.prompt_ids)] = prompt.prompt_ids
     n_seen = len(prompt.prompt_ids)
@@ -147,70 +168,122 @@ def generate(
     # text held for a stop string that never comes still reaches the reply through a record.
     held: TokenStep | None = None
     finish: FinishReason = "length"
+    matched = False  # a stop string ended the reply: the held text was that stop string
     error: str | None = None
     count = 0
     ttft_ms = 0.0
     decode_s = 0.0
+    decoded = 0  # tokens whose logits came from a decode step (for the decode rate)
+    steps_run = 0
+    decode_from: float | None = None  # the end of the prefill (None: it never ended)
     try:
         started = time.perf_counter()
-        logits = stepper.prefill(list(prompt.prompt_ids), cancel)  # phase 1: prefill (chunked)
+        # phase 1: prefill (chunked); a branch's given tokens but the last run with it
+        logits = forced.prefill(stepper, prompt.prompt_ids, cancel)
+        decode_from = time.perf_counter()
+        reused = stepper.reused
+        yield Phase(
+            phase=stepper.prefill_phase,
+            tokens=len(prompt.prompt_ids) + max(0, len(forced) - 1) - reused,
+            ms=(decode_from - started) * 1000.0,
+            reused=reused,
+        )
         if logits is None:  # cancelled between prefill chunks
             finish = "cancelled"
         while logits is not None:  # phase 2: decode loop
             if cancel is not None and cancel.is_set():
                 finish = "cancelled"
                 break
-            if count >= settings.max_new_tokens:
-                break
-            token_id, probs = sampler.sample(logits, seen[:n_seen])
-            if token_id in stop_ids:
-                finish = "stop"
-                break
-            shown, stopped = stops.push(stream.feed(token_id))
+            if count >= max_tokens or stepper.position >= limits.max_positions:
+                break  # one more token would make prompt + reply longer than the context (I7)
+            drawn: Draw | None = None
+            if forced.forces(count):  # a branch's given prefix: recorded, not sampled
+                token_id, probs = forced.choose(count, logits, seen[:n_seen], settings)
+            else:
+                allowed = limits.bans.apply(logits, seen[:n_seen], count)  # (vocab,) bans at -inf
+                drawn = sampler.draw(allowed, seen[:n_seen])
+                token_id, probs = drawn.token, drawn.probs
+                if token_id in stop_ids:
+                    finish = "stop"
+                    break
+            if token_id in stop_ids:  # a forced end-of-turn id: no text; held text is released
+                shown, stopped = stops.flush(), False
+            else:
+                shown, stopped = stops.push(stream.feed(token_id))
             now = time.perf_counter()
             step_ms = (now - started) * 1000.0
             if count == 0:
                 ttft_ms = step_ms
-            else:
+            elif count >= len(forced):  # its logits came from a decode step
                 decode_s += now - started
+                decoded += 1
             text_parts.append(shown)
             if held is not None:
                 yield held
             held = token_record(
-                count, token_id, shown, logits, probs, tokenizer, settings.top_logprobs, step_ms
+                count,
+                token_id,
+                shown,
+                logits,
+                probs,
+                tokenizer,
+                settings.top_logprobs,
+                step_ms,
+                drawn,
             )
-            if not stops.pending:
+            held = forced.mark(held)
+            if not stops.pending and not stream.pending:  # I3: a cut character joins the last
                 yield held
                 held = None
             count += 1
             seen[n_seen] = token_id
             n_seen += 1
             if stopped:
+                finish, matched = "stop", True
+                break
+            if token_id in stop_ids:  # a forced end-of-turn id ends the reply
                 finish = "stop"
+                stream.finish()  # what follows a stop string is dropped, a cut character too
                 break
-            if stepper.position >= limits.max_positions or count >= settings.max_new_tokens:
-                break
+            if stepper.position + 1 >= limits.max_positions or count >= max_tokens:
+                break  # prompt + reply fill the context: feeding this token back would be wasted
             if cancel is not None and cancel.is_set():
                 finish = "cancelled"
                 break
             started = time.perf_counter()
-            logits = stepper.step(token_id)
+            next_logits = forced.next_logits(count - 1)
+            if next_logits is None:
+                logits = stepper.step(token_id)
+                steps_run += 1
+            else:  # a forced token's logits came with the prefill
+                logits = next_logits
     except EngineError as err:
         finish, error = "error", str(err)
-    if finish != "stop":  # a length, cancel or error end: held text was not a stop string
+    if not matched:  # an end token, length, cancel or error: held text was no stop string (I5)
         tail = stops.flush()
         text_parts.append(tail)
         if held is not None:
             held = dataclasses.replace(held, text=held.text + tail)
+    cut = stream.finish()  # I3: a reply cut inside a UTF-8 character ends with one U+FFFD
+    if cut and held is not None:
+        text_parts.append(cut)
+        held = dataclasses.replace(held, text=held.text + cut)
     if held is not None:
         yield held
+    decode_ms = (time.perf_counter() - decode_from) * 1000.0 if decode_from is not None else 0.0
+    yield Phase(
+        phase="decode",
+        tokens=steps_run,
+        ms=decode_ms,
+        tokens_per_s=steps_run * 1000.0 / decode_ms if steps_run and decode_ms > 0 else 0.0,
+    )
     yield GenerationDone(
         finish_reason=finish,
         text="".join(text_parts),
         prompt_tokens=len(prompt.prompt_ids),
         completion_tokens=count,
         ttft_ms=ttft_ms,
-        decode_tokens_per_s=(count - 1) / decode_s if count > 1 and decode_s > 0 else 0.0,
+        decode_tokens_per_s=decoded / decode_s if decoded and decode_s > 0 else 0.0,
         provider=limits.provider,
         seed=seed,
         dropped_messages=prompt.dropped_messages,

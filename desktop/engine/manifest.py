@@ -12,12 +12,14 @@ Every fault raises `ModelFolderError` naming the file and what is wrong.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from desktop.engine.errors import ModelFolderError
+from desktop.engine.folder_checks import check_shapes, template_file, token_bans
+from desktop.engine.folder_checks import read_json as _read_json
+from desktop.engine.sampling import TokenBans
 
 # File-name suffix of a graph variant -> precision, most preferred first on CPU (smaller is faster
 # for small models, which are bound by memory traffic and per-step overhead).
@@ -31,6 +33,8 @@ PRECISIONS: dict[str, str] = {
     "_fp16": "fp16",
     "_bnb4": "bnb4",
 }
+# Optional, ours: {"title": "Dates to ISO 8601 (T5, trained here)"}, the name people see.
+TITLE_FILE = "tokenglass.json"
 _PAST = re.compile(r"^past_key_values\.(\d+)\.(?:(decoder|encoder)\.)?(key|value)$")
 _PRESENT = re.compile(r"^present\.(\d+)\.(?:(decoder|encoder)\.)?(key|value)$")
 
@@ -44,7 +48,12 @@ class ModelManifest:
     step graph, older pairs only) and "encoder". eos_ids: the union of end tokens from
     generation_config.json, config.json and the tokenizer (cases C1, C2). context_size: max
     positions (tokens). forced_bos_id: a token an encoder-decoder reply always starts with
-    (BART's forced_bos_token_id), fed after the decoder start token.
+    (BART's forced_bos_token_id), fed after the decoder start token. bans: tokens never
+    generated (generation_config's bad_words_ids, suppress_tokens, begin_suppress_tokens; an
+    encoder-decoder model's pad token, case I8). template_file: the file the chat template
+    comes from (chat_template.jinja, chat_template.json or tokenizer_config.json), or None.
+    title: the name to show people, from the optional tokenglass.json ({"title": ...}); else
+    the folder's name.
     """
 
     path: Path
@@ -64,6 +73,9 @@ class ModelManifest:
     decoder_start_id: int | None
     pad_id: int | None
     forced_bos_id: int | None = None
+    template_file: Path | None = None
+    bans: TokenBans = field(default_factory=TokenBans)
+    title: str = ""
 
 
 @dataclass(frozen=True)
@@ -120,8 +132,14 @@ def read_manifest(folder: str | Path) -> ModelManifest:
             f"{tokenizer_json} is missing: Tokenglass needs the model's tokenizer.json "
             "(a 'fast' tokenizer; re-export the model with model_export)."
         )
+    tokenizer = _read_json(tokenizer_json, required=True)
+    check_shapes(path, config, generation, tokenizer)
+    template = template_file(path, tokenizer_config)
     graphs, suffix = _find_graphs(path)
     kind = "encoder-decoder" if "encoder" in graphs else "decoder"
+    eos_ids = _end_tokens(config, generation, tokenizer, tokenizer_config)
+    pad_id = _first_int(generation.get("pad_token_id", config.get("pad_token_id")))
+    title = _read_json(path / TITLE_FILE, required=False).get("title")
     return ModelManifest(
         path=path,
         name=path.name,
@@ -135,15 +153,20 @@ def read_manifest(folder: str | Path) -> ModelManifest:
         tokenizer_json=tokenizer_json,
         tokenizer_config=tokenizer_config,
         context_size=_context_size(config, tokenizer_config),
-        eos_ids=_end_tokens(config, generation, tokenizer_json, tokenizer_config),
+        eos_ids=eos_ids,
         bos_id=_first_int(generation.get("bos_token_id", config.get("bos_token_id"))),
         decoder_start_id=_first_int(
             generation.get("decoder_start_token_id", config.get("decoder_start_token_id"))
         ),
-        pad_id=_first_int(generation.get("pad_token_id", config.get("pad_token_id"))),
+        pad_id=pad_id,
         forced_bos_id=_first_int(
             generation.get("forced_bos_token_id", config.get("forced_bos_token_id"))
         ),
+        template_file=template,
+        bans=token_bans(
+            path, config, generation, pad_id if kind == "encoder-decoder" else None, eos_ids
+        ),
+        title=title if isinstance(title, str) and title.strip() else path.name,
     )
 
 
@@ -200,23 +223,6 @@ def describe_graph(
         cross_presents=cross_presents,
         present_to_past=present_to_past,
     )
-
-
-def _read_json(file: Path, *, required: bool) -> dict:
-    if not file.is_file():
-        if required:
-            raise ModelFolderError(
-                f"{file} is missing: this does not look like a model folder "
-                "(expected config.json, tokenizer.json and onnx/*.onnx)."
-            )
-        return {}
-    try:
-        value = json.loads(file.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise ModelFolderError(f"{file} is not valid JSON: {err}") from err
-    if not isinstance(value, dict):
-        raise ModelFolderError(f"{file} should hold a JSON object, not {type(value).__name__}.")
-    return value
 
 
 def _find_graphs(path: Path) -> tuple[dict[str, Path], str]:
@@ -280,19 +286,15 @@ def _as_ids(value: object) -> set[int]:
 
 
 def _end_tokens(
-    config: dict, generation: dict, tokenizer_json: Path, tokenizer_config: dict
+    config: dict, generation: dict, tokenizer: dict, tokenizer_config: dict
 ) -> frozenset[int]:
-    """Union of end-of-turn ids (C1, C2). Raises ModelFolderError when tokenizer.json is broken."""
+    """Union of end-of-turn ids (C1, C2). tokenizer: tokenizer.json's content (checked)."""
     ids = _as_ids(generation.get("eos_token_id")) | _as_ids(config.get("eos_token_id"))
     eos = tokenizer_config.get("eos_token")
     eos_text = eos.get("content") if isinstance(eos, dict) else eos
     if isinstance(eos_text, str):
-        try:
-            spec = json.loads(tokenizer_json.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-            raise ModelFolderError(f"{tokenizer_json} is not valid JSON: {err}") from err
-        added = {t.get("content"): t.get("id") for t in spec.get("added_tokens", [])}
-        vocab = spec.get("model", {}).get("vocab", {})
+        added = {t.get("content"): t.get("id") for t in tokenizer.get("added_tokens", [])}
+        vocab = tokenizer["model"].get("vocab", {})
         token_id = added.get(eos_text)
         if token_id is None and isinstance(vocab, dict):
             token_id = vocab.get(eos_text)

@@ -16,9 +16,11 @@ import secrets
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.random import default_rng  # imported here: numpy loads numpy.random lazily (~40 ms)
 
 from desktop.engine.errors import SamplingError
-from desktop.engine.events import GenerationSettings
+from desktop.engine.events import MAX_SEED, GenerationSettings, StageName
+from desktop.engine.sampler_chain import Draw, Kept, draw_rank, kept_ids
 
 
 def apply_repetition_penalty(
@@ -49,14 +51,22 @@ def _clean(logits: np.ndarray) -> np.ndarray:
     return row
 
 
-def sampling_distribution(logits: np.ndarray, settings: GenerationSettings) -> np.ndarray:
+def sampling_distribution(
+    logits: np.ndarray,
+    settings: GenerationSettings,
+    trace: list[tuple[StageName, Kept]] | None = None,
+) -> np.ndarray:
     """The distribution a token is drawn from, after temperature, top-k, top-p and min-p.
 
     logits: float32[vocab], already repetition-penalized. Returns float64[vocab] summing to 1
     (float64, so that the probabilities of a few kept tokens do not add up past 1 by float32
     rounding), 0.0 for every filtered token. Temperature 0 (greedy) gives a one-hot row at the
-    argmax (E2). A top-p or min-p that would remove everything keeps the most likely token (E3).
+    argmax (E2; ties: the lower id). top-k keeps exactly k tokens, ties at the k-th score broken
+    by the lower id (I6, as vLLM after PR #50979), so a seed reproduces the reply. A top-p or
+    min-p that would remove everything (top_p 0 included) keeps the most likely token (E3).
     Raises SamplingError when no logit is finite (E4).
+    trace: when given, each stage applied appends (stage, ids it kept or None for every finite
+    token), for the sampler chain (sampler_chain.py).
     """
     row = _clean(logits)  # (vocab,)
     probs = np.zeros(row.size, dtype=np.float64)  # (vocab,)
@@ -66,9 +76,15 @@ def sampling_distribution(logits: np.ndarray, settings: GenerationSettings) -> n
     # shift before scaling: (logit - max) / T is <= 0, so even a tiny T (1e-38) cannot overflow
     # to inf and NaN (it underflows to -inf, which is probability 0: greedy in the limit)
     scaled = (row.astype(np.float64) - row.max()) / settings.temperature  # (vocab,)
-    if 0 < settings.top_k < scaled.size:
-        kth = np.partition(scaled, -settings.top_k)[-settings.top_k]
-        scaled = np.where(scaled >= kth, scaled, -np.inf)
+    if trace is not None:
+        trace.append(("temperature", None))
+    if 0 < settings.top_k < scaled.size:  # exactly k tokens; a tie at the k-th goes to lower ids
+        kept = np.full(scaled.size, -np.inf)  # (vocab,)
+        top = top_k_ids(scaled, settings.top_k)  # (k,)
+        kept[top] = scaled[top]
+        scaled = kept
+        if trace is not None:
+            trace.append(("top_k", np.sort(top)))  # (k,)
     shifted = np.exp(scaled - scaled.max())  # (vocab,)
     probs = shifted / shifted.sum()  # (vocab,)
     if settings.top_p < 1.0:
@@ -79,8 +95,13 @@ def sampling_distribution(logits: np.ndarray, settings: GenerationSettings) -> n
         mask = np.zeros(probs.size, dtype=bool)
         mask[order[:keep_count]] = True
         probs = np.where(mask, probs, 0.0)
+        if trace is not None:
+            kept = order[:keep_count]  # (keep_count,)
+            trace.append(("top_p", kept[probs[kept] > 0.0]))  # less after a top-k
     if settings.min_p > 0.0:
         probs = np.where(probs >= settings.min_p * probs.max(), probs, 0.0)
+        if trace is not None:
+            trace.append(("min_p", kept_ids(probs, trace)))
     return probs / probs.sum()
 
 
@@ -92,13 +113,30 @@ class Sampler:
     seed: int
 
     def __post_init__(self) -> None:
-        self._rng = np.random.default_rng(self.seed)
+        self._rng = default_rng(self.seed)
 
     def sample(self, logits: np.ndarray, seen_ids: np.ndarray) -> tuple[int, np.ndarray]:
         """Pick the next token. logits: float32[vocab]; seen_ids: int64[n] (prompt + reply so far).
 
         Returns (token_id, float64[vocab] sampling distribution). Raises SamplingError (E4).
         """
+        drawn = self.draw(logits, seen_ids)
+        return drawn.token, drawn.probs
+
+    def draw(self, logits: np.ndarray, seen_ids: np.ndarray) -> Draw:
+        """`sample`, with the trace of what each stage kept (for `sampler_chain`).
+
+        logits: float32[vocab]; seen_ids: int64[n]. Raises SamplingError (E4).
+        """
+        trace: list[tuple[StageName, Kept]] = []
+        token, probs = self._pick(logits, seen_ids, trace)
+        greedy = self.settings.temperature <= 0.0  # the argmax: first by definition
+        rank = 0 if greedy else draw_rank(probs, token, tuple(trace))
+        return Draw(token, probs, tuple(trace), rank)
+
+    def _pick(
+        self, logits: np.ndarray, seen_ids: np.ndarray, trace: list[tuple[StageName, Kept]]
+    ) -> tuple[int, np.ndarray]:
         if self.settings.temperature <= 0.0 and self.settings.repetition_penalty == 1.0:
             token = int(np.argmax(logits))  # greedy fast path: no copy of the row
             if not np.isfinite(logits[token]):
@@ -108,7 +146,9 @@ class Sampler:
             probs[token] = 1.0
             return token, probs
         penalized = apply_repetition_penalty(logits, seen_ids, self.settings.repetition_penalty)
-        probs = sampling_distribution(penalized, self.settings)  # (vocab,)
+        if self.settings.repetition_penalty != 1.0:
+            trace.append(("repetition_penalty", None))
+        probs = sampling_distribution(penalized, self.settings, trace)  # (vocab,)
         if self.settings.temperature <= 0.0:
             return int(np.argmax(probs)), probs
         cdf = np.cumsum(probs, dtype=np.float64)  # (vocab,)
@@ -118,11 +158,6 @@ class Sampler:
         while probs[token] == 0.0:  # float edge: never land on a filtered token
             token -= 1
         return token, probs
-
-
-MAX_SEED = 2**31 - 1
-"""Seeds are 0..MAX_SEED everywhere (drawn, typed in the window's 32-bit spin box, or given to
-the CLI), so a seed shown with any reply can be typed back in and reproduces it."""
 
 
 def draw_seed() -> int:
@@ -199,3 +234,41 @@ def top_k_ids(row: np.ndarray, k: int, block: int = 512) -> np.ndarray:
 def rank_of(logits: np.ndarray, token_id: int) -> int:
     """0-based rank of `token_id` in float32[vocab] logits (ties count in its favour)."""
     return int(np.count_nonzero(logits > logits[token_id]))
+
+
+@dataclass(frozen=True)
+class TokenBans:
+    """Tokens a model folder forbids (generation_config.json), as transformers' logits processors
+    (NoBadWordsLogitsProcessor, SuppressTokensLogitsProcessor, SuppressTokensAtBeginLogits-
+    Processor) apply them: their logits become -inf before sampling (case I8).
+
+    always: ids never generated (suppress_tokens, one-token bad_words_ids, and an
+    encoder-decoder model's pad token). first: ids never generated as the reply's first token
+    (begin_suppress_tokens). sequences: multi-token bad_words_ids; the last id is banned when the
+    ids before it end the sequence so far. Ids outside the vocabulary are ignored.
+    """
+
+    always: tuple[int, ...] = ()
+    first: tuple[int, ...] = ()
+    sequences: tuple[tuple[int, ...], ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.always or self.first or self.sequences)
+
+    def apply(self, logits: np.ndarray, seen_ids: np.ndarray, index: int) -> np.ndarray:
+        """logits: float32[vocab] (not modified); seen_ids: int64[n] (prompt + reply so far);
+        index: the 0-based reply position of the token about to be drawn. Returns `logits`
+        itself when nothing is banned here, else a float32[vocab] copy with banned ids at -inf."""
+        banned = list(self.always)
+        if index == 0:
+            banned += self.first
+        for words in self.sequences:
+            head = words[:-1]
+            if len(seen_ids) >= len(head) and tuple(seen_ids[len(seen_ids) - len(head) :]) == head:
+                banned.append(words[-1])
+        ids = [i for i in banned if 0 <= i < logits.size]
+        if not ids:
+            return logits
+        out = np.array(logits, dtype=np.float32, copy=True)  # (vocab,)
+        out[ids] = -np.inf
+        return out

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -46,6 +46,8 @@ def _ids(ids: Sequence[int]) -> np.ndarray:
 
 class DecoderStepper:
     """A decoder-only model. `position`: tokens already in the KV cache."""
+
+    prefill_phase: Literal["prefill", "encode"] = "prefill"
 
     def __init__(self, manifest: ModelManifest, graphs: dict[str, Graph]):
         self.graph = graphs["decoder"]
@@ -91,9 +93,28 @@ class DecoderStepper:
         logits equal one run of the whole prompt from an empty cache (each chunk attends to the
         cache before it; the kept positions hold what a new run would compute).
         """
-        ids = list(prompt_ids)
+        rows = self.prefill_rows(prompt_ids, 1, cancel, chunk)
+        return None if rows is None else rows[-1]
+
+    def prefill_rows(
+        self,
+        ids: Sequence[int],
+        rows: int,
+        cancel: threading.Event | None = None,
+        chunk: int | None = None,
+    ) -> np.ndarray | None:
+        """`prefill` that also returns the logits after each of the last `rows` tokens of `ids`
+        (a forced reply prefix: the loop needs the model's distribution at every forced token).
+        Those tokens always run, in the same run(s) as the rest (no extra run per row); the
+        prefix before them is kept from the cache as `prefill` keeps it.
+
+        Returns float32[rows, vocab], row j = next-token logits after ids[: len(ids) - rows + j
+        + 1], or None when cancelled between chunks. rows: 1 <= rows <= len(ids) (clamped).
+        """
+        ids = list(ids)
+        rows = max(1, min(rows, len(ids)))
         keep = 0
-        limit = min(len(self._cached), len(ids) - 1)
+        limit = min(len(self._cached), len(ids) - rows)
         while keep < limit and self._cached[keep] == ids[keep]:
             keep += 1
         if keep:
@@ -103,20 +124,26 @@ class DecoderStepper:
             self.forget()
         self.reused = keep
         size = max(1, chunk or PREFILL_CHUNK)
-        logits = None
+        first_row = len(ids) - rows  # the first id whose logits are wanted
+        parts: list[np.ndarray] = []
         for start in range(keep, len(ids), size):
             if cancel is not None and cancel.is_set():
                 return None
-            logits = self._run(ids[start : start + size])  # (vocab,)
-        if logits is None:  # an empty prompt: still one run, as before
-            logits = self._run(ids)
-        return logits
+            part = ids[start : start + size]
+            logits = self._run(part)  # (T, vocab)
+            wanted = start + len(part) - max(start, first_row)
+            if wanted > 0:
+                parts.append(logits[len(part) - wanted :])  # (wanted, vocab)
+        if not parts:  # an empty prompt: still one run, as before
+            parts.append(self._run(ids)[-1:])
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)  # (rows, vocab)
 
     def step(self, token_id: int) -> np.ndarray:
         """Append one token to the cache. Returns float32[vocab] next-token logits."""
-        return self._run([token_id])
+        return self._run([token_id])[-1]
 
     def _run(self, ids: list[int]) -> np.ndarray:
+        """Run `ids` after the cache. Returns float32[T, vocab]: the logits after each id."""
         try:
             logits = self._forward(ids)
         except BaseException:  # the cache may be half updated: start the next prompt afresh
@@ -132,7 +159,7 @@ class DecoderStepper:
         logits, *presents = self.graph.run(feeds, self._outputs)  # logits: (1, T, vocab)
         to_past = self.spec.present_to_past
         self.cache.update({to_past[n]: a for n, a in zip(self._outputs[1:], presents, strict=True)})
-        return logits[0, -1].astype(np.float32, copy=False)  # (vocab,)
+        return logits[0].astype(np.float32, copy=False)  # (T, vocab)
 
     def _token_feeds(self, ids: list[int]) -> dict[str, np.ndarray]:
         """input_ids, and the attention mask and position ids where the graph takes them, for
@@ -162,12 +189,14 @@ class DecoderStepper:
         self.graph.run_with_binding(self._binding)
         cache.length = total
         logits = self._binding.get_outputs()[0].numpy()  # (1, T, vocab)
-        return logits[0, -1].astype(np.float32, copy=False)  # (vocab,)
+        return logits[0].astype(np.float32, copy=False)  # (T, vocab)
 
 
 class EncoderDecoderStepper:
     """An encoder-decoder model: the prompt goes through the encoder once; the reply is decoded
     from `decoder_start_id` (and BART's forced BOS). `position`: decoder tokens in the KV cache."""
+
+    prefill_phase: Literal["prefill", "encode"] = "encode"
 
     def __init__(self, manifest: ModelManifest, graphs: dict[str, Graph]):
         self.encoder = graphs["encoder"]
@@ -175,11 +204,18 @@ class EncoderDecoderStepper:
         self.first = graphs.get("decoder_first", self.decoder)
         self.spec = _spec(self.decoder)
         self.first_spec = _spec(self.first)
-        if not self.spec.takes_cache or self.spec.encoder_states is None:
+        # the cached graph reads the encoder either directly (a merged graph) or through the
+        # cross-attention keys and values the first step put in the cache (optimum's older
+        # decoder_with_past_model.onnx, which has no encoder_hidden_states input, I16)
+        has_cross = any(slot.cross for slot in self.spec.slots)
+        if not self.spec.takes_cache or (self.spec.encoder_states is None and not has_cross):
             raise ModelFolderError(
-                f"{self.decoder.file} needs past_key_values.* and encoder_hidden_states inputs."
+                f"{self.decoder.file} needs past_key_values.* inputs, and either "
+                "encoder_hidden_states or past_key_values.*.encoder.* inputs."
             )
-        self.states_input: str = self.spec.encoder_states
+        if self.first_spec.encoder_states is None:
+            raise ModelFolderError(f"{self.first.file} has no encoder_hidden_states input.")
+        self.states_input: str = self.first_spec.encoder_states
         start = manifest.decoder_start_id
         self.start_id = start if start is not None else manifest.pad_id
         if self.start_id is None:
@@ -212,9 +248,10 @@ class EncoderDecoderStepper:
         enc_inputs = {"input_ids": ids, "attention_mask": mask}
         enc_feeds = {k: v for k, v in enc_inputs.items() if k in self.encoder.inputs}
         (states,) = self.encoder.run(enc_feeds, ["last_hidden_state"])  # (1, S, d_model)
-        self._encoder_feeds = {self.states_input: states}
-        if self.spec.encoder_mask:
-            self._encoder_feeds[self.spec.encoder_mask] = mask
+        self._encoder_feeds = {self.states_input: states}  # each graph takes those it has
+        for spec in (self.first_spec, self.spec):
+            if spec.encoder_mask:
+                self._encoder_feeds[spec.encoder_mask] = mask
         self.cache.reset()
         return self._run(self.first, self.first_spec, self.decoder_prefix, first=True)
 
@@ -223,7 +260,8 @@ class EncoderDecoderStepper:
         return self._run(self.decoder, self.spec, [token_id], first=False)
 
     def _run(self, graph: Graph, spec: GraphSpec, ids: list[int], first: bool) -> np.ndarray:
-        feeds = {"input_ids": _ids(ids), **self._encoder_feeds}  # (1, T)
+        encoder = {k: v for k, v in self._encoder_feeds.items() if k in spec.inputs}
+        feeds = {"input_ids": _ids(ids), **encoder}  # (1, T)
         if spec.takes_cache:
             feeds.update(self.cache.feeds())
         if spec.use_cache_branch:

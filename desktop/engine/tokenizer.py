@@ -2,49 +2,36 @@
 
 Owns: the `tokenizers` library, each token's raw bytes, and an incremental detokenizer that never
 shows part of a UTF-8 character (cases A1, A2) and keeps SentencePiece spaces right (A3 to A7).
+Text is text (case I1): `encode` and `pieces` never turn special-token text ("<|im_end|>") into a
+control token, and `encode_prompt` does so only in the template's own parts of a prompt.
 Does not know about models, sessions or chat templates (see chat_template.py).
 
-Why our own per-token byte decoding: decoding one id at a time through `tokenizers` drops
-SentencePiece spaces (A3) and its Metaspace decoder joins "▁in▁the" + "▁house" into "inthe house"
-(A5, still in tokenizers 0.23). So each token's bytes are computed once from the tokenizer's own
-decoder description (ByteLevel, ByteFallback, Replace, Metaspace, Strip, WordPiece, BPEDecoder),
-and the reply is the UTF-8 stream of those bytes. Unknown decoders fall back to `decode([id])`.
+Each token's text and bytes come from the tokenizer's own decoding (case I2, tokenizers#1915):
+`decode([anchor, id])` less the anchor's text, so the token keeps the leading space a decode of it
+alone would drop (A3, A4) and no joining bug of a decoder applies (A5: Metaspace turns "▁in▁the" +
+"▁house" into "inthe house", still in tokenizers 0.23). Where that decode shows U+FFFD (the token
+is part of a UTF-8 character), the bytes it stands for are read from the decoder description
+(ByteLevel's byte alphabet, ByteFallback's `<0xNN>`) and kept only if they decode to exactly that
+text. Added tokens (special or not) are their own text: tokenizers before the #1996 fix runs them
+through the ByteLevel decoder, which turns an added "đem" into "\\x11em". The reply is the UTF-8
+stream of the tokens' bytes.
 """
 
 from __future__ import annotations
 
 import codecs
 import json
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 
 from tokenizers import Tokenizer
 
-_KNOWN_DECODERS = {
-    "ByteLevel",
-    "ByteFallback",
-    "Fuse",
-    "Replace",
-    "Metaspace",
-    "Strip",
-    "WordPiece",
-    "BPEDecoder",
-}
-_BYTE_FALLBACK = re.compile(r"^<0x([0-9A-Fa-f]{2})>$")
-_ERRORS = "tokenglass-byte-notation"
+from desktop.engine.errors import ModelFolderError
+from desktop.engine.message_text import PlainTextEncoder, PromptPart, without_noncharacters
+from desktop.engine.token_bytes import BYTE_NOTATION, DecoderProgram, label_for_bytes
 
-
-def _byte_notation(err: UnicodeError) -> tuple[str, int]:
-    """Codec error handler: invalid UTF-8 bytes shown as `<C3 28>`, never as U+FFFD."""
-    assert isinstance(err, UnicodeDecodeError)
-    bad = err.object[err.start : err.end]
-    return "<" + " ".join(f"{b:02X}" for b in bad) + ">", err.end
-
-
-codecs.register_error(_ERRORS, _byte_notation)
+__all__ = ["StreamDecoder", "TextTokenizer", "TokenPiece", "label_for_bytes", "well_formed"]
 
 
 def well_formed(text: str) -> str:
@@ -72,119 +59,26 @@ class TokenPiece:
     special: bool
 
 
-@lru_cache(maxsize=1)
-def _byte_level_decoder() -> dict[str, int]:
-    """GPT-2's printable alphabet for bytes, inverted (source: openai/gpt-2 src/encoder.py)."""
-    printable = (
-        list(range(ord("!"), ord("~") + 1))
-        + list(range(ord("¡"), ord("¬") + 1))
-        + list(range(ord("®"), ord("ÿ") + 1))
-    )
-    chars = printable[:]
-    extra = 0
-    for byte in range(256):
-        if byte not in printable:
-            printable.append(byte)
-            chars.append(256 + extra)
-            extra += 1
-    return {chr(c): b for b, c in zip(printable, chars, strict=True)}
-
-
-def label_for_bytes(raw: bytes) -> str:
-    """Display text of raw bytes: valid UTF-8 as text, other bytes as `<F0 9F>` (never U+FFFD)."""
-    parts: list[str] = []
-    while raw:
-        try:
-            parts.append(raw.decode("utf-8"))
-            break
-        except UnicodeDecodeError as err:
-            parts.append(raw[: err.start].decode("utf-8"))
-            bad_end = err.end
-            while bad_end < len(raw):  # group a run of undecodable bytes into one <..>
-                try:
-                    raw[bad_end:].decode("utf-8")
-                    break
-                except UnicodeDecodeError as rest:
-                    if rest.start != 0:
-                        break
-                    bad_end += rest.end
-            parts.append("<" + " ".join(f"{b:02X}" for b in raw[err.start : bad_end]) + ">")
-            raw = raw[bad_end:]
-    return "".join(parts)
-
-
-class _DecoderProgram:
-    """Each token's bytes from the tokenizer.json `decoder` description.
-
-    strip_leading: how many leading spaces the full decode drops at the start of a text
-    (Metaspace with a prepend scheme, Strip(start=n), WordPiece).
-    """
-
-    def __init__(self, spec: dict | None):
-        self.steps: list[dict] = []
-        self.supported = True
-        self.strip_leading = 0
-        self._flatten(spec)
-
-    def _flatten(self, spec: dict | None) -> None:
-        if spec is None:
-            return
-        kind = spec.get("type")
-        if kind == "Sequence":
-            for sub in spec.get("decoders", []):
-                self._flatten(sub)
-            return
-        prepends = spec.get("prepend_scheme", "always") != "never"
-        if kind == "Metaspace" and prepends and spec.get("add_prefix_space", True):
-            self.strip_leading = max(self.strip_leading, 1)
-        if kind == "Strip" and spec.get("content", " ") == " ":
-            self.strip_leading = max(self.strip_leading, int(spec.get("start", 0)))
-        if kind == "WordPiece":
-            self.strip_leading = max(self.strip_leading, 1)
-        if kind not in _KNOWN_DECODERS:
-            self.supported = False
-        self.steps.append(spec)
-
-    def token_bytes(self, piece: str) -> bytes:
-        text = piece
-        for step in self.steps:
-            kind = step["type"]
-            if kind == "ByteFallback":
-                match = _BYTE_FALLBACK.match(text)
-                if match:
-                    return bytes([int(match.group(1), 16)])
-            elif kind == "Replace":
-                pattern = step["pattern"]
-                if "String" in pattern:
-                    text = text.replace(pattern["String"], step["content"])
-                else:
-                    text = re.sub(pattern["Regex"], step["content"], text)
-            elif kind == "Metaspace":
-                text = text.replace(step.get("replacement", "▁"), " ")
-            elif kind == "ByteLevel":
-                table = _byte_level_decoder()
-                return b"".join(
-                    bytes([table[c]]) if c in table else c.encode("utf-8") for c in text
-                )
-            elif kind == "WordPiece":
-                prefix = step.get("prefix", "##")
-                text = text[len(prefix) :] if text.startswith(prefix) else " " + text
-            elif kind == "BPEDecoder":
-                text = text.replace(step.get("suffix", "</w>"), " ")
-        return text.encode("utf-8")
-
-
 class TextTokenizer:
     """A model's tokenizer: tokenizer.json plus the special tokens named in tokenizer_config.json.
 
-    Raises nothing itself; `ModelFolderError` for unreadable files is raised by manifest.py.
+    Raises ModelFolderError naming tokenizer.json when the tokenizers library rejects it (I14);
+    manifest.py has already checked that the files read as JSON of the right shape.
     """
 
     def __init__(self, tokenizer_json: Path | str, tokenizer_config: dict | None = None):
-        self._tok = Tokenizer.from_file(str(tokenizer_json))
-        spec = json.loads(Path(tokenizer_json).read_text(encoding="utf-8"))
+        try:
+            source = Path(tokenizer_json).read_text(encoding="utf-8")
+            self._tok = Tokenizer.from_str(source)
+        except (OSError, UnicodeDecodeError) as err:
+            raise ModelFolderError(f"{tokenizer_json} could not be read: {err}") from err
+        except Exception as err:  # tokenizers raises a bare Exception for a file it rejects
+            raise ModelFolderError(
+                f"{tokenizer_json} could not be read by the tokenizers library: {err}"
+            ) from err
+        spec = json.loads(source)
         self.config = tokenizer_config or {}
-        self._program = _DecoderProgram(spec.get("decoder"))
+        self._program = DecoderProgram(spec.get("decoder"))
         self._special_ids = {
             t["id"] for t in spec.get("added_tokens", []) if t.get("special", False)
         }
@@ -195,6 +89,12 @@ class TextTokenizer:
         plain = self._tok.encode("a", add_special_tokens=False).ids
         self.adds_bos = self.bos_id is not None and with_special[:1] == [self.bos_id] != plain[:1]
         self._bytes_cache: dict[int, bytes] = {}
+        self._added = {i: t.content for i, t in self._tok.get_added_tokens_decoder().items()}
+        self._plain = PlainTextEncoder(
+            self._tok
+        )  # from here on, encoding never matches special text
+        self.special_texts = self._plain.special_texts
+        self._anchor = self._find_anchor()
 
     # ---- vocabulary -------------------------------------------------------------------------
     def token_id(self, token: str | None) -> int | None:
@@ -204,31 +104,56 @@ class TextTokenizer:
         return token_id in self._special_ids
 
     def token_bytes(self, token_id: int) -> bytes:
-        """The raw bytes token `token_id` adds to a text (special tokens: their written form)."""
+        """The raw bytes token `token_id` adds to a text, as the tokenizer decodes it in context
+        (special and other added tokens: their written form; see the module docstring, I2)."""
         cached = self._bytes_cache.get(token_id)
         if cached is not None:
             return cached
-        piece = self._tok.id_to_token(token_id)
-        if piece is None:
+        added = self._added.get(token_id)
+        if added is not None:
+            raw = added.encode("utf-8")
+        elif self._tok.id_to_token(token_id) is None:
             raw = b""
-        elif token_id in self._special_ids or not self._program.supported:
-            raw = piece if token_id in self._special_ids else self._tok.decode([token_id])
-            raw = raw.encode("utf-8")
         else:
-            raw = self._program.token_bytes(piece)
+            raw = self._decoded_bytes(token_id)
         self._bytes_cache[token_id] = raw
         return raw
+
+    def _decoded_bytes(self, token_id: int) -> bytes:
+        anchor_ids, anchor_text = self._anchor
+        text = self._tok.decode([*anchor_ids, token_id], skip_special_tokens=False)
+        if anchor_ids and text.startswith(anchor_text):
+            text = text[len(anchor_text) :]
+        else:
+            text = self._tok.decode([token_id], skip_special_tokens=False)
+        if "\ufffd" in text and self._program.supported:
+            piece = self._tok.id_to_token(token_id)
+            recovered = self._program.token_bytes(piece)
+            if recovered.decode("utf-8", "replace") == text:
+                return recovered
+        return text.encode("utf-8")
 
     def token_label(self, token_id: int) -> str:
         """The token's text alone, for display (`<F0 9F>` for part of a character)."""
         return label_for_bytes(self.token_bytes(token_id))
 
+    def _find_anchor(self) -> tuple[list[int], str]:
+        """Ids that decode to a plain text of their own, put before a token so that the decoder
+        treats it as a token inside a text (no leading space stripped). ([], "") if none."""
+        for word in "ax1.etaoinshrdlu":  # common first, then letters any alphabet has
+            ids = self._plain.encode(word, add_special_tokens=False).ids
+            text = self._tok.decode(ids, skip_special_tokens=False)
+            if ids and text == word:
+                return ids, text
+        return [], ""
+
     # ---- encoding ---------------------------------------------------------------------------
     def pieces(self, text: str, add_special_tokens: bool = False) -> list[TokenPiece]:
-        """Tokenize `text` with character spans. A text starting with a space keeps it (A6)."""
-        text = well_formed(text)
+        """Tokenize `text` with character spans. A text starting with a space keeps it (A6).
+        Text is text: special-token text in it ("<|im_end|>") is plain tokens (I1)."""
+        text = without_noncharacters(well_formed(text))
         shift = 1 if self._dummy_prefix and text.startswith(" ") else 0
-        enc = self._tok.encode(" " * shift + text, add_special_tokens=add_special_tokens)
+        enc = self._plain.encode(" " * shift + text, add_special_tokens=add_special_tokens)
         out = []
         for token_id, (start, end) in zip(enc.ids, enc.offsets, strict=True):
             out.append(
@@ -243,20 +168,62 @@ class TextTokenizer:
             )
         return out
 
-    def encode(self, text: str, add_special_tokens: bool = False) -> list[int]:
-        """Token ids of a plain text (A6: a leading space survives the round trip)."""
-        text = well_formed(text)
-        shift = " " if self._dummy_prefix and text.startswith(" ") else ""
-        return self._tok.encode(shift + text, add_special_tokens=add_special_tokens).ids
+    def prompt_pieces(self, text: str, ids: Sequence[int]) -> list[TokenPiece]:
+        """The tokens of a whole prompt as it was sent (`ids`: PromptInfo.prompt_ids; its control
+        tokens are special, a message's special-token text is not, I1), with character spans
+        into its `text` (PromptInfo.prompt_text). Spans come from finding each token's bytes in
+        order in the text's UTF-8: a SentencePiece token's leading space may stand for no
+        character, and a BOS the engine added covers none."""
+        data = text.encode("utf-8")
+        char_of = [i for i, ch in enumerate(text) for _ in ch.encode("utf-8")] + [len(text)]
+        out, cursor = [], 0
+        for token_id in ids:
+            raw = self.token_bytes(token_id)
+            size = 0
+            if raw and data.startswith(raw, cursor):
+                size = len(raw)
+            elif raw[:1] == b" " and len(raw) > 1 and data.startswith(raw[1:], cursor):
+                size = len(raw) - 1
+            start = char_of[cursor]
+            end = char_of[cursor + size - 1] + 1 if size else start
+            out.append(
+                TokenPiece(
+                    id=token_id,
+                    token=self.token_label(token_id),
+                    bytes=raw,
+                    start=start,
+                    end=end,
+                    special=self.is_special(token_id),
+                )
+            )
+            cursor += size
+        return out
 
-    def encode_prompt(self, text: str, rendered_by_template: bool) -> list[int]:
+    def encode(self, text: str, add_special_tokens: bool = False) -> list[int]:
+        """Token ids of a plain text (A6: a leading space survives the round trip). Special-token
+        text in it is plain tokens (I1); add_special_tokens: the post-processor's BOS/EOS."""
+        text = without_noncharacters(well_formed(text))
+        shift = " " if self._dummy_prefix and text.startswith(" ") else ""
+        return self._plain.encode(shift + text, add_special_tokens=add_special_tokens).ids
+
+    def encode_prompt(
+        self, prompt: str | Sequence[PromptPart], rendered_by_template: bool
+    ) -> list[int]:
         """Ids of a whole prompt with exactly one BOS when the model uses one (case B1).
 
+        prompt: a template's output as parts (message_text.py): special-token text in the
+        template's own parts becomes control tokens, in literal parts (message text) it stays
+        plain text (I1); the whole is encoded in one pass, so ordinary text is tokenized exactly
+        as encoding the joined string would. A plain string counts as one part: the template's
+        own text when rendered_by_template, else literal text.
         A template's output already has its control tokens: it is encoded without the
         tokenizer's own additions, then given a BOS only when it lacks one. A plain text (no
         template, e.g. seq2seq input) gets the tokenizer's additions (T5's `</s>`, BART's `<s>`).
         """
-        ids = self.encode(text, add_special_tokens=not rendered_by_template)
+        if isinstance(prompt, str):
+            prompt = [PromptPart(prompt, literal=not rendered_by_template)]
+        parts = [PromptPart(well_formed(part.text), part.literal) for part in prompt]
+        ids = self._plain.encode_parts(parts, add_special_tokens=not rendered_by_template)
         bos = self.bos_id
         if bos is not None and self.adds_bos and ids[:1] != [bos]:
             ids = [bos, *ids]
@@ -267,7 +234,7 @@ class TextTokenizer:
     def decode(self, ids: Iterable[int]) -> str:
         """The text of `ids` as a reply shows it (special tokens left out)."""
         stream = self.stream()
-        return "".join(stream.feed(i) for i in ids) + stream.flush()
+        return "".join(stream.feed(i) for i in ids) + stream.finish()
 
     def stream(self) -> StreamDecoder:
         return StreamDecoder(self)
@@ -275,13 +242,14 @@ class TextTokenizer:
 
 class StreamDecoder:
     """Incremental detokenizer: `feed(id)` returns the text the id completes ("" while a UTF-8
-    character is incomplete). The join of all returned chunks equals `decode(ids)` (A1 to A5).
+    character is incomplete), `finish()` the end (U+FFFD for a cut character, I3). The join of all
+    returned chunks equals `decode(ids)` (A1 to A5).
     Bytes that can never be UTF-8 (a random model's output) show as `<C3 28>`, not U+FFFD.
     """
 
     def __init__(self, tokenizer: TextTokenizer):
         self._tok = tokenizer
-        self._utf8 = codecs.getincrementaldecoder("utf-8")(errors=_ERRORS)
+        self._utf8 = codecs.getincrementaldecoder("utf-8")(errors=BYTE_NOTATION)
         self._strip = tokenizer._program.strip_leading
         self._started = False
 
@@ -294,10 +262,20 @@ class StreamDecoder:
             raw = raw[_leading_spaces(raw, self._strip) :]
         return self._utf8.decode(raw)
 
-    def flush(self) -> str:
-        """End of stream: an incomplete trailing character is dropped, never shown as U+FFFD."""
+    @property
+    def pending(self) -> bool:
+        """True while the bytes fed so far end inside a UTF-8 character."""
+        return bool(self._utf8.getstate()[0])
+
+    def finish(self) -> str:
+        """End of stream: "" or, when the text was cut inside a UTF-8 character (a token limit,
+        Stop, an error), one U+FFFD, so the cut shows and the joined chunks equal the tokenizer's
+        decode of all the ids (case I3, TGI#333). The stream can then start again."""
+        cut = "\ufffd" if self.pending else ""
         self._utf8.reset()
-        return ""
+        return cut
+
+    flush = finish
 
 
 def _leading_spaces(raw: bytes, limit: int) -> int:

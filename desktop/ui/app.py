@@ -1,7 +1,9 @@
 """The one place that builds and wires the GUI's objects: QApplication, theme, window, controller,
 history, settings and the engine's model loader. Also `--self-test` (used on the packaged app):
 start offscreen, load the default model, send one message, wait for a streamed reply with token
-probabilities, tokenize "héllo 😀", print one summary line, exit 0 (or non-zero with the reason).
+probabilities, tokenize "héllo 😀", then load the bundled dates model (an encoder-decoder) and check
+that it turns "3rd of March 2021" into "2021-03-03"; print one summary line, exit 0 (or non-zero
+with the reason).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 
 SELF_TEST_MESSAGE = "Say hello in five words."
 SELF_TEST_TEXT = "héllo 😀"
+SELF_TEST_DATE = ("3rd of March 2021", "2021-03-03")
 
 
 def window_parser() -> argparse.ArgumentParser:
@@ -74,6 +77,7 @@ class WindowControllers:
     token_views: Any
     chats: Any
     lifetime: Any
+    server: Any
 
 
 def build(
@@ -85,7 +89,7 @@ def build(
 ) -> tuple[Any, WindowControllers]:
     """Builds the window and its controllers and wires them (a QApplication must exist).
 
-    history: a `History` (saved through a `LinearStore`) or None (nothing is saved).
+    history: a `History` (saved through a `TreeStore`) or None (nothing is saved).
     Returns (window, controllers)."""
     from desktop.chat_service import ChatService
     from desktop.ui.chat_list_controller import ChatListController
@@ -93,12 +97,13 @@ def build(
     from desktop.ui.feedback import Feedback
     from desktop.ui.inspector_controller import InspectorController
     from desktop.ui.lifetime import Lifetime
+    from desktop.ui.local_server import LocalServerSwitch
     from desktop.ui.main_window import MainWindow
     from desktop.ui.model_controller import ModelController
     from desktop.ui.run_controller import RunController
     from desktop.ui.session import ChatSession
     from desktop.ui.settings_store import AppSettings
-    from desktop.ui.store import LinearStore
+    from desktop.ui.store import TreeStore
     from desktop.ui.token_views import TokenViewController
     from desktop.ui.transcript import TranscriptController
 
@@ -125,12 +130,14 @@ def build(
     transcript.context_used.connect(models.show_context)
     runs = RunController(window, service, models, transcript, feedback)
     runs_busy.append(lambda: runs.busy)
-    inspector = InspectorController(window, transcript, runs.branch)
+    inspector = InspectorController(
+        window, transcript, runs.branch, lambda user, mode: token_views.reveal(user, mode)
+    )
     runs.run_started.connect(inspector.run_started)
     editing = EditController(window, session, transcript, feedback, busy)
     runs.take_edit, runs.cancel_edit = editing.take, editing.cancel
     token_views = TokenViewController(transcript, lambda: models.model, feedback)
-    store = LinearStore(history) if history is not None else None
+    store = TreeStore(history) if history is not None else None
     chats = ChatListController(window, session, store, feedback, runs.abandon)
     runs.user_sent.connect(chats.user_sent)
     runs.reply_finished.connect(chats.reply_finished)
@@ -139,7 +146,10 @@ def build(
     session.replaced.connect(lambda _c: inspector.reset())
     session.replaced.connect(lambda _c: runs.sync_buttons())
     models.model_ready.connect(lambda _m: transcript.refresh_context())
-    lifetime = Lifetime(window, runs, models, service)
+    server = LocalServerSwitch(service, history)  # port 8080 on 127.0.0.1, off until checked
+    window.settings.layout().addWidget(server)
+    server.status_message.connect(window.statusBar().showMessage)
+    lifetime = Lifetime(window, runs, models, service, server)
     return window, WindowControllers(
         session,
         feedback,
@@ -151,6 +161,7 @@ def build(
         token_views,
         chats,
         lifetime,
+        server,
     )
 
 
@@ -318,8 +329,37 @@ def _self_test_steps(window, ui: WindowControllers, model_arg: str | None) -> tu
         failures.append(f"tokenize {SELF_TEST_TEXT!r} gave bytes {joined!r}")
     if failures:
         return 1, "self-test FAILED: " + "; ".join(failures)
+    dates_ok, dates_line = _self_test_dates(ui, errors)
+    if not dates_ok:
+        return 1, "self-test FAILED: " + dates_line
     return 0, (
         f"self-test ok: model {model.name} on {done.provider}, {len(steps)} tokens streamed "
         f"(first p={steps[0].prob:.3f}), TTFT {done.ttft_ms:.0f} ms, "
-        f"{done.decode_tokens_per_s:.1f} tokens/s, {SELF_TEST_TEXT!r} -> {len(pieces)} tokens"
+        f"{done.decode_tokens_per_s:.1f} tokens/s, {SELF_TEST_TEXT!r} -> {len(pieces)} tokens; "
+        + dates_line
     )
+
+
+def _self_test_dates(ui: WindowControllers, errors: list[str]) -> tuple[bool, str]:
+    """Open the bundled dates model (encoder-decoder), send one date in a new chat, check the
+    reply is its ISO date; (ok, the part of the summary line that says so)."""
+    from desktop.paths import DATES_MODEL_NAME
+
+    errors.clear()
+    ui.models.open_model(DATES_MODEL_NAME)
+    ok, loaded = wait_for(ui.models.model_ready, 300_000, (ui.models.model_failed,))
+    if not ok:
+        return False, f"dates model did not load: {' '.join(errors) or 'timeout'}"
+    ui.chats.new_chat()
+    text, want = SELF_TEST_DATE
+    ui.runs.send(text)
+    ok, values = wait_for(ui.runs.reply_done, 300_000)
+    done = values[0] if values else None
+    if not ok or done is None or done.error:
+        return False, f"dates model gave no reply ({(done and done.error) or ' '.join(errors)})"
+    turns = ui.transcript.turns
+    steps = turns[-1].steps if turns else []
+    if done.text != want:
+        return False, f"dates model answered {done.text!r} to {text!r} (expected {want!r})"
+    least = min(s.prob for s in steps)
+    return True, f"{loaded[0].name}: {text!r} -> {done.text!r} (lowest p={least:.3f})"

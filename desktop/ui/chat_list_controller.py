@@ -1,9 +1,9 @@
 """The chat list and persistence: New chat, opening, renaming, deleting and searching saved
 chats, and saving the conversation as it changes.
 
-Owns every call the window makes to its storage, all through one `ChatStore` (store.py; today a
-`LinearStore` over `History`), so switching the storage to the history's tree means changing the
-store, not this module. A storage error becomes a message in the window; the app stays usable.
+Owns every call the window makes to its storage, all through one `ChatStore` (store.py: a
+`TreeStore` over the history's message tree), so this module knows no storage. A storage error
+becomes a message in the window; the app stays usable.
 """
 
 from __future__ import annotations

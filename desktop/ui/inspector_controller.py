@@ -1,5 +1,6 @@
-"""The token inspector's behaviour: which reply it shows, the one highlighted token in the window,
-and "Continue from here with this token" from the list of alternatives.
+"""The token inspector's and the Pipeline view's behaviour: which reply they show, the one
+highlighted token in the window, "Continue from here with this token" from the list of
+alternatives, and the Pipeline view's links.
 
 Owns the inspected reply (a `Node`; its records stay in the conversation). Knows the inspector
 view and the reply bubbles it is told about; starts a branch through a callable handed in
@@ -19,25 +20,37 @@ from desktop.ui.main_window import MainWindow
 from desktop.ui.transcript import TranscriptController
 
 Brancher = Callable[[Node, int, int], bool]
+Linker = Callable[[Node, str], None]  # (a user message, "tokens" | "prompt"): show it that way
 
 
 class InspectorController(QObject):
     def __init__(
-        self, window: MainWindow, transcript: TranscriptController, branch: Brancher
+        self,
+        window: MainWindow,
+        transcript: TranscriptController,
+        branch: Brancher,
+        show_user_as: Linker = lambda _user, _mode: None,
     ) -> None:
         super().__init__(window)
         self.window = window
         self.inspector = window.inspector
         self.transcript = transcript
         self._branch = branch
+        self._show_user_as = show_user_as
+        self.pipeline = window.pipeline
         self.inspected: Node | None = None
         self._widget: Any | None = None
         self.inspector.token_clicked.connect(self._strip_clicked)
         self.inspector.continue_requested.connect(self._continue)
+        self.pipeline.token_clicked.connect(self._strip_clicked)
+        self.pipeline.link_requested.connect(self._pipeline_link)
         transcript.reply_shown.connect(self._reply_shown)
         transcript.bubble_removed.connect(self._bubble_removed)
         transcript.steps_drawn.connect(self._steps_drawn)
+        transcript.reply_updated.connect(self._reply_updated)
         self._charted = 0  # records of the inspected reply in the per-token chart
+        self._phased = 0  # phases of the inspected reply in the Pipeline view
+        self._prompted = False  # the Pipeline view has the inspected reply's prompt
 
     def _reply_shown(self, node: Node, widget: Any) -> None:
         widget.token_selected.connect(lambda index, n=node: self._token_selected(n, index))
@@ -57,6 +70,8 @@ class InspectorController(QObject):
             self._widget = self.transcript.widget_of(reply)
             self.inspector.set_reply(reply.steps)
             self._charted = len(reply.steps)
+            self.pipeline.set_reply(reply.prompt, reply.phases, reply.steps)
+            self._phased, self._prompted = len(reply.phases), reply.prompt is not None
             if reply.branch is not None:
                 self.inspector.picked = (reply.branch.index, reply.branch.replaced_token)
 
@@ -68,14 +83,28 @@ class InspectorController(QObject):
         if reply is self.inspected:
             for step in reply.steps[self._charted :]:
                 self.inspector.add_step(step)
+                self.pipeline.add_step(step)
             self._charted = len(reply.steps)
+
+    def _reply_updated(self, reply: Node) -> None:
+        """The inspected reply's prompt and phases reach the Pipeline view as they come."""
+        if reply is not self.inspected:
+            return
+        if reply.prompt is not None and not self._prompted:
+            self._prompted = True
+            self.pipeline.set_prompt(reply.prompt)
+        for phase in reply.phases[self._phased :]:
+            self.pipeline.add_phase(phase)
+        self._phased = len(reply.phases)
 
     def reset(self) -> None:
         self._unhighlight()
         self.inspected = None
         self._widget = None
-        self._charted = 0
+        self._charted = self._phased = 0
+        self._prompted = False
         self.inspector.clear()
+        self.pipeline.clear()
 
     def _unhighlight(self) -> None:
         widget = self._widget
@@ -86,6 +115,7 @@ class InspectorController(QObject):
     def _token_selected(self, reply: Node, index: int) -> None:
         self.inspect(reply)
         self.inspector.show_step(index)
+        self.pipeline.show_token(index)
         self.window.inspector_dock.show()
 
     @Slot(int)
@@ -93,6 +123,19 @@ class InspectorController(QObject):
         if self._widget is not None and shiboken6.isValid(self._widget):
             self._widget.body.select_span(index)
             self.inspector.show_step(index)
+            self.pipeline.show_token(index)
+
+    @Slot(str)
+    def _pipeline_link(self, target: str) -> None:
+        """A Pipeline view link: "inspector" raises the token inspector; "tokens" / "prompt"
+        show the inspected reply's user message as its tokens / as the whole prompt."""
+        if target == "inspector":
+            self.window.inspector_dock.show()
+            self.window.inspector_dock.raise_()
+            return
+        reply = self.inspected
+        if reply is not None and reply.parent is not None and reply.parent.role == "user":
+            self._show_user_as(reply.parent, target)
 
     @Slot(int)
     def _continue(self, token_id: int) -> None:

@@ -3,10 +3,12 @@
 Owns the pending close. A close while a reply runs (or a model loads) stops the reply, says that
 the window is closing and closes once everything has ended; `shutdown` (the window's last act)
 waits for the run threads (their partial replies are saved), waits for model loads, saves
-settings, closes the chat service and the model.
+settings, stops the local server, closes the chat service and the model.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from PySide6.QtCore import QObject, QTimer, Slot
 
@@ -23,12 +25,14 @@ class Lifetime(QObject):
         runs: RunController,
         models: ModelController,
         service: ChatService,
+        server: Any | None = None,
     ) -> None:
         super().__init__(window)
         self.window = window
         self.runs = runs
         self.models = models
         self.service = service
+        self.server = server  # the "Local server" switch: stopped before the service closes
         self._close_pending = False
         window.closing.connect(self.shutdown)
         window.close_guard = self.may_close
@@ -59,10 +63,12 @@ class Lifetime(QObject):
     @Slot()
     def shutdown(self) -> None:
         """The window closes (idempotent): stop any reply and wait for its thread, wait for a
-        model load, save settings, close the service and the model."""
+        model load, save settings, stop the local server, close the service and the model."""
         self.runs.wait_all()
         for _worker, thread in list(self.models.loaders):
             thread.wait()
         self.models.flush_settings()
+        if self.server is not None:
+            self.server.stop()
         self.service.close()
         self.models.close_model()

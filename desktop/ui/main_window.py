@@ -17,6 +17,7 @@ from desktop import paths
 from desktop.ui.conversations import ConversationList
 from desktop.ui.inspector import InspectorPanel
 from desktop.ui.messages import ChatView
+from desktop.ui.pipeline_view import PipelineView
 from desktop.ui.settings_panel import SettingsPanel
 
 
@@ -51,6 +52,12 @@ class MainWindow(QMainWindow):
         self.inspector_dock = self._dock(
             "Token inspector", self.inspector, Qt.DockWidgetArea.RightDockWidgetArea
         )
+        self.pipeline = PipelineView()  # a tab beside the inspector
+        self.pipeline_dock = self._dock(
+            "Pipeline", self.pipeline, Qt.DockWidgetArea.RightDockWidgetArea
+        )
+        self.tabifyDockWidget(self.inspector_dock, self.pipeline_dock)
+        self.inspector_dock.raise_()
         self.resizeDocks([self.chats_dock], [290], Qt.Orientation.Horizontal)
         self.resizeDocks([self.inspector_dock], [360], Qt.Orientation.Horizontal)
 
@@ -70,7 +77,7 @@ class MainWindow(QMainWindow):
         toolbar.addAction(self.new_chat_action)
         toolbar.addAction(self.copy_reply_action)
         toolbar.addSeparator()
-        for dock in (self.chats_dock, self.settings_dock, self.inspector_dock):
+        for dock in (self.chats_dock, self.settings_dock, self.inspector_dock, self.pipeline_dock):
             toolbar.addAction(dock.toggleViewAction())
 
         self.model_label = QLabel("No model")

@@ -26,6 +26,13 @@ ModelLoader = Callable[[str | None, str], Any]
 """(model name or folder or None for the default, provider) -> a loaded ChatModel."""
 
 
+def model_label(info: Any) -> str:
+    """The Model box's text for a catalog ModelInfo: its own title when it has one (e.g. "Dates to
+    ISO 8601 (T5, trained here)"), else "folder name · precision"."""
+    title = getattr(info, "title", "") or info.name
+    return title if title != info.name else f"{info.name} · {info.precision}"
+
+
 class ModelController(QObject):
     model_ready = Signal(object)
     model_failed = Signal(str)
@@ -111,6 +118,8 @@ class ModelController(QObject):
         old = self.service.set_model(model)
         if old is not None and old is not model:
             old.close()  # no run is in progress: loads wait for runs (open_model)
+        tokenizer = getattr(model, "tokenizer", None)  # the Pipeline view's encoder input labels
+        self.window.pipeline.token_label = tokenizer.token_label if tokenizer else None
         self.feedback.clear_load_errors()
         self._show_model_status()
         self._refresh_models()
@@ -175,7 +184,7 @@ class ModelController(QObject):
         rows: list[tuple[str, str]] = []
         if self._list_models is not None:
             try:
-                rows = [(f"{m.name} · {m.precision}", m.name) for m in self._list_models()]
+                rows = [(model_label(m), m.name) for m in self._list_models()]
             except EngineError as err:
                 self.feedback.show_error(str(err))
         current = self.app_settings.model or (self.model.name if self.model is not None else None)

@@ -24,7 +24,7 @@ from PySide6.QtCore import QCoreApplication, QObject, QThread, Signal, Slot
 from desktop.chat_service import ChatService, RunRequest
 from desktop.conversation import Conversation, Node
 from desktop.engine.errors import EngineError
-from desktop.engine.events import GenerationDone, Message, PromptInfo, TokenStep
+from desktop.engine.events import GenerationDone, Message, Phase, PromptInfo, TokenStep
 from desktop.engine.tokenizer import well_formed
 from desktop.ui.feedback import Feedback
 from desktop.ui.main_window import MainWindow
@@ -86,6 +86,10 @@ class _Run(QObject):
         self.conversation.set_prompt(self.reply, info)
         if self.stopping and not self.reply.steps:
             self.controller.show_stopping(self.reply)
+
+    @Slot(object)
+    def on_phase(self, phase: Phase) -> None:
+        self.conversation.add_phase(self.reply, phase)  # the Pipeline view reads reply.phases
 
     @Slot(object)
     def on_token(self, step: TokenStep) -> None:
@@ -235,6 +239,7 @@ class RunController(QObject):
         worker = RunWorker(handle)
         run = _Run(self, conversation, reply, worker, replaces)
         worker.prompt_ready.connect(run.on_prompt)
+        worker.phase.connect(run.on_phase)
         worker.token.connect(run.on_token)
         worker.done.connect(run.on_done)
         worker.failed.connect(run.on_failed)

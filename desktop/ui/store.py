@@ -1,11 +1,10 @@
 """How the window keeps its conversations: every history call the window makes goes through a
-`ChatStore`, so the storage can change (a straight line of messages today, a tree once history
-keeps versions) without touching any controller.
+`ChatStore`, so no controller knows the storage.
 
-`LinearStore` keeps the *active path* of each conversation in today's `History` (one straight
-list of messages per conversation): when the path changes (a new message, a finished reply, a
-new or switched version), the stored list is cut where it stops matching the path and the rest
-of the path is written again. Versions that are not on the active path live in memory only.
+`TreeStore` keeps each conversation as the history's tree (desktop/conversation_store.py over
+`History`): every version of every message, the active path, each reply's records, prompt,
+phases and branch point. A message is saved when it is sent, a reply once it has finished, a
+switch of version as the history's active path; a restart shows the same versions.
 
 Qt-free. Knows `History` and the conversation tree; raises what `History` raises (HistoryError,
 an EngineError with a message for the person).
@@ -16,7 +15,14 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from desktop.conversation import Conversation, Node
+from desktop.conversation_store import (
+    delete_saved,
+    load_conversation,
+    save_active,
+    stored_branch,
+)
 from desktop.engine.events import GenerationDone
+from desktop.history import History, default_title
 
 
 def refused(user: Node) -> bool:
@@ -65,14 +71,13 @@ class ChatStore(Protocol):
     def forget(self, conversation: Conversation, user: Node) -> None: ...
 
 
-class LinearStore:
-    """A `ChatStore` over today's `History`: the active path of each conversation is what is
-    saved (see the module docstring). Conversation ids and message ids are History's."""
+class TreeStore:
+    """A `ChatStore` over the history's message tree (see the module docstring). Conversation
+    ids and message ids are History's; each saved node's `message_id` is set."""
 
-    def __init__(self, history: Any) -> None:
+    def __init__(self, history: History) -> None:
         self.history = history
         self.notice: str | None = getattr(history, "notice", None)
-        self._stored: dict[int, list[Node]] = {}  # per conversation: the nodes saved, in order
 
     def list_conversations(self, search: str | None = None) -> list[Any]:
         return self.history.list_conversations(search)
@@ -82,85 +87,71 @@ class LinearStore:
 
     def delete(self, conv_id: int) -> None:
         self.history.delete_conversation(conv_id)
-        self._stored.pop(conv_id, None)
 
     def load(self, conv_id: int) -> Conversation:
-        """The saved conversation as a tree with one version per turn."""
-        conversation = Conversation(conversation_id=conv_id)
-        parent: Node | None = None
-        stored: list[Node] = []
-        for message in self.history.messages(conv_id):
-            if message.role not in ("user", "assistant"):
-                continue
-            node = Node(key=0, role=message.role, text=message.text, message_id=message.id)
-            if message.role == "assistant":
-                node.steps = list(message.steps)
-                node.prompt = message.prompt
-                node.done = message.done
-                node.model = message.model
-            parent = conversation.attach(node, parent, active=True)
-            stored.append(node)
-        self._stored[conv_id] = stored
-        return conversation
+        """The saved conversation with every version, the active path as saved."""
+        return load_conversation(self.history, conv_id)
 
     def save_user(self, conversation: Conversation, user: Node, model: str) -> None:
-        """A message was sent (a new turn or an edited version of one)."""
+        """A message was sent: a new turn or an edited version of one, saved under its parent
+        (the conversation is created first, titled after it, when it is new)."""
         if conversation.id is None:
-            from desktop.history import default_title
-
             conversation.id = self.history.create_conversation(default_title(user.text), model)
-            self._stored[conversation.id] = []
-        self._sync(conversation)
+            conversation.title = default_title(user.text)
+        self._save(conversation, user)
 
     def save_reply(self, conversation: Conversation, reply: Node) -> None:
-        """A reply finished (also stopped or failed)."""
-        if conversation.id is not None:
-            self._sync(conversation)
+        """A reply finished (also stopped or failed): saved with its records, prompt, phases and
+        branch point under its message, unless it failed before its first token."""
+        if conversation.id is not None and reply.message_id is None and keeps(reply):
+            self._save(conversation, reply)
 
     def set_active(self, conversation: Conversation, node: Node) -> None:
-        """Another version was made active: the saved list follows the new path."""
-        if conversation.id is not None:
-            self._sync(conversation)
+        """`node` became the active version (a switch): the history's active path follows."""
+        if conversation.id is None or not keeps(node):
+            return
+        if node.message_id is None:
+            self._save(conversation, node)  # saving makes it the active version
+        else:
+            save_active(self.history, conversation, node)
 
     def forget(self, conversation: Conversation, user: Node) -> None:
         """A refused message leaves no trace (nor an empty conversation)."""
-        conv = conversation.id
-        if conv is None:
+        if conversation.id is None:
             return
-        self._sync(conversation)
-        if not self._stored.get(conv):
-            self.delete(conv)
+        delete_saved(self.history, conversation, user)
+        user.message_id = None
+        if not self.history.tree(conversation.id):
+            self.delete(conversation.id)
             conversation.id = None
 
-    def _sync(self, conversation: Conversation) -> None:
+    def _save(self, conversation: Conversation, node: Node) -> None:
+        """Saves `node` (kept) under its nearest kept ancestor, saving that one first if it is
+        not saved yet (a message the engine refused, a reply that failed before its first token
+        are never saved: what follows them hangs under the message before them)."""
         conv = conversation.id
         assert conv is not None
-        path = [node for node in conversation.path() if keeps(node)]
-        stored = self._stored.setdefault(conv, [])
-        same = 0
-        while same < min(len(stored), len(path)) and stored[same] is path[same]:
-            same += 1
-        if same < len(stored):
-            first = stored[same].message_id
-            if first is not None:
-                self.history.delete_messages_from(conv, first)
-            for gone in stored[same:]:
-                gone.message_id = None
-            del stored[same:]
-        for node in path[same:]:
-            node.message_id = self._insert(conv, node)
-            stored.append(node)
-
-    def _insert(self, conv: int, node: Node) -> int:
+        parent = node.parent
+        while parent is not None and parent is not conversation.root and not keeps(parent):
+            parent = parent.parent
+        parent_id = None
+        if parent is not None and parent is not conversation.root:
+            if parent.message_id is None:
+                self._save(conversation, parent)
+            parent_id = parent.message_id
         if node.role == "user":
-            return self.history.add_user_message(conv, node.text)
+            node.message_id = self.history.add_user_message(conv, node.text, parent_id=parent_id)
+            return
         done = node.done
-        assert done is not None
-        return self.history.add_assistant_message(
+        assert done is not None  # keeps() holds only for finished replies
+        node.message_id = self.history.add_assistant_message(
             conv,
             done,
             list(node.steps),
-            model=node.model or "",
-            prompt=node.prompt,
-            partial=partial(done),
+            node.model or "",
+            node.prompt,
+            partial(done),
+            parent_id=parent_id,
+            branch=stored_branch(conversation, node),
+            phases=list(node.phases),
         )

@@ -59,6 +59,7 @@ class TokenViewController(QObject):
         feedback: Feedback,
     ) -> None:
         super().__init__(transcript)
+        self.transcript = transcript
         self._model = model
         self.feedback = feedback
         transcript.user_shown.connect(self._user_shown)
@@ -67,6 +68,14 @@ class TokenViewController(QObject):
         widget.view_mode_changed.connect(lambda mode, n=node, w=widget: self.show(n, w, mode))
         child = node.active_child
         widget.enable_prompt(child is not None and child.prompt is not None)
+
+    def reveal(self, user: Node, mode: str) -> None:
+        """Show `user` as "tokens" or "prompt" (the Pipeline view's links) as if its button had
+        been clicked, and scroll to it; nothing when that view is not available."""
+        widget = self.transcript.widget_of(user)
+        if widget is not None and widget.mode_buttons[mode].isEnabled():
+            widget.mode_buttons[mode].click()  # the same slot as a click shows it
+            self.transcript.window.chat.scroll.ensureWidgetVisible(widget)
 
     def show(self, user: Node, widget: Any, mode: str) -> None:
         """Show `user` in `widget` as "text", "tokens" or "prompt"."""
@@ -83,12 +92,8 @@ class TokenViewController(QObject):
             prompt = reply.prompt if reply is not None else None
             if prompt is None:
                 return
-            text = prompt.prompt_text
-            pieces = display_pieces(text, model.tokenize(text))
-            sent = prompt.prompt_ids
-            if len(sent) == len(pieces) + 1 and list(sent[1:]) == [p.id for p in pieces]:
-                # The engine added BOS in front of the rendered template (case B1).
-                pieces.insert(0, DisplayPiece(sent[0], "<BOS>", b"", True, "⟨BOS⟩"))
+            # the ids as sent, BOS included (B1); a message's special text is text (I1)
+            pieces = display_pieces(prompt.prompt_text, model.prompt_tokens(prompt))
             dropped = prompt.dropped_messages
             note = f"The whole prompt: {len(prompt.prompt_ids)} tokens as sent to the model" + (
                 f", {dropped} oldest messages left out" if dropped else ""

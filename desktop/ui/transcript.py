@@ -8,7 +8,8 @@ reply), the bubbles from the first difference on are replaced and those before i
 
 Signals (for the other controllers, wired in app.py): user_shown(node, bubble),
 reply_shown(node, bubble) when a bubble is made; bubble_removed(node); path_changed();
-steps_drawn(node) after a reply's new records were drawn;
+steps_drawn(node) after a reply's new records were drawn; reply_updated(node) after any change
+to a shown reply (its prompt, a phase, a token, its end);
 context_used(int) (tokens of the context the chat on screen uses); version_switched(conversation,
 node).
 """
@@ -54,6 +55,10 @@ class Shown:
         return self.node.steps
 
     @property
+    def phases(self) -> list:
+        return self.node.phases
+
+    @property
     def prompt(self) -> Any:
         """A reply's prompt; for a user message, the prompt its reply read."""
         if self.node.role == "user":
@@ -73,6 +78,7 @@ class TranscriptController(QObject):
     path_changed = Signal()
     context_used = Signal(int)
     steps_drawn = Signal(object)
+    reply_updated = Signal(object)
     version_switched = Signal(object, object)
 
     def __init__(
@@ -132,6 +138,7 @@ class TranscriptController(QObject):
             row = self.shown(node)
             if row is not None:
                 self._update(row)
+                self.reply_updated.emit(node)
         else:
             self.sync()
 

@@ -26,6 +26,7 @@ from desktop.engine.events import (
     GenerationDone,
     GenerationSettings,
     Message,
+    Phase,
     PromptInfo,
     TokenStep,
 )
@@ -36,13 +37,15 @@ log = logging.getLogger(__name__)
 class GenerationWorker(QObject):
     """Runs `model.generate(messages, settings, cancel)` and emits a signal per record.
 
-    Signals: prompt_ready(PromptInfo) once, token(TokenStep) per token, done(GenerationDone)
+    Signals: prompt_ready(PromptInfo) once, phase(Phase) per pipeline phase, token(TokenStep)
+    per token, done(GenerationDone)
     once at the end (also after a cancel or an engine-reported error), failed(str) when the engine
     raised before yielding its `GenerationDone` (e.g. `PromptTooLongError`). Exactly one of
     done / failed is emitted, then finished().
     """
 
     prompt_ready = Signal(object)
+    phase = Signal(object)
     token = Signal(object)
     done = Signal(object)
     failed = Signal(str)
@@ -71,6 +74,8 @@ class GenerationWorker(QObject):
                     self.token.emit(record)
                 elif isinstance(record, PromptInfo):
                     self.prompt_ready.emit(record)
+                elif isinstance(record, Phase):
+                    self.phase.emit(record)
                 elif isinstance(record, GenerationDone):
                     got_done = True
                     self.done.emit(record)
@@ -88,11 +93,12 @@ class GenerationWorker(QObject):
 
 class RunWorker(QObject):
     """Iterates a chat service's `RunHandle` and emits a signal per record: the same signals as
-    `GenerationWorker` (prompt_ready, token, done, failed, finished). The run itself happens on
-    the service's thread; this thread only hands its records to the GUI thread. `cancel()` is
-    thread-safe."""
+    `GenerationWorker` (prompt_ready, phase, token, done, failed, finished). The run itself
+    happens on the service's thread; this thread only hands its records to the GUI thread.
+    `cancel()` is thread-safe."""
 
     prompt_ready = Signal(object)
+    phase = Signal(object)
     token = Signal(object)
     done = Signal(object)
     failed = Signal(str)
@@ -118,6 +124,8 @@ class RunWorker(QObject):
                     self.token.emit(record)
                 elif isinstance(record, PromptInfo):
                     self.prompt_ready.emit(record)
+                elif isinstance(record, Phase):
+                    self.phase.emit(record)
                 elif isinstance(record, GenerationDone):
                     got_done = True
                     self.done.emit(record)

@@ -13,8 +13,9 @@ the same work), --threads intra-op threads. Engines:
 
 Each run is a fresh subprocess (load, one short warm-up, one timed run), engines interleaved run
 by run so that a noisy neighbour hurts all of them alike; peak RSS is the subprocess's. Printed:
-one line per run, a table of medians, the per-token record's cost as a share of a decode step,
-and last `ratio decode_vs_llama_cpp=X.XX decode_vs_ort_genai=Z.ZZ ttft_vs_llama_cpp=Y.YY`
+one line per run, a table of medians, the per-token record's and the sampler chain's costs as
+shares of a decode step, and last
+`ratio decode_vs_llama_cpp=X.XX decode_vs_ort_genai=Z.ZZ ttft_vs_llama_cpp=Y.YY`
 (ours divided by the peer's; `nan` where a peer is missing).
 """
 
@@ -90,6 +91,13 @@ def run_ours(args: argparse.Namespace, prompt: str) -> dict:
     for _ in range(reps):
         token_record(0, 0, "", logits, probs, model.tokenizer, 10, 0.0)
     record_ms = (time.perf_counter() - t0) / reps * 1000.0
+    chain_ms = {
+        "greedy": sampler_chain_ms(settings, logits, ids),
+        "model": sampler_chain_ms(model.default_settings(), logits, ids),
+        "top_k_40": sampler_chain_ms(
+            GenerationSettings(top_k=40, top_p=0.9, min_p=0.05), logits, ids
+        ),
+    }
     return {
         "model": f"{model.name} ({model.manifest.precision}, "
         f"{model.manifest.graphs['decoder'].name})",
@@ -99,8 +107,40 @@ def run_ours(args: argparse.Namespace, prompt: str) -> dict:
         "ttft_s": done.ttft_ms / 1000.0,
         "decode_tok_s": done.decode_tokens_per_s,
         "record_ms": record_ms,
+        "chain_ms": chain_ms,
         "vocab": int(logits.size),
     }
+
+
+def sampler_chain_ms(settings, logits, ids: tuple[int, ...], reps: int = 300) -> float:
+    """The sampler chain's own cost per token, ms, on one real logits row: `draw_rank`,
+    `sampler_chain` (the records, masses included) and what the stages note while they filter,
+    re-timed as they run it (top-k: one pass over the row for the ids it kept; top-p, min-p:
+    a filter over the ids already kept). Minimum over `reps` runs (timeit's advice: the least
+    disturbed run). Timing a traced against an untraced sampler instead drowned these
+    microseconds in the noise of the top-p sort (milliseconds) on a busy machine."""
+    import numpy as np
+
+    from desktop.engine.sampler_chain import draw_rank, sampler_chain
+    from desktop.engine.sampling import Sampler
+
+    seen = np.asarray(ids, dtype=np.int64)  # (P,)
+    drawn = Sampler(settings, 0).draw(logits, seen)
+    peak = float(logits.max())
+    logsumexp = float(np.log(np.exp(logits.astype(np.float64) - peak).sum())) + peak
+    best = float("inf")
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        for stage, kept in drawn.trace:
+            if stage == "top_k":
+                np.flatnonzero(drawn.probs > 0.0)  # (k,) as the stage's pass over the row
+            elif kept is not None:
+                kept[drawn.probs[kept] > 0.0]  # (n,)
+        if settings.temperature > 0:  # greedy: rank 0 by definition, not computed
+            draw_rank(drawn.probs, drawn.token, drawn.trace)
+        sampler_chain(drawn, logits, logsumexp)
+        best = min(best, time.perf_counter() - t0)
+    return best * 1000.0
 
 
 def peer_result(
@@ -306,6 +346,12 @@ def main() -> int:
             f"per-token record (softmax, top-10, entropy over {ours[0]['vocab']} tokens): "
             f"{record_ms:.3f} ms = {100 * record_ms / step_ms:.1f}% of a {step_ms:.1f} ms step"
         )
+        for name in ours[0]["chain_ms"]:
+            chain_ms = statistics.median(r["chain_ms"][name] for r in ours)
+            print(
+                f"sampler chain ({name} settings): {chain_ms:.3f} ms = "
+                f"{100 * chain_ms / step_ms:.2f}% of a {step_ms:.1f} ms step"
+            )
 
     def ratio(peer: str, key: str) -> float:
         rows = results.get(peer, [])

@@ -37,6 +37,7 @@ def test_a_run_yields_the_engines_records_and_finish_sees_them(model):
     ]
     assert handle.wait(5)
     assert seen["r"].done == records[-1] and len(seen["r"].steps) == records[-1].completion_tokens
+    assert [p.phase for p in seen["r"].phases] == ["tokenize", "prefill", "decode"]
     service.close()
 
 
@@ -88,3 +89,21 @@ def test_an_engine_refusal_reaches_the_consumer_and_the_next_run_goes_on(model):
 def test_no_model_is_refused():
     with pytest.raises(NoModelError):
         ChatService().submit(request("hi"))
+
+
+def test_a_request_with_forced_ids_runs_a_branch(model):
+    """RunRequest.forced_ids reach the engine: the reply starts with them, marked forced, the
+    last one picked."""
+    service = ChatService(model)
+    original = [r for r in service.submit(request("hello")) if isinstance(r, TokenStep)]
+    forced = (original[0].id, original[1].id, original[2].top[1].id)
+    branch = RunRequest((Message("user", "hello"),), GREEDY, forced_ids=forced)
+    steps = [r for r in service.submit(branch) if isinstance(r, TokenStep)]
+    assert tuple(s.id for s in steps[:3]) == forced
+    assert [(s.forced, s.picked) for s in steps[:4]] == [
+        (True, False),
+        (True, False),
+        (True, True),
+        (False, False),
+    ][: len(steps[:4])]
+    service.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
@@ -38,3 +39,13 @@ def test_done_reports_no_seed_for_a_greedy_reply():
     assert fields["settings"]["stop_strings"] == ["\n"]
     sampled = GenerationDone("stop", "hi", 3, 1, 1.0, 2.0, "CPU", 42)
     assert done_json(sampled)["seed"] == 42
+
+
+def test_forced_and_picked_appear_only_when_true():
+    step = TokenStep(0, 5, "x", "x", b"x", -0.5, 0.6, 0.6, 0, 1.0, (), 1.0)
+    plain = token_json(step)
+    assert "forced" not in plain and "picked" not in plain
+    forced = token_json(dataclasses.replace(step, forced=True))
+    assert forced["forced"] is True and "picked" not in forced
+    picked = token_json(dataclasses.replace(step, forced=True, picked=True))
+    assert picked["forced"] is True and picked["picked"] is True

@@ -8,6 +8,7 @@ import json
 import math
 import os
 import shutil
+import signal
 import subprocess
 import sys
 
@@ -28,8 +29,19 @@ def test_chat_json_lines_have_openai_logprobs_and_done(tiny_llama_dir, capsys):
     argv = ["chat", "--model", str(tiny_llama_dir), "--temperature", "0"]
     assert main([*argv, "--max-new-tokens", "5", "--top-logprobs", "3", "--json", "Hi"]) == 0
     rows = json_lines(capsys.readouterr().out)
-    tokens, done = rows[:-1], rows[-1]
+    tokens, done = [r for r in rows if r["type"] == "token"], rows[-1]
     assert done["type"] == "done" and done["completion_tokens"] == len(tokens) == 5
+    # phases: tokenize and prefill before the first token, the decode summary after the last
+    assert [r["type"] for r in rows] == ["phase", "phase", *["token"] * 5, "phase", "done"]
+    tokenize, prefill, decode = (r for r in rows if r["type"] == "phase")
+    assert [tokenize["phase"], prefill["phase"], decode["phase"]] == [
+        "tokenize",
+        "prefill",
+        "decode",
+    ]
+    assert tokenize["tokens"] == len(tokenize["ids"]) == done["prompt_tokens"]
+    assert prefill["tokens"] + prefill["reused"] == done["prompt_tokens"]
+    assert decode["tokens"] == 4 and decode["ms"] > 0 and decode["tokens_per_s"] > 0
     assert done["text"] == "".join(t["text"] for t in tokens)
     assert done["seed"] is None  # greedy draws nothing
     for row in tokens:
@@ -48,6 +60,9 @@ def test_chat_json_lines_have_openai_logprobs_and_done(tiny_llama_dir, capsys):
         assert math.isclose(row["top_logprobs"][0]["logprob"], row["logprob"], rel_tol=1e-6)
         assert sum(math.exp(a["logprob"]) for a in row["top_logprobs"]) <= 1.0
         assert all(0 <= b < 256 for b in row["bytes"])
+        assert row["sampler"] == [  # greedy: the draw alone, one candidate, the model's top
+            {"stage": "draw", "candidates": 1, "mass": row["prob"], "rank": 0}
+        ]
 
 
 def test_sampled_reply_reports_its_seed(tiny_llama_dir, capsys):
@@ -133,8 +148,12 @@ def test_chat_is_saved_in_history_with_its_token_records(tiny_llama_dir, capsys)
     user, assistant = exported["messages"]
     assert user["content"] == "Hello there"
     assert assistant["content"] == reply[-1]["text"]
-    saved_ids = [t["id"] for t in assistant["logprobs"]["content"]]
-    assert saved_ids == [t["id"] for t in reply[:-1]]
+    saved = assistant["logprobs"]["content"]
+    printed = [t for t in reply if t["type"] == "token"]
+    assert [t["id"] for t in saved] == [t["id"] for t in printed]
+    assert [t["sampler"] for t in saved] == [t["sampler"] for t in printed]
+    phases = [{k: v for k, v in r.items() if k != "type"} for r in reply if r["type"] == "phase"]
+    assert assistant["phases"] == phases  # the reply's pipeline, saved and exported
 
 
 def test_chat_no_save_leaves_history_empty(tiny_llama_dir, capsys):
@@ -225,8 +244,7 @@ def test_help_into_a_closed_pipe_exits_quietly():
     [
         ("--temperature", "-1", "must be >= 0, got -1"),
         ("--temperature", "nan", "must be >= 0"),
-        ("--top-p", "5", "must be > 0 and <= 1, got 5"),
-        ("--top-p", "0", "must be > 0 and <= 1, got 0"),
+        ("--top-p", "5", "must be >= 0 and <= 1, got 5"),  # 0 is allowed: the top token (E3)
         ("--min-p", "1.5", "must be >= 0 and <= 1"),
         ("--top-k", "-1", "must be >= 0"),
         ("--seed", "-5", "must be >= 0 and <= 2147483647, got -5"),
@@ -234,7 +252,7 @@ def test_help_into_a_closed_pipe_exits_quietly():
         ("--repetition-penalty", "0", "must be > 0"),
         ("--threads", "0", "must be >= 1"),
         ("--max-new-tokens", "0", "must be >= 1"),
-        ("--top-logprobs", "21", "must be >= 0 and <= 20"),
+        ("--top-logprobs", "51", "must be >= 0 and <= 50"),  # the window's limit
         ("--top-k", "2.5", "expected int, got '2.5'"),
     ],
 )
@@ -334,21 +352,26 @@ def test_ctrl_c_or_d_at_the_prompt_ends_on_a_new_line(
     assert capsys.readouterr().err == "> \n"
 
 
-def test_a_one_shot_reply_that_ends_cancelled_exits_130(tiny_llama_dir, monkeypatch):
-    """QA 3, defect 13: Ctrl-C during `tokenglass chat MESSAGE` exited 0. (SIGINT's handler sets
-    the cancel flag, so the reply ends "cancelled"; this checks that ending's exit status.)"""
-    import desktop.cli_chat as cli_chat
+def test_a_one_shot_reply_that_ends_cancelled_exits_130(tiny_llama_dir, monkeypatch, capsys):
+    """QA 3, defect 13: Ctrl-C during `tokenglass chat MESSAGE` exited 0. A real SIGINT at the
+    first token: its handler cancels the run, the reply ends "cancelled" and is saved partial."""
+    import desktop.cli_reply as cli_reply
 
-    real_reply = cli_chat._reply
+    real_print = cli_reply._print_token
 
-    def cancelled_reply(model, messages, settings, as_json):
-        turn = real_reply(model, messages, settings, as_json)
-        turn.done = dataclasses.replace(turn.done, finish_reason="cancelled")  # as SIGINT ends it
-        return turn
+    def interrupt_at_first_token(step, as_json):
+        real_print(step, as_json)
+        if step.index == 0:
+            signal.raise_signal(signal.SIGINT)
 
-    monkeypatch.setattr(cli_chat, "_reply", cancelled_reply)
-    argv = ["chat", "--model", str(tiny_llama_dir), "--no-save", "--max-new-tokens", "3", "Hi"]
+    monkeypatch.setattr(cli_reply, "_print_token", interrupt_at_first_token)
+    argv = ["chat", "--model", str(tiny_llama_dir), "--max-new-tokens", "50", "--json", "Hi"]
     assert main(argv) == 130
+    done = json_lines(capsys.readouterr().out)[-1]
+    assert done["finish_reason"] == "cancelled" and done["completion_tokens"] < 50
+    with History(paths.history_db()) as history:
+        (reply,) = [m for m in history.messages(done["conversation_id"]) if m.role == "assistant"]
+    assert reply.id == done["message_id"] and reply.partial
 
 
 def test_a_model_without_a_chat_template_is_named_as_such(tiny_gpt2_dir, tiny_llama_dir, capsys):

@@ -24,7 +24,7 @@ def test_cli_answers_paris_with_consistent_logprobs(default_model_dir, capsys):
     argv += ["--max-new-tokens", "24", "--json", "What is the capital of France?"]
     assert main(argv) == 0
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    tokens, done = rows[:-1], rows[-1]
+    tokens, done = [r for r in rows if r["type"] == "token"], rows[-1]
     assert done["type"] == "done" and "Paris" in done["text"]
     assert done["finish_reason"] == "stop"  # C2: stops at the first <|im_end|>
     assert "<|im_end|>" not in done["text"]

@@ -81,3 +81,17 @@ def test_catalog_lists_and_resolves(tiny_llama_dir, tiny_t5_dir):
     shutil.copytree(tiny_llama_dir, paths.default_model_dir())
     assert resolve_model(None) == paths.default_model_dir()
     assert json.loads((resolve_model(None) / "config.json").read_text())["model_type"] == "llama"
+
+
+def test_title_comes_from_tokenglass_json_else_the_folder_name(tiny_t5_dir, tmp_path):
+    folder = shutil.copytree(tiny_t5_dir, paths.models_dir() / "tiny-t5")
+    assert read_manifest(folder).title == "tiny-t5"
+    (folder / "tokenglass.json").write_text(json.dumps({"title": "Tiny T5 (test)"}))
+    assert read_manifest(folder).title == "Tiny T5 (test)"
+    (info,) = list_models()
+    assert (info.name, info.title) == ("tiny-t5", "Tiny T5 (test)")
+    (folder / "tokenglass.json").write_text(json.dumps({"title": "  "}))
+    assert read_manifest(folder).title == "tiny-t5"  # a blank title is no title
+    (folder / "tokenglass.json").write_text("[1]")
+    with pytest.raises(ModelFolderError, match=r"tokenglass\.json should hold a JSON object"):
+        read_manifest(folder)

@@ -3,6 +3,7 @@
 byte_level: GPT-2 / SmolLM2 kind (ByteLevel pre-tokenizer and decoder).
 metaspace: modern SentencePiece kind (Metaspace pre-tokenizer and decoder, BPE with byte fallback).
 llama_legacy: Llama/Mistral tokenizer.json kind (Prepend+Replace normalizer, Strip decoder).
+mistral_v3: Mistral v0.3 / Nemo kind (Metaspace prepend_scheme "first", split off; [INST] special).
 t5_like: Unigram + Metaspace, `</s>` appended by the post-processor (T5, Marian).
 None of the training texts contain emoji, so emoji fall back to bytes.
 """
@@ -90,6 +91,26 @@ def llama_legacy() -> Tokenizer:
     return _train_sentencepiece_bpe(tok)
 
 
+def mistral_v3() -> Tokenizer:
+    """Metaspace that prepends "▁" only at the start of the text (not after a special token) and
+    does not split on spaces, as Mistral v0.3 and Nemo's tokenizer.json do."""
+    tok = Tokenizer(models.BPE(byte_fallback=True, unk_token="<unk>", fuse_unk=True))
+    tok.pre_tokenizer = pre_tokenizers.Metaspace(prepend_scheme="first", split=False)
+    tok.decoder = decoders.Sequence(
+        [
+            decoders.Replace("▁", " "),
+            decoders.ByteFallback(),
+            decoders.Fuse(),
+            decoders.Strip(" ", 1, 0),
+        ]
+    )
+    trainer = trainers.BpeTrainer(
+        vocab_size=600, special_tokens=["<unk>", "<s>", "</s>", "[INST]", "[/INST]"]
+    )
+    tok.train_from_iterator(CORPUS, trainer)
+    return _with_byte_vocab(tok)
+
+
 def t5_like() -> Tokenizer:
     tok = Tokenizer(models.Unigram())
     tok.pre_tokenizer = pre_tokenizers.Metaspace()
@@ -101,6 +122,25 @@ def t5_like() -> Tokenizer:
     tok.post_processor = processors.TemplateProcessing(
         single="$A </s>", special_tokens=[("</s>", tok.token_to_id("</s>"))]
     )
+    return tok
+
+
+ADDED_WORDS = ["đem", "café", "hello there", "<think>"]  # words a fine-tune adds (not special)
+
+
+def byte_level_added() -> Tokenizer:
+    """byte_level with added words whose letters are in ByteLevel's byte alphabet (đ is its
+    stand-in for byte 0x11, é for 0xE9: tokenizers#1915, #1996) and one more special token."""
+    tok = byte_level()
+    tok.add_tokens(ADDED_WORDS)
+    tok.add_special_tokens(["<|tool|>"])
+    return tok
+
+
+def metaspace_added() -> Tokenizer:
+    tok = metaspace()
+    tok.add_tokens(ADDED_WORDS)
+    tok.add_special_tokens(["<|tool|>"])
     return tok
 
 
@@ -118,8 +158,11 @@ FACTORIES = {
     "byte_level": (byte_level, {"bos_token": None, "eos_token": "<|im_end|>"}),
     "metaspace": (metaspace, {"bos_token": "<s>", "eos_token": "</s>"}),
     "llama_legacy": (llama_legacy, {"bos_token": "<s>", "eos_token": "</s>"}),
+    "mistral_v3": (mistral_v3, {"bos_token": "<s>", "eos_token": "</s>"}),
     "t5_like": (t5_like, {"eos_token": "</s>", "pad_token": "<pad>"}),
     "in_the_house": (unigram_in_the_house, {}),
+    "byte_level_added": (byte_level_added, {"bos_token": None, "eos_token": "<|im_end|>"}),
+    "metaspace_added": (metaspace_added, {"bos_token": "<s>", "eos_token": "</s>"}),
 }
 
 

@@ -13,7 +13,9 @@ from desktop.engine.events import (
     Alternative,
     GenerationDone,
     GenerationSettings,
+    Phase,
     PromptInfo,
+    SamplerStage,
     TokenStep,
 )
 
@@ -56,6 +58,7 @@ def make_steps(count: int, top: int = 4) -> tuple[TokenStep, ...]:
                 entropy=-0.0 if i == 0 else 1.0 / (i + 3),
                 top=alts,
                 step_ms=12.345678901234567 + i,
+                sampler=make_chain(i),
             )
         )
     return tuple(steps)
@@ -115,3 +118,25 @@ def exact(record: object) -> object:
         return value
 
     return walk(dataclasses.astuple(record)) if dataclasses.is_dataclass(record) else walk(record)
+
+
+def make_chain(step: int) -> tuple[SamplerStage, ...]:
+    """A sampler chain with tricky masses (greedy on every third step: the draw alone)."""
+    if step % 3 == 2:
+        return (SamplerStage("draw", 1, 0.1 + 0.2, 0),)
+    return (
+        SamplerStage("repetition_penalty", 49152, 1.0),
+        SamplerStage("temperature", 49152, 1.0),
+        SamplerStage("top_k", 40, 1.0 - 1e-12),
+        SamplerStage("top_p", 12, 1.0 / 3.0),
+        SamplerStage("min_p", 5, 5e-324),
+        SamplerStage("draw", 1, -0.0 if step == 0 else 2.0**-60, step % 5),
+    )
+
+
+def make_phases() -> tuple[Phase, ...]:
+    return (
+        Phase("tokenize", 5, 0.1 + 0.2, ids=(1, 9690, 198, 49152, 2)),
+        Phase("prefill", 2, 12.345678901234567, reused=3),
+        Phase("decode", 39, 400.0 / 3.0, tokens_per_s=39 * 1000 / (400.0 / 3.0)),
+    )

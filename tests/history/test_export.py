@@ -140,3 +140,56 @@ def test_cli_export_to_stdout_and_to_a_file(saved, capsys, tmp_path):
 
     with pytest.raises(HistoryError, match="no saved conversation with id 999"):
         _cli(["export", "999", "--format", "md"])
+
+
+def test_export_has_the_tree_and_markdown_names_versions(tmp_path):
+    """`messages` stays the active path; `tree` has every version with its parent and its own
+    per-token logprobs; Markdown marks a reply that has other versions and where a branch
+    left its original."""
+    from desktop.history import StoredBranch
+
+    steps = make_steps(6, top=3)
+    with History() as history:
+        conv = history.create_conversation("Versions", "m")
+        user = history.add_user_message(conv, "Name a city")
+        first = history.add_assistant_message(conv, make_done(steps), steps, "m", parent_id=user)
+        second = history.add_assistant_message(
+            conv, make_done(steps[:2]), steps[:2], "m", parent_id=user
+        )
+        picked = dataclasses.replace(steps[3], index=2, forced=True, picked=True)
+        branch_steps = (*steps[:2], picked)
+        point = StoredBranch(first, 2, steps[2].id, steps[2].token, picked.id)
+        third = history.add_assistant_message(
+            conv, make_done(branch_steps), branch_steps, "m", parent_id=user, branch=point
+        )
+        history.set_active(conv, second)
+        summary, messages, tree = (
+            history.conversation(conv),
+            history.messages(conv),
+            history.tree(conv),
+        )
+    data = json.loads(to_json(summary, messages, tree))
+    assert [m["id"] for m in data["messages"]] == [user, second]
+    by_id = {m["id"]: m for m in data["tree"]}
+    assert list(by_id) == [user, first, second, third]
+    assert [by_id[i]["parent_id"] for i in by_id] == [None, user, user, user]
+    assert [by_id[i]["active"] for i in by_id] == [True, False, True, False]
+    assert by_id[third]["version"] == {"index": 3, "count": 3}
+    assert [len(by_id[i]["logprobs"]["content"]) for i in (first, second, third)] == [6, 2, 3]
+    assert by_id[third]["logprobs"]["content"][2]["picked"] is True
+    assert "picked" not in by_id[first]["logprobs"]["content"][2]
+    assert by_id[third]["branch"] == {
+        "source_id": first,
+        "index": 2,
+        "replaced_id": steps[2].id,
+        "replaced_token": steps[2].token,
+        "picked_id": picked.id,
+    }
+    assert {"id", "parent_id", "role", "content"} <= set(by_id[user])
+
+    md = to_markdown(summary, messages, tree)
+    assert md.count("## Assistant (m) · ") == 1 and " · version 2 of 3\n" in md
+    assert "## You · " in md and "version 1 of 1" not in md
+    history_md = to_markdown(summary, [m for m in tree if m.id in (user, third)], tree)
+    assert " · version 3 of 3\n" in history_md
+    assert f'continued from version 1 at token 2: "{steps[2].token}" replaced by' in history_md

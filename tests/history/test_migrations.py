@@ -18,6 +18,8 @@ EXPECTED_OBJECTS = [
     ("index", "messages_conversation_id", "messages"),
     ("table", "token_steps", "token_steps"),
     ("table", "alternatives", "alternatives"),
+    ("index", "messages_parent_id", "messages"),
+    ("index", "messages_branch_source_id", "messages"),
 ]
 
 # PRAGMA table_info rows: (cid, name, declared type, notnull, default, pk position)
@@ -55,6 +57,14 @@ EXPECTED_COLUMNS = {
         (18, "prompt_ids", "TEXT", 0, None, 0),
         (19, "prompt_dropped_messages", "INTEGER", 0, None, 0),
         (20, "context_size", "INTEGER", 0, None, 0),
+        (21, "parent_id", "INTEGER", 0, None, 0),
+        (22, "active", "INTEGER", 1, "1", 0),
+        (23, "branch_source_id", "INTEGER", 0, None, 0),
+        (24, "branch_index", "INTEGER", 0, None, 0),
+        (25, "branch_replaced_id", "INTEGER", 0, None, 0),
+        (26, "branch_replaced_token", "TEXT", 0, None, 0),
+        (27, "branch_picked_id", "INTEGER", 0, None, 0),
+        (28, "phases", "TEXT", 0, None, 0),  # m003
     ],
     "token_steps": [
         (0, "message_id", "INTEGER", 1, None, 1),
@@ -70,6 +80,9 @@ EXPECTED_COLUMNS = {
         (10, "rank", "INTEGER", 1, None, 0),
         (11, "entropy", "", 0, None, 0),
         (12, "step_ms", "", 0, None, 0),
+        (13, "forced", "INTEGER", 1, "0", 0),
+        (14, "picked", "INTEGER", 1, "0", 0),
+        (15, "sampler", "TEXT", 0, None, 0),  # m003
     ],
     "alternatives": [
         (0, "message_id", "INTEGER", 1, None, 1),
@@ -88,7 +101,11 @@ EXPECTED_COLUMNS = {
 EXPECTED_FOREIGN_KEYS = {
     "_migrations": [],
     "conversations": [],
-    "messages": [("conversations", "conversation_id", "id", "CASCADE")],
+    "messages": [
+        ("messages", "branch_source_id", "id", "SET NULL"),
+        ("messages", "parent_id", "id", "NO ACTION"),
+        ("conversations", "conversation_id", "id", "CASCADE"),
+    ],
     "token_steps": [("messages", "message_id", "id", "CASCADE")],
     "alternatives": [("messages", "message_id", "id", "CASCADE")],
 }
@@ -96,12 +113,14 @@ EXPECTED_FOREIGN_KEYS = {
 EXPECTED_INDEX_COLUMNS = {
     "conversations_updated_at": ["updated_at"],
     "messages_conversation_id": ["conversation_id", "id"],
+    "messages_parent_id": ["parent_id"],
+    "messages_branch_source_id": ["branch_source_id"],
 }
 
 
 def _fresh(tmp_path) -> sqlite3.Connection:
     db = sqlite3.connect(tmp_path / "h.sqlite3", isolation_level=None)
-    assert migrate(db) == ["m001_conversations_messages_tokens"]
+    assert migrate(db) == [fn.__name__ for fn in MIGRATIONS]
     return db
 
 
@@ -131,27 +150,27 @@ def test_migrations_apply_once_and_a_new_one_is_applied_to_an_old_database(tmp_p
     db = _fresh(tmp_path)
     assert migrate(db) == []  # nothing left to apply
 
-    def m002_add_pinned(conn: sqlite3.Connection) -> None:
+    def m999_add_pinned(conn: sqlite3.Connection) -> None:
         conn.execute("ALTER TABLE conversations ADD COLUMN pinned INTEGER NOT NULL DEFAULT 0")
 
-    assert migrate(db, [*MIGRATIONS, m002_add_pinned]) == ["m002_add_pinned"]
-    assert db.execute("PRAGMA user_version").fetchone() == (2,)
+    assert migrate(db, [*MIGRATIONS, m999_add_pinned]) == ["m999_add_pinned"]
+    assert db.execute("PRAGMA user_version").fetchone() == (len(MIGRATIONS) + 1,)
     assert "pinned" in [r[1] for r in db.execute("PRAGMA table_info(conversations)")]
 
 
 def test_a_failing_migration_leaves_nothing_behind(tmp_path):
     db = _fresh(tmp_path)
 
-    def m002_broken(conn: sqlite3.Connection) -> None:
+    def m999_broken(conn: sqlite3.Connection) -> None:
         conn.execute("CREATE TABLE half_done (x)")
         conn.execute("THIS IS NOT SQL")
 
     with pytest.raises(sqlite3.OperationalError):
-        migrate(db, [*MIGRATIONS, m002_broken])
+        migrate(db, [*MIGRATIONS, m999_broken])
     names = {r[0] for r in db.execute("SELECT name FROM sqlite_master")}
     assert "half_done" not in names
-    assert db.execute("PRAGMA user_version").fetchone() == (1,)
-    assert db.execute("SELECT count(*) FROM _migrations").fetchone() == (1,)
+    assert db.execute("PRAGMA user_version").fetchone() == (len(MIGRATIONS),)
+    assert db.execute("SELECT count(*) FROM _migrations").fetchone() == (len(MIGRATIONS),)
 
 
 def test_history_opens_in_wal_mode_with_foreign_keys(tmp_path):
@@ -159,3 +178,27 @@ def test_history_opens_in_wal_mode_with_foreign_keys(tmp_path):
         assert history._db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
         assert history._db.execute("PRAGMA foreign_keys").fetchone() == (1,)
         assert history.notice is None
+
+
+def test_a_reply_saved_before_m003_opens_without_phases_or_chains(tmp_path):
+    path = tmp_path / "h.sqlite3"
+    db = sqlite3.connect(path, isolation_level=None)
+    first = [fn for fn in MIGRATIONS if fn.__name__ != "m003_phases_and_sampler_chain"]
+    migrate(db, first)  # the schema as the previous version left it
+    db.execute("INSERT INTO conversations VALUES (1, 't', 'm', '2026-01-01', '2026-01-01')")
+    db.execute(
+        "INSERT INTO messages (id, conversation_id, role, text, created_at, finish_reason, "
+        "settings, seed, provider, prompt_tokens, completion_tokens, dropped_messages, ttft_ms, "
+        "decode_tokens_per_s) VALUES (1, 1, 'assistant', 'a', '2026-01-01', 'stop', '{}', '1', "
+        "'CPUExecutionProvider', 3, 1, 0, 1.5, 0.0)"
+    )
+    db.execute(
+        "INSERT INTO token_steps (message_id, position, step_index, token_id, token, text, bytes, "
+        "logprob, prob, sampling_prob, rank, entropy, step_ms) "
+        "VALUES (1, 0, 0, 5, 'a', 'a', x'61', -0.1, 0.9, 1.0, 0, 0.2, 3.0)"
+    )
+    db.close()
+    with History(path) as history:  # applies m003
+        (reply,) = history.messages(1)
+    assert reply.phases == () and reply.steps[0].sampler == ()
+    assert reply.steps[0].id == 5

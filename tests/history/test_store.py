@@ -9,7 +9,7 @@ import pytest
 
 from desktop.engine.events import Alternative, GenerationSettings, TokenStep
 from desktop.history import History, HistoryError, default_title, save_cli_turn
-from tests.history.records import exact, make_done, make_prompt, make_steps
+from tests.history.records import exact, make_done, make_phases, make_prompt, make_steps
 
 
 @pytest.fixture
@@ -24,7 +24,9 @@ def test_conversation_with_token_records_round_trips_exactly(db_path):
     with History(db_path) as history:
         conv = history.create_conversation("Exact floats", "SmolLM2-135M-Instruct")
         user_id = history.add_user_message(conv, "Hi 😀\x00 there")
-        reply_id = history.add_assistant_message(conv, done, steps, "SmolLM2-135M-Instruct", prompt)
+        reply_id = history.add_assistant_message(
+            conv, done, steps, "SmolLM2-135M-Instruct", prompt, phases=make_phases()
+        )
 
     with History(db_path) as history:  # a new connection: nothing comes from memory
         user, reply = history.messages(conv)
@@ -48,6 +50,9 @@ def test_conversation_with_token_records_round_trips_exactly(db_path):
     assert reply.settings == done.settings and reply.settings.stop_strings == ("\n\n", "User:")
     assert reply.seed == 2**64 - 1 and reply.provider == "CPUExecutionProvider"
     assert reply.prompt == prompt
+    assert reply.phases == make_phases() and exact(reply.phases) == exact(make_phases())
+    assert all(type(p.ids) is tuple for p in reply.phases)
+    assert reply.steps[2].sampler == (steps[2].sampler) and len(reply.steps[2].sampler) == 1
     assert reply.model == "SmolLM2-135M-Instruct"
     assert reply.text == done.text
 

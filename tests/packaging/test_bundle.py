@@ -1,8 +1,11 @@
 """The packaged app: what it carries, what it leaves out, and that it checks itself (H1-H5)."""
 
+import json
 import os
 import subprocess
 from pathlib import Path
+
+from desktop.paths import DATES_MODEL_NAME
 
 BUDGET_BYTES = 250 * 2**20  # the bundle's budget, the model not counted
 
@@ -60,6 +63,31 @@ def test_self_test_from_root_offscreen(bundle_dir, tmp_path):
     assert done.returncode == 0, done.stdout + done.stderr
     summary = done.stdout.strip().splitlines()[-1]
     assert "self-test ok" in summary.lower(), summary
+    assert "'3rd of March 2021' -> '2021-03-03'" in summary, summary  # the dates model ran
     # User data goes to the user data folder, never into the bundle (case H3).
     assert (tmp_path / "home").is_dir()
     assert not list(bundle_dir.rglob("*.sqlite3"))
+
+
+def test_bundle_carries_the_dates_model(bundle_dir, tmp_path):
+    """The second bundled model: an encoder-decoder, listed with its kind and title; its training
+    record (the PyTorch weights the tests compare with) stays out of the bundle."""
+    folder = bundle_dir / "_internal" / "models" / DATES_MODEL_NAME
+    graphs = sorted(p.name for p in (folder / "onnx").glob("*.onnx"))
+    assert [g for g in graphs if g.startswith("encoder_model")], graphs
+    assert [g for g in graphs if g.startswith("decoder_model_merged")], graphs
+    assert (folder / "tokenizer.json").is_file() and not (folder / "training").exists()
+    env = {**os.environ, "TOKENGLASS_HOME": str(tmp_path / "home")}
+    done = subprocess.run(
+        [str(bundle_dir / "tokenglass"), "models", "--json"],
+        cwd="/",
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    rows = {row["name"]: row for row in json.loads(done.stdout)}
+    dates = rows[DATES_MODEL_NAME]
+    assert dates["kind"] == "encoder-decoder" and "dates" in dates["name"]
+    assert dates["title"] == "Dates to ISO 8601 (T5, trained here)"

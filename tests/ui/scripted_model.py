@@ -34,27 +34,9 @@ class ScriptedProvider:
     fallback_reason: str | None = None
 
 
-if {"forced", "picked"} <= {f.name for f in dataclasses.fields(TokenStep)}:
-    MarkedStep = TokenStep  # the engine's records carry the flags (forced-prefix generation)
-else:
-
-    @dataclass(frozen=True)
-    class MarkedStep(TokenStep):  # type: ignore[no-redef]
-        """A TokenStep with the flags forced-prefix generation adds (until the engine has them):
-        forced: given, not sampled; picked: the token the person put in place of the model's."""
-
-        forced: bool = False
-        picked: bool = False
-
-
 def marked(step: TokenStep, forced: bool = False, picked: bool = False) -> TokenStep:
     """`step` with the forced / picked flags set."""
-    values = {
-        f.name: getattr(step, f.name)
-        for f in dataclasses.fields(TokenStep)
-        if f.name not in ("forced", "picked")
-    }
-    return MarkedStep(**values, forced=forced, picked=picked)
+    return dataclasses.replace(step, forced=forced, picked=picked)
 
 
 def scripted_step(index: int, text: str, prob: float, token_id: int | None = None) -> TokenStep:
@@ -125,6 +107,9 @@ class ScriptedModel:
             )
             start += len(chunk)
         return pieces
+
+    def prompt_tokens(self, prompt: PromptInfo) -> list[TokenPiece]:
+        return self.tokenize(prompt.prompt_text)
 
     def render_prompt(self, messages: Sequence[Message]) -> PromptInfo:
         text = "".join(f"<|{m.role}|>{m.content}\n" for m in messages) + "<|assistant|>"

@@ -165,20 +165,8 @@ def test_default_model_chat(qtbot, real_window, default_model_dir):
     assert body.toPlainText() == done.text
 
 
-def _forced_generation_landed() -> bool:
-    import inspect
-
-    from desktop.engine.chat import ChatModel
-
-    return "forced_ids" in inspect.signature(ChatModel.generate).parameters
-
-
-@pytest.mark.skipif(
-    not _forced_generation_landed(),
-    reason="waits for forced-prefix generation (ChatModel.generate(..., forced_ids=...), issue 11)",
-)
 def test_tiny_model_branch_from_an_alternative_in_the_inspector(qtbot, real_window, tiny_llama_dir):
-    """ENABLE WHEN MERGING h11core: clicking an alternative in the inspector continues the reply
+    """Clicking an alternative in the inspector continues the reply
     from that token on the real engine; the tokens before it are the original's, the picked one
     carries the logprob the original step listed for it."""
     window, controller = real_window

@@ -211,3 +211,70 @@ def test_a_tokens_context_menu_continues_from_an_alternative(qtbot, scripted_win
     assert built.model.forced_calls[-1] == (100, 101, 2)
     (row,) = reply_rows(built)
     assert row.widget.text == "Hello, other then more" and row.widget.body.marked == {2}
+
+
+def test_a_restart_shows_the_same_versions(qtbot, qapp_theme, tmp_path):
+    """Versions made in one window (a regenerated reply, a reply branched from a token, a turn
+    after the branch) are all back after the window is closed and built again on the same
+    history file: the same active path, "‹ 3/3 ›", and the branched reply keeps its outline."""
+    from desktop.history import History
+    from desktop.ui import settings_store
+    from desktop.ui.app import build
+    from tests.ui.conftest import Built
+    from tests.ui.scripted_model import ScriptedModel, scripted_loader
+
+    path = tmp_path / "history.sqlite3"
+
+    def open_window(history: History) -> Built:
+        model = ScriptedModel()
+        window, controller = build(scripted_loader(model), None, history, settings_store.load())
+        qtbot.addWidget(window)
+        window.show()
+        with qtbot.waitSignal(controller.models.model_ready, timeout=5000):
+            controller.models.open_model(None)
+        return Built(window, controller, model, history)
+
+    history = History(path)
+    built = open_window(history)
+    send_and_wait(qtbot, built, "hi")
+    first = built.model.reply
+    built.model.reply = [("Again", 0.7)]
+    with qtbot.waitSignal(built.controller.runs.reply_done, timeout=5000):
+        built.controller.runs.regenerate()
+    built.model.reply = first
+    qtbot.mouseClick(reply_rows(built)[0].widget.versions.previous, Qt.MouseButton.LeftButton)
+    reply_rows(built)[0].widget.body.select_span(1, emit=True)
+    chart = built.window.inspector.alternatives
+    with qtbot.waitSignal(built.controller.runs.reply_done, timeout=5000):
+        qtbot.mouseClick(chart, Qt.MouseButton.LeftButton, pos=alternative_row_point(chart, 1))
+    send_and_wait(qtbot, built, "next")
+    conv_id = built.controller.session.conversation_id
+    shown = [(t.role, t.text) for t in turns(built)]
+    branched_ids = [s.id for s in reply_rows(built)[0].node.steps]
+    assert shown[1] == ("assistant", "Helloalt then more") and len(shown) == 4
+    built.window.close()
+    built.controller.lifetime.shutdown()
+    history.close()
+
+    history = History(path)
+    try:
+        again = open_window(history)
+        again.controller.chats.open_conversation(conv_id)
+        assert [(t.role, t.text) for t in turns(again)] == shown  # the active path as it was
+        row = reply_rows(again)[0]
+        assert row.widget.versions.label.text() == "3/3"
+        assert [s.id for s in row.node.steps] == branched_ids
+        assert row.node.steps[1].picked and row.node.branch is not None
+        assert row.widget.body.marked == {1}  # the branched reply keeps its outline
+        assert "<code>,</code>" in row.widget.body.spans[1].tooltip
+        qtbot.mouseClick(row.widget.versions.previous, Qt.MouseButton.LeftButton)
+        row = reply_rows(again)[0]
+        assert row.widget.text == "Again" and row.widget.versions.label.text() == "2/3"
+        assert [t.text for t in turns(again)] == ["hi", "Again"]
+        qtbot.mouseClick(row.widget.versions.previous, Qt.MouseButton.LeftButton)
+        row = reply_rows(again)[0]
+        assert row.widget.text == "Hello, world!" and row.widget.versions.label.text() == "1/3"
+        assert row.widget.body.marked == set()
+        again.controller.lifetime.shutdown()
+    finally:
+        history.close()

@@ -1,0 +1,114 @@
+"""A forced reply prefix: the first tokens of a reply are given instead of sampled.
+
+Owns: running a branch's prefix (the original reply's tokens before the branch point, then the
+alternative a person picked) through the same loop as sampled tokens, as nanochat's engine runs
+forced tokens: every forced token gets the same record as a sampled one (the model's own
+distribution at its position, its rank, the probability the sampler would have given it),
+marked `forced`, and the last one `picked`. Knows token ids and logits rows, not architectures.
+
+Why the records are recomputed here rather than copied from the original reply by the caller:
+the engine is the one place that can compute them for every caller (the window, the CLI, the
+server, a reply whose original records were never saved), and it costs no extra model run: the
+prompt's last token and the prefix go through the model in one run whose every position's
+logits are kept (`DecoderStepper.prefill_rows`), after the prompt prefix the KV cache already
+holds. The records equal the original's up to float summation order (a batched run instead of
+one step per token): tests check ids, ranks and top ids exactly and logprobs within 1e-4.
+`step_ms` differs (the prefix's records share one run), and `sampling_prob` follows the
+settings of this run, which may differ from the original's.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from collections.abc import Sequence
+from typing import Protocol
+
+import numpy as np
+
+from desktop.engine.events import GenerationSettings, TokenStep
+from desktop.engine.sampling import apply_repetition_penalty, sampling_distribution
+
+
+class _Stepper(Protocol):
+    def prefill(
+        self, prompt_ids: list[int], cancel: threading.Event | None = None
+    ) -> np.ndarray | None: ...
+    def step(self, token_id: int) -> np.ndarray: ...
+
+
+class ForcedPrefix:
+    """The given first tokens of one reply (empty: an ordinary reply, every call a no-op).
+
+    ids: the forced token ids, the picked alternative last. After `prefill`, the logits for
+    reply token j (j < len(ids)) are known without a decode step; the KV cache then holds the
+    prompt and every forced id but the last, which the loop steps as it steps a sampled token.
+    """
+
+    def __init__(self, ids: Sequence[int]) -> None:
+        self.ids = tuple(int(i) for i in ids)
+        self._rows: np.ndarray | None = None  # (len(ids), vocab) after prefill
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def prefill(
+        self, stepper: _Stepper, prompt_ids: Sequence[int], cancel: threading.Event | None
+    ) -> np.ndarray | None:
+        """Phase 1: the prompt, and the forced ids but the last. Returns float32[vocab], the
+        logits for reply token 0, or None when cancelled. With no forced ids this is exactly
+        `stepper.prefill`."""
+        if not self.ids:
+            return stepper.prefill(list(prompt_ids), cancel)
+        prefix = list(self.ids[:-1])
+        prefill_rows = getattr(stepper, "prefill_rows", None)
+        if prefill_rows is not None:  # decoder-only: one run for the last prompt id + prefix
+            rows = prefill_rows([*prompt_ids, *prefix], len(prefix) + 1, cancel)
+        else:  # encoder-decoder: the prefix goes through the decoder one step at a time
+            rows = _stepwise(stepper, prompt_ids, prefix, cancel)
+        self._rows = rows  # (len(ids), vocab)
+        return None if rows is None else rows[0]
+
+    def forces(self, index: int) -> bool:
+        """Reply token `index` is given, not sampled."""
+        return index < len(self.ids)
+
+    def choose(
+        self, index: int, logits: np.ndarray, seen_ids: np.ndarray, settings: GenerationSettings
+    ) -> tuple[int, np.ndarray]:
+        """The forced token at `index` and the float64[vocab] distribution the sampler would
+        have drawn it from (no random draw is made). logits: float32[vocab]; seen_ids: int64[n].
+        Raises SamplingError when no logit is finite (E4)."""
+        penalized = apply_repetition_penalty(logits, seen_ids, settings.repetition_penalty)
+        return self.ids[index], sampling_distribution(penalized, settings)  # (vocab,)
+
+    def mark(self, record: TokenStep) -> TokenStep:
+        """`record` flagged `forced` (and `picked` for the last forced token) when it is one."""
+        if not self.forces(record.index):
+            return record
+        return dataclasses.replace(record, forced=True, picked=record.index == len(self.ids) - 1)
+
+    def next_logits(self, index: int) -> np.ndarray | None:
+        """float32[vocab] logits for reply token `index` + 1 when phase 1 already computed them
+        (token `index` is forced and not the last forced one), else None: run a decode step."""
+        if self._rows is None or index + 1 >= len(self.ids):
+            return None
+        return self._rows[index + 1]
+
+
+def _stepwise(
+    stepper: _Stepper,
+    prompt_ids: Sequence[int],
+    prefix: list[int],
+    cancel: threading.Event | None,
+) -> np.ndarray | None:
+    """float32[1 + len(prefix), vocab]: prefill, then one decode step per prefix id."""
+    logits = stepper.prefill(list(prompt_ids), cancel)
+    if logits is None:
+        return None
+    rows = [logits]
+    for token_id in prefix:
+        if cancel is not None and cancel.is_set():
+            return None
+        rows.append(stepper.step(token_id))
+    return np.stack(rows)  # (1 + len(prefix), vocab)
