@@ -141,6 +141,7 @@ def build(
     chats = ChatListController(window, session, store, feedback, runs.abandon)
     runs.user_sent.connect(chats.user_sent)
     runs.reply_finished.connect(chats.reply_finished)
+    runs.saver = chats.reply_saver
     runs.user_refused.connect(chats.user_refused)
     transcript.version_switched.connect(chats.version_switched)
     session.replaced.connect(lambda _c: inspector.reset())

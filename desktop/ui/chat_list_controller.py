@@ -134,6 +134,12 @@ class ChatListController(QObject):
             self._call(lambda: store.save_user(conversation, user, model))
             self.refresh()  # after the message: the list shows its count
 
+    def reply_saver(self, conversation: Conversation, reply: Node, replaces: bool) -> Any:
+        """The ChatService `finish` that saves `reply` on the service thread, or None (see
+        `TreeStore.reply_saver`)."""
+        store = self._saving(conversation)
+        return store.reply_saver(conversation, reply, replaces) if store is not None else None
+
     @Slot(object, object)
     def reply_finished(self, conversation: Conversation, reply: Node) -> None:
         store = self._saving(conversation)

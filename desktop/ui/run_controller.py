@@ -9,9 +9,11 @@ run was started in. The bubbles follow the conversation (transcript.py); this mo
 
 Regenerate and "continue from here with this token" add a new version of a reply; the old one is
 kept. A new version that ends before its first token is taken out again and the old one comes
-back. Signals: run_started(conversation, reply), user_sent(conversation, user, model name),
-reply_finished(conversation, reply), user_refused(conversation, user), reply_done(done or None)
-once the run's thread has ended, idle() when nothing runs any more.
+back. A finished reply is saved on the service's thread by the `finish` that `saver` gives
+(the chat list's), and its message id set here once the run's thread has ended. Signals:
+run_started(conversation, reply), user_sent(conversation, user, model name),
+reply_finished(conversation, reply) (once the run's thread has ended), user_refused(conversation,
+user), reply_done(done or None) after it, idle() when nothing runs any more.
 """
 
 from __future__ import annotations
@@ -73,6 +75,7 @@ class _Run(QObject):
         self.worker = worker
         self.replaces = replaces
         self.done: GenerationDone | None = None
+        self.finished = False  # ended with a reply that stays (reply_finished at thread end)
         self.abandoned = False
         self.stopping = False
         self.thread: QThread | None = None
@@ -135,6 +138,8 @@ class RunController(QObject):
         self.ending: list[_Run] = []  # abandoned runs whose thread has not ended yet
         self.take_edit: Callable[[], Node | None] = lambda: None  # set by the editing controller
         self.cancel_edit: Callable[[], None] = lambda: None
+        # (conversation, reply, replaces) -> a ChatService `finish` saving the reply, or None
+        self.saver: Callable[[Conversation, Node, bool], Any] = lambda *_: None
         chat = window.chat
         chat.send_button.clicked.connect(self._send_clicked)
         chat.input.submitted.connect(self._send_clicked)
@@ -229,7 +234,7 @@ class RunController(QObject):
         messages = model_messages(conversation, reply.parent)
         request = RunRequest(tuple(messages), self.models.generation(), forced, label="window")
         try:
-            handle = self.service.submit(request)
+            handle = self.service.submit(request, self.saver(conversation, reply, bool(replaces)))
         except EngineError as err:  # no model, the service closing, a full queue
             conversation.remove(reply)
             if replaces is not None:
@@ -287,12 +292,18 @@ class RunController(QObject):
         if reply.parent is not None and refused(reply.parent):
             self.user_refused.emit(conversation, reply.parent)
         else:
-            self.reply_finished.emit(conversation, reply)
+            run.finished = True
         if done.error and not run.abandoned:
             self.feedback.report(done.error)
 
     def run_ended(self, run: _Run) -> None:
-        """The worker's thread ended: the window is ready for the next message."""
+        """The worker's thread ended (the service's `finish` too): the reply has its message id,
+        and the window is ready for the next message."""
+        if run.finished:
+            saved = run.handle.finish_value  # the service thread saved it: its message id
+            if saved is not None and run.reply.message_id is None:
+                run.reply.message_id = saved
+            self.reply_finished.emit(run.conversation, run.reply)  # saves it when that could not
         if run in self.ending:
             self.ending.remove(run)
         if self.run is run:

@@ -3,8 +3,10 @@
 
 `TreeStore` keeps each conversation as the history's tree (desktop/conversation_store.py over
 `History`): every version of every message, the active path, each reply's records, prompt,
-phases and branch point. A message is saved when it is sent, a reply once it has finished, a
-switch of version as the history's active path; a restart shows the same versions.
+phases and branch point. A message is saved when it is sent, a reply once it has finished (on
+the chat service's thread through `reply_saver`, as desktop/cli_reply.py `saving` does; on the
+GUI thread when that could not be), a switch of version as the history's active path; a restart
+shows the same versions.
 
 Qt-free. Knows `History` and the conversation tree; raises what `History` raises (HistoryError,
 an EngineError with a message for the person).
@@ -12,8 +14,10 @@ an EngineError with a message for the person).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Protocol
 
+from desktop.chat_service import RunResult
 from desktop.conversation import Conversation, Node
 from desktop.conversation_store import (
     delete_saved,
@@ -66,6 +70,9 @@ class ChatStore(Protocol):
     def delete(self, conv_id: int) -> None: ...
     def load(self, conv_id: int) -> Conversation: ...
     def save_user(self, conversation: Conversation, user: Node, model: str) -> None: ...
+    def reply_saver(
+        self, conversation: Conversation, reply: Node, replaces: bool
+    ) -> Callable[[RunResult], int | None] | None: ...
     def save_reply(self, conversation: Conversation, reply: Node) -> None: ...
     def set_active(self, conversation: Conversation, node: Node) -> None: ...
     def forget(self, conversation: Conversation, user: Node) -> None: ...
@@ -99,6 +106,41 @@ class TreeStore:
             conversation.id = self.history.create_conversation(default_title(user.text), model)
             conversation.title = default_title(user.text)
         self._save(conversation, user)
+
+    def reply_saver(
+        self, conversation: Conversation, reply: Node, replaces: bool
+    ) -> Callable[[RunResult], int | None] | None:
+        """A ChatService `finish` that saves `reply` from the run's records on the service
+        thread and returns its message id (None: nothing saved: the engine refused the message,
+        or a reply failed, or a new version (`replaces`) ended, before its first token). What it
+        needs from the conversation is read now, on the caller's thread. None when the reply
+        cannot be saved there (its message is not saved yet): `save_reply` then saves it."""
+        conv, parent = conversation.id, reply.parent
+        if conv is None or parent is None or parent is conversation.root:
+            return None
+        parent_id = parent.message_id
+        if parent_id is None:
+            return None
+        branch = stored_branch(conversation, reply)
+        model, history = reply.model or "", self.history
+
+        def finish(result: RunResult) -> int | None:
+            done = result.done
+            if done is None or (not result.steps and (done.error or replaces)):
+                return None
+            return history.add_assistant_message(
+                conv,
+                done,
+                list(result.steps),
+                model,
+                result.prompt,
+                partial(done),
+                parent_id=parent_id,
+                branch=branch,
+                phases=list(result.phases),
+            )
+
+        return finish
 
     def save_reply(self, conversation: Conversation, reply: Node) -> None:
         """A reply finished (also stopped or failed): saved with its records, prompt, phases and

@@ -278,3 +278,27 @@ def test_a_restart_shows_the_same_versions(qtbot, qapp_theme, tmp_path):
         again.controller.lifetime.shutdown()
     finally:
         history.close()
+
+
+def test_replies_are_saved_on_the_service_thread(qtbot, scripted_window, monkeypatch):
+    """A finished reply (a new one, a regenerated one) is written by the chat service's `finish`,
+    off the GUI thread, once; the reply gets its message id."""
+    import threading
+
+    built = scripted_window
+    save = built.history.add_assistant_message
+    threads: list[bool] = []
+
+    def recording(*args, **kwargs):
+        threads.append(threading.current_thread() is threading.main_thread())
+        return save(*args, **kwargs)
+
+    monkeypatch.setattr(built.history, "add_assistant_message", recording)
+    send_and_wait(qtbot, built, "hi")
+    with qtbot.waitSignal(built.controller.runs.reply_done, timeout=5000):
+        built.controller.runs.regenerate()
+    assert threads == [False, False]  # each reply saved once, never on the GUI thread
+    (row,) = reply_rows(built)
+    conv = built.controller.session.conversation_id
+    stored_ids = [m.id for m in built.history.tree(conv) if m.role == "assistant"]
+    assert row.node.message_id == stored_ids[-1] and len(stored_ids) == 2
