@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Literal
 
-from desktop.engine.events import GenerationDone, Message, PromptInfo, Role, TokenStep
+from desktop.engine.events import GenerationDone, Message, Phase, PromptInfo, Role, TokenStep
 
 Change = Literal["added", "updated", "active", "removed"]
 Listener = Callable[[Change, "Node"], None]
@@ -42,7 +42,8 @@ class Node:
     """One message. key: unique in its conversation, stable (history's message id once saved is
     `message_id`). For a reply: `steps` (one record per token, appended while it is written),
     `prompt` (what the model read), `done` (None while it is being written), `branch` (set when
-    it was branched from a token). `text` of a reply is the join of its steps' text."""
+    it was branched from a token), `phases` (the engine's pipeline phases: tokenize, prefill or
+    encode, decode). `text` of a reply is the join of its steps' text."""
 
     key: int
     role: Role
@@ -56,6 +57,7 @@ class Node:
     model: str | None = None
     message_id: int | None = None
     branch: BranchPoint | None = None
+    phases: list[Phase] = field(default_factory=list)
 
     @property
     def siblings(self) -> list[Node]:
@@ -175,6 +177,17 @@ class Conversation:
         new = self.regenerate(reply, model)
         new.branch = BranchPoint(reply.key, index, replaced.id, replaced.token, int(token_id))
         return new, forced
+
+    def set_prompt(self, reply: Node, prompt: PromptInfo) -> None:
+        """What the model read for `reply` (known before its first token)."""
+        reply.prompt = prompt
+        self._emit("updated", reply)
+
+    def add_phase(self, reply: Node, phase: Phase) -> None:
+        """One pipeline phase of `reply` (tokenize and prefill before its first token, decode
+        after its last)."""
+        reply.phases.append(phase)
+        self._emit("updated", reply)
 
     def append_step(self, reply: Node, step: TokenStep) -> None:
         reply.steps.append(step)

@@ -63,7 +63,7 @@ def save_message(
 ) -> int:
     """Save `node` under its parent's saved message and make it the active version there (as
     the conversation made it): a user message when it is sent, a reply once finished (with its
-    records, prompt and branch point). Sets and returns `node.message_id`.
+    records, prompt, phases and branch point). Sets and returns `node.message_id`.
 
     partial: the reply was stopped before its end (cancelled and failed replies are partial
     anyway). Raises ValueError for an unfinished reply, an unsaved parent or conversation;
@@ -84,6 +84,7 @@ def save_message(
             partial,
             parent_id=parent,
             branch=stored_branch(conversation, node),
+            phases=node.phases,
         )
     else:
         node.message_id = history.add_user_message(conversation.id, node.text, parent_id=parent)
@@ -141,4 +142,5 @@ def _node(message: StoredMessage) -> Node:
         done=message.done,
         model=message.model,
         message_id=message.id,
+        phases=list(message.phases),
     )

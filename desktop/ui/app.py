@@ -14,6 +14,7 @@ import os
 import sys
 import tempfile
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -61,29 +62,108 @@ def engine_loader() -> tuple[Callable[[str | None, str], Any], Callable[[], Sequ
     return load, catalog.list_models
 
 
+@dataclass
+class WindowControllers:
+    """The window's controllers, one per job, as `build` wired them (kept together for the app's
+    entry, the self-test and tests; no controller is handed this bundle)."""
+
+    session: Any
+    feedback: Any
+    models: Any
+    transcript: Any
+    runs: Any
+    inspector: Any
+    editing: Any
+    token_views: Any
+    chats: Any
+    lifetime: Any
+    server: Any
+
+
 def build(
     load_model: Callable[[str | None, str], Any],
     list_models: Callable[[], Sequence[Any]] | None = None,
     history: Any | None = None,
     settings: Any | None = None,
     settings_path: Path | None = None,
-):
-    """Builds the window and its controller (a QApplication must exist).
+) -> tuple[Any, WindowControllers]:
+    """Builds the window and its controllers and wires them (a QApplication must exist).
 
-    Returns (window, controller)."""
-    from desktop.ui.controller import ChatController
+    history: a `History` (saved through a `TreeStore`) or None (nothing is saved).
+    Returns (window, controllers)."""
+    from desktop.chat_service import ChatService
+    from desktop.ui.chat_list_controller import ChatListController
+    from desktop.ui.edit_controller import EditController
+    from desktop.ui.feedback import Feedback
+    from desktop.ui.inspector_controller import InspectorController
+    from desktop.ui.lifetime import Lifetime
+    from desktop.ui.local_server import LocalServerSwitch
     from desktop.ui.main_window import MainWindow
+    from desktop.ui.model_controller import ModelController
+    from desktop.ui.run_controller import RunController
+    from desktop.ui.session import ChatSession
+    from desktop.ui.settings_store import AppSettings
+    from desktop.ui.store import TreeStore
+    from desktop.ui.token_views import TokenViewController
+    from desktop.ui.transcript import TranscriptController
 
     window = MainWindow()
-    controller = ChatController(
+    service = ChatService()
+    session = ChatSession(window)
+    feedback = Feedback(window)
+    runs_busy: list[Callable[[], bool]] = []  # the run controller is made after its users
+
+    def busy() -> bool:
+        return bool(runs_busy) and runs_busy[0]()
+
+    models = ModelController(
         window,
+        service,
+        feedback,
         load_model,
-        list_models=list_models,
-        history=history,
-        settings=settings,
-        settings_path=settings_path,
+        list_models,
+        settings or AppSettings(),
+        settings_path,
+        busy,
     )
-    return window, controller
+    transcript = TranscriptController(window, session, feedback, busy)
+    transcript.context_used.connect(models.show_context)
+    runs = RunController(window, service, models, transcript, feedback)
+    runs_busy.append(lambda: runs.busy)
+    inspector = InspectorController(
+        window, transcript, runs.branch, lambda user, mode: token_views.reveal(user, mode)
+    )
+    runs.run_started.connect(inspector.run_started)
+    editing = EditController(window, session, transcript, feedback, busy)
+    runs.take_edit, runs.cancel_edit = editing.take, editing.cancel
+    token_views = TokenViewController(transcript, lambda: models.model, feedback)
+    store = TreeStore(history) if history is not None else None
+    chats = ChatListController(window, session, store, feedback, runs.abandon)
+    runs.user_sent.connect(chats.user_sent)
+    runs.reply_finished.connect(chats.reply_finished)
+    runs.saver = chats.reply_saver
+    runs.user_refused.connect(chats.user_refused)
+    transcript.version_switched.connect(chats.version_switched)
+    session.replaced.connect(lambda _c: inspector.reset())
+    session.replaced.connect(lambda _c: runs.sync_buttons())
+    models.model_ready.connect(lambda _m: transcript.refresh_context())
+    server = LocalServerSwitch(service, history)  # port 8080 on 127.0.0.1, off until checked
+    window.settings.layout().addWidget(server)
+    server.status_message.connect(window.statusBar().showMessage)
+    lifetime = Lifetime(window, runs, models, service, server)
+    return window, WindowControllers(
+        session,
+        feedback,
+        models,
+        transcript,
+        runs,
+        inspector,
+        editing,
+        token_views,
+        chats,
+        lifetime,
+        server,
+    )
 
 
 def make_application(theme_choice: str = "system"):
@@ -145,9 +225,9 @@ def main(argv: Sequence[str]) -> int:
         logging.getLogger(__name__).error("history unavailable: %s", err)
         history = None
     load, list_models = engine_loader()
-    window, controller = build(load, list_models, history, settings)
+    window, controllers = build(load, list_models, history, settings)
     window.show()
-    controller.open_model(args.model or settings.model, fallback_to_default=True)
+    controllers.models.open_model(args.model or settings.model, fallback_to_default=True)
     quit_on_interrupt(app, window)
     code = app.exec()
     if history is not None:
@@ -209,33 +289,34 @@ def self_test(args: argparse.Namespace) -> int:
     load, list_models = engine_loader()
     with tempfile.TemporaryDirectory() as tmp:
         settings = AppSettings(provider=args.provider or "auto")
-        window, controller = build(load, list_models, None, settings, Path(tmp) / "settings.json")
+        window, ui = build(load, list_models, None, settings, Path(tmp) / "settings.json")
         try:
-            code, line = _self_test_steps(window, controller, args.model)
+            code, line = _self_test_steps(window, ui, args.model)
         finally:
-            window.close()  # stops the worker and waits for any model load (controller.shutdown)
-            controller.shutdown()  # also when a reply still runs (close then waits for it)
+            window.close()  # stops the worker and waits for any model load (lifetime.shutdown)
+            ui.lifetime.shutdown()  # also when a reply still runs (close then waits for it)
             window.deleteLater()
             app.processEvents()
     print(line)
     return code
 
 
-def _self_test_steps(window, controller, model_arg: str | None) -> tuple[int, str]:
+def _self_test_steps(window, ui: WindowControllers, model_arg: str | None) -> tuple[int, str]:
     """Load, send one message, check the streamed reply and a tokenization; (exit code, line)."""
     errors: list[str] = []
-    controller.error_shown.connect(errors.append)
-    controller.open_model(model_arg)
-    ok, loaded = wait_for(controller.model_ready, 300_000, (controller.model_failed,))
+    ui.feedback.error_shown.connect(errors.append)
+    ui.models.open_model(model_arg)
+    ok, loaded = wait_for(ui.models.model_ready, 300_000, (ui.models.model_failed,))
     if not ok:
         return 2, f"self-test FAILED: model did not load: {' '.join(errors) or 'timeout'}"
     model = loaded[0]
     window.settings.max_new_tokens.setValue(12)
     window.settings.seed.setValue(7)
-    controller.send(SELF_TEST_MESSAGE)
-    ok, values = wait_for(controller.reply_done, 300_000)
+    ui.runs.send(SELF_TEST_MESSAGE)
+    ok, values = wait_for(ui.runs.reply_done, 300_000)
     done = values[0] if values else None
-    steps = controller.turns[-1].steps if controller.turns else []
+    turns = ui.transcript.turns
+    steps = turns[-1].steps if turns else []
     failures: list[str] = []
     if not ok or done is None:
         failures.append(f"no reply ({' '.join(errors) or 'timeout'})")
@@ -249,7 +330,7 @@ def _self_test_steps(window, controller, model_arg: str | None) -> tuple[int, st
         failures.append(f"tokenize {SELF_TEST_TEXT!r} gave bytes {joined!r}")
     if failures:
         return 1, "self-test FAILED: " + "; ".join(failures)
-    dates_ok, dates_line = _self_test_dates(controller, errors)
+    dates_ok, dates_line = _self_test_dates(ui, errors)
     if not dates_ok:
         return 1, "self-test FAILED: " + dates_line
     return 0, (
@@ -260,24 +341,25 @@ def _self_test_steps(window, controller, model_arg: str | None) -> tuple[int, st
     )
 
 
-def _self_test_dates(controller, errors: list[str]) -> tuple[bool, str]:
+def _self_test_dates(ui: WindowControllers, errors: list[str]) -> tuple[bool, str]:
     """Open the bundled dates model (encoder-decoder), send one date in a new chat, check the
     reply is its ISO date; (ok, the part of the summary line that says so)."""
     from desktop.paths import DATES_MODEL_NAME
 
     errors.clear()
-    controller.open_model(DATES_MODEL_NAME)
-    ok, loaded = wait_for(controller.model_ready, 300_000, (controller.model_failed,))
+    ui.models.open_model(DATES_MODEL_NAME)
+    ok, loaded = wait_for(ui.models.model_ready, 300_000, (ui.models.model_failed,))
     if not ok:
         return False, f"dates model did not load: {' '.join(errors) or 'timeout'}"
-    controller.new_chat()
+    ui.chats.new_chat()
     text, want = SELF_TEST_DATE
-    controller.send(text)
-    ok, values = wait_for(controller.reply_done, 300_000)
+    ui.runs.send(text)
+    ok, values = wait_for(ui.runs.reply_done, 300_000)
     done = values[0] if values else None
     if not ok or done is None or done.error:
         return False, f"dates model gave no reply ({(done and done.error) or ' '.join(errors)})"
-    steps = controller.turns[-1].steps if controller.turns else []
+    turns = ui.transcript.turns
+    steps = turns[-1].steps if turns else []
     if done.text != want:
         return False, f"dates model answered {done.text!r} to {text!r} (expected {want!r})"
     least = min(s.prob for s in steps)

@@ -10,7 +10,15 @@ import math
 from collections.abc import Sequence
 
 from PySide6.QtCore import QPointF, QRectF, QSize, Qt, Signal
-from PySide6.QtGui import QColor, QFontMetrics, QMouseEvent, QPainter, QPaintEvent, QPen
+from PySide6.QtGui import (
+    QColor,
+    QFontMetrics,
+    QKeyEvent,
+    QMouseEvent,
+    QPainter,
+    QPaintEvent,
+    QPen,
+)
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
 from desktop.engine.events import Alternative, TokenStep
@@ -24,18 +32,68 @@ SAMPLING_COLOUR = {False: "#e8871e", True: "#f0a24a"}
 class AlternativesChart(QWidget):
     """Horizontal bars for the top-k alternatives of one step: the model's raw probability and,
     beside it, the probability after temperature / top-k / top-p / min-p. The chosen token is
-    marked with ▶ and bold text."""
+    marked with ▶ and bold text.
+
+    The other rows can be acted on: a click on one, or Enter on the focused one (Up/Down move the
+    focus), emits alternative_activated(token id): "continue from here with this token"."""
+
+    alternative_activated = Signal(int)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._alternatives: tuple[Alternative, ...] = ()
         self._chosen = -1
+        self.focused = -1  # row with the keyboard focus
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Minimum)
         self.setAccessibleName("Top alternatives chart")
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self.setCursor(Qt.CursorShape.PointingHandCursor)
+        self.setToolTip(
+            "Click an alternative (or Enter on the focused one) to continue the reply from here "
+            "with that token"
+        )
+
+    def _top(self) -> float:
+        """y of the first row (below the legend line)."""
+        return 4.0 + QFontMetrics(self.font()).height() + 8
+
+    def row_at(self, y: float) -> int:
+        """The row under `y` (widget coordinates), or -1."""
+        row = int((y - self._top()) // self.row_height()) if y >= self._top() else -1
+        return row if 0 <= row < len(self._alternatives) else -1
+
+    def _activate(self, row: int) -> None:
+        if 0 <= row < len(self._alternatives) and self._alternatives[row].id != self._chosen:
+            self.alternative_activated.emit(self._alternatives[row].id)
+
+    def mousePressEvent(self, event: QMouseEvent) -> None:
+        row = self.row_at(event.position().y())
+        if row >= 0:
+            self.focused = row
+            self.update()
+            self._activate(row)
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        key, count = event.key(), len(self._alternatives)
+        if key in (Qt.Key.Key_Up, Qt.Key.Key_Down) and count:
+            step = -1 if key == Qt.Key.Key_Up else 1
+            self.focused = max(0, min(count - 1, self.focused + step))
+            self.setAccessibleDescription(
+                f"{token_label(self._alternatives[self.focused].token, b'')}: press Enter to "
+                "continue from here with it"
+            )
+            self.update()
+        elif key in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
+            self._activate(self.focused)
+        else:
+            super().keyPressEvent(event)
+            return
+        event.accept()
 
     def set_step(self, alternatives: Sequence[Alternative], chosen_id: int) -> None:
         self._alternatives = tuple(alternatives)
         self._chosen = chosen_id
+        self.focused = -1
         self.setAccessibleDescription(
             "; ".join(
                 f"{token_label(a.token, a.bytes)} {percent(a.prob)} raw, "
@@ -75,8 +133,11 @@ class AlternativesChart(QWidget):
         bar_x = label_w + 6
         bar_w = max(20, self.width() - bar_x - 58)
         half = (self.row_height() - 6) / 2
-        for alt in self._alternatives:
+        for row_index, alt in enumerate(self._alternatives):
             chosen = alt.id == self._chosen
+            if row_index == self.focused and self.hasFocus():
+                painter.setPen(QPen(self.palette().highlight().color(), 1.5))
+                painter.drawRoundedRect(QRectF(0.5, y - 2, self.width() - 1, 2 * half + 4), 3, 3)
             font = self.font()
             font.setBold(chosen)
             painter.setFont(font)

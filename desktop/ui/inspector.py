@@ -1,7 +1,8 @@
 """The token inspector (right dock): the pinned token's numbers, its top-k alternatives as bars
 (raw model distribution beside the sampling distribution), and the per-token chart of the selected
 reply. A view: the controller calls `set_reply` / `show_step`; clicks on the chart come back as
-`token_clicked(index)`.
+`token_clicked(index)`, and an alternative picked in the list (click, or Enter on the focused
+row) as `continue_requested(token id)`: "Continue from here with this token".
 """
 
 from __future__ import annotations
@@ -35,12 +36,14 @@ from desktop.ui.token_view import (
 
 class InspectorPanel(QWidget):
     token_clicked = Signal(int)
+    continue_requested = Signal(int)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("inspector")
         self.steps: list[TokenStep] = []
         self.current = -1
+        self.picked: tuple[int, str] | None = None  # (index, the token it replaced) of a branch
 
         self.legend = ScaleLegend()
         self.title = QLabel("Click a token of a reply to inspect it.")
@@ -68,6 +71,12 @@ class InspectorPanel(QWidget):
             form.addRow(label, value)
 
         self.alternatives = AlternativesChart()
+        self.alternatives.alternative_activated.connect(self.continue_requested)
+        self.continue_hint = QLabel(
+            "Click an alternative (or Enter on it) to continue from here with this token."
+        )
+        self.continue_hint.setObjectName("muted")
+        self.continue_hint.setWordWrap(True)
         self.strip = TokenStripChart()
         self.strip.token_clicked.connect(self.token_clicked)
         self.surprisal_box = QCheckBox("Show surprisal instead of probability")
@@ -82,6 +91,7 @@ class InspectorPanel(QWidget):
         column.addLayout(form)
         column.addWidget(_heading("Top alternatives"))
         column.addWidget(self.alternatives)
+        column.addWidget(self.continue_hint)
         column.addWidget(_heading("This reply"))
         column.addWidget(self.strip)
         row = QHBoxLayout()
@@ -95,6 +105,7 @@ class InspectorPanel(QWidget):
     def set_reply(self, steps: Sequence[TokenStep]) -> None:
         """Shows the per-token chart of a reply (the list is kept, not copied, while streaming)."""
         self.steps = steps if isinstance(steps, list) else list(steps)
+        self.picked = None
         self.strip.set_steps(self.steps)
         self.current = -1
         self.strip.set_selected(-1)
@@ -121,6 +132,8 @@ class InspectorPanel(QWidget):
         fragment = bool(step.bytes) and is_fragment(step.bytes)
         shown = bytes_label(step.bytes) if fragment else visible_token(step.token)
         note = " (part of a UTF-8 character)" if fragment else ""
+        if self.picked is not None and self.picked[0] == index:
+            note += f"<br>picked by you in place of <b>{html.escape(self.picked[1])}</b>"
         self.title.setText(
             f"<span style='font-size:15pt'><b>{html.escape(shown)}</b></span>"
             f"<br>token {index + 1} of {len(self.steps)} · id {step.id}{note}"

@@ -1,9 +1,12 @@
 """The chat column: message bubbles (user and assistant), the error banner and the input box.
 
-Views only. A user bubble shows the message as text, as its tokens (ids on hover), or as the whole
-prompt the model read; which pieces to show is handed in by the controller. An assistant bubble
-streams token spans coloured by probability, shows "reading your message" before the first token,
-and keeps a footer (tokens, TTFT, tokens/s, provider) after the reply ends.
+Views only: a bubble draws what it is handed and owns no conversation data. A user bubble shows
+the message as text, as its tokens (ids on hover), or as the whole prompt the model read; which
+pieces to show is handed in by a controller. An assistant bubble draws a reply's token records
+(the reply's own list, drawn as it grows) as spans coloured by probability, shows "reading your
+message" before the first token, and keeps a footer (tokens, TTFT, tokens/s, provider) after the
+reply ends. A message with other versions shows "‹ 2/3 ›"; Alt+Left / Alt+Right anywhere in the
+bubble ask for the previous / next version.
 """
 
 from __future__ import annotations
@@ -11,13 +14,14 @@ from __future__ import annotations
 import html
 from collections.abc import Sequence
 
-from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QKeyEvent
+from PySide6.QtCore import QPoint, Qt, Signal
+from PySide6.QtGui import QKeyEvent, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QButtonGroup,
     QFrame,
     QHBoxLayout,
     QLabel,
+    QMenu,
     QPlainTextEdit,
     QPushButton,
     QScrollArea,
@@ -32,9 +36,11 @@ from desktop.ui import theme
 from desktop.ui.token_view import (
     TokenSpanView,
     bytes_label,
+    percent,
     piece_format,
     step_accessible,
     step_tooltip,
+    token_label,
     visible_token,
 )
 
@@ -51,9 +57,49 @@ def _tool(text: str, tip: str) -> QToolButton:
     return button
 
 
+class VersionSwitcher(QWidget):
+    """ "‹ 2/3 ›": the versions of one message. Hidden when there is one. Signal:
+    switch_requested(int) with -1 (previous) or +1 (next)."""
+
+    switch_requested = Signal(int)
+
+    def __init__(self, what: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.what = what
+        self.previous = _tool("‹", f"Previous version of this {what} (Alt+Left)")
+        self.next = _tool("›", f"Next version of this {what} (Alt+Right)")
+        self.label = QLabel("1/1")
+        self.label.setObjectName("muted")
+        self.previous.clicked.connect(lambda: self.switch_requested.emit(-1))
+        self.next.clicked.connect(lambda: self.switch_requested.emit(1))
+        row = QHBoxLayout(self)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.setSpacing(0)
+        row.addWidget(self.previous)
+        row.addWidget(self.label)
+        row.addWidget(self.next)
+        self.set_version(1, 1)
+
+    def set_version(self, position: int, count: int) -> None:
+        """position: 1-based, of `count` versions."""
+        self.label.setText(f"{position}/{count}")
+        self.label.setAccessibleName(f"version {position} of {count}")
+        self.previous.setEnabled(position > 1)
+        self.next.setEnabled(position < count)
+        self.setVisible(count > 1)
+
+
+def _version_keys(bubble: QWidget, versions: VersionSwitcher) -> None:
+    """Alt+Left / Alt+Right while the focus is anywhere in `bubble` switch its versions."""
+    for key, delta in (("Alt+Left", -1), ("Alt+Right", 1)):
+        shortcut = QShortcut(QKeySequence(key), bubble)
+        shortcut.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+        shortcut.activated.connect(lambda d=delta: versions.switch_requested.emit(d))
+
+
 class UserMessageWidget(QFrame):
     """Signals: view_mode_changed(str) with "text" | "tokens" | "prompt"; copy_requested;
-    edit_requested."""
+    edit_requested; versions.switch_requested(int)."""
 
     view_mode_changed = Signal(str)
     copy_requested = Signal()
@@ -84,7 +130,10 @@ class UserMessageWidget(QFrame):
             button.clicked.connect(self._mode_clicked)
             row.addWidget(button)
         self.mode_buttons["prompt"].setEnabled(False)
-        self.edit_button = _tool("Edit", "Edit this message and send it again")
+        self.versions = VersionSwitcher("message")
+        row.insertWidget(1, self.versions)
+        _version_keys(self, self.versions)
+        self.edit_button = _tool("Edit", "Edit this message and send it as a new version")
         self.edit_button.clicked.connect(self.edit_requested)
         self.copy_button = _tool("Copy", "Copy this message")
         self.copy_button.clicked.connect(self.copy_requested)
@@ -146,21 +195,23 @@ class UserMessageWidget(QFrame):
     def enable_prompt(self, on: bool) -> None:
         self.mode_buttons["prompt"].setEnabled(on)
 
-    def set_last(self, last: bool) -> None:
-        self.edit_button.setVisible(last)
-
 
 class AssistantMessageWidget(QFrame):
-    """Signals: token_selected(int) (click or arrow keys), copy_requested, regenerate_requested."""
+    """Signals: token_selected(int) (click or arrow keys), copy_requested, regenerate_requested,
+    branch_requested(int, int) (token index, the alternative's id: "Continue from here with this
+    token", from the right-click menu of a token), versions.switch_requested(int)."""
 
     token_selected = Signal(int)
     copy_requested = Signal()
     regenerate_requested = Signal()
+    branch_requested = Signal(int, int)
 
     def __init__(self, model_name: str, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("assistantBubble")
-        self.steps: list[TokenStep] = []
+        self._steps: Sequence[TokenStep] = ()  # the reply's own records, drawn up to _drawn
+        self._drawn = 0
+        self._branch: tuple[int, str] | None = None  # (picked index, the token it replaced)
         self.done: GenerationDone | None = None
         who = QLabel("Assistant")
         who.setObjectName("role")
@@ -174,13 +225,18 @@ class AssistantMessageWidget(QFrame):
         row.addWidget(who)
         row.addWidget(self.model_label)
         row.addStretch(1)
+        self.versions = VersionSwitcher("reply")
+        row.addWidget(self.versions)
         row.addWidget(self.regenerate_button)
         row.addWidget(self.copy_button)
+        _version_keys(self, self.versions)
         self.reading = QLabel("Reading your message…")
         self.reading.setObjectName("reading")
         self.body = TokenSpanView()
         self.body.setAccessibleName("Assistant reply; use the arrow keys to move between tokens")
         self.body.span_activated.connect(self.token_selected)
+        self.body.span_menus = True
+        self.body.span_menu_requested.connect(self._token_menu)
         self.body.setVisible(False)
         self.footer = QLabel("")
         self.footer.setObjectName("footer")
@@ -200,15 +256,17 @@ class AssistantMessageWidget(QFrame):
         self.set_busy(True)
 
     @property
+    def steps(self) -> list[TokenStep]:
+        """The records drawn so far (read from the reply; the bubble keeps no copy)."""
+        return list(self._steps[: self._drawn])
+
+    @property
     def text(self) -> str:
-        return "".join(step.text for step in self.steps)
+        return "".join(step.text for step in self._steps[: self._drawn])
 
     def set_busy(self, busy: bool) -> None:
         self.regenerate_button.setEnabled(not busy)
         self.copy_button.setEnabled(not busy)
-
-    def set_last(self, last: bool) -> None:
-        self.regenerate_button.setVisible(last)
 
     def set_reading(self, prompt_tokens: int, dropped: int = 0) -> None:
         text = f"Reading your message… ({prompt_tokens} prompt tokens)"
@@ -216,31 +274,76 @@ class AssistantMessageWidget(QFrame):
             text += f" · {dropped} oldest messages left out to fit the context window"
         self.reading.setText(text)
 
-    def append_step(self, step: TokenStep) -> None:
-        if not self.steps:
+    def set_branch(self, index: int, replaced: str) -> None:
+        """This reply was branched at token `index`, picked in place of `replaced` (its label):
+        that token is outlined and its tooltip says what it replaced."""
+        self._branch = (index, replaced)
+
+    def show_steps(self, steps: Sequence[TokenStep]) -> None:
+        """Draws the records of `steps` not drawn yet, as one edit of the text: the whole reply
+        from history, or the tokens streamed since the last call (`steps` is the reply's own
+        list, kept by reference)."""
+        self._steps = steps
+        new = steps[self._drawn :]
+        if not new:
+            return
+        if self._drawn == 0:
             self.reading.setVisible(False)
             self.body.setVisible(True)
-        self.steps.append(step)
-        fmt = theme.token_format(step.prob, theme.app_is_dark())
-        self.body.append_span(step.text, fmt, step_tooltip(step), step_accessible(step))
-
-    def set_steps(self, steps: Sequence[TokenStep]) -> None:
-        """Fills a stored reply at once (from history), as one edit of the text."""
-        if not steps:
-            return
-        self.reading.setVisible(False)
-        self.body.setVisible(True)
-        self.steps.extend(steps)
         dark = theme.app_is_dark()
-        self.body.append_spans(
-            (s.text, theme.token_format(s.prob, dark), step_tooltip(s), step_accessible(s))
-            for s in steps
-        )
+        first = self._drawn
+        self._drawn = len(steps)
+        spans = []
+        for offset, step in enumerate(new):
+            replaced = self._replaced_at(first + offset, step)
+            spans.append(
+                (
+                    step.text,
+                    theme.token_format(step.prob, dark),
+                    step_tooltip(step, replaced=replaced, branchable=True),
+                    step_accessible(step) + (", picked by you" if replaced is not None else ""),
+                )
+            )
+        self.body.append_spans(spans)
+        marked = [i for i in range(first, self._drawn) if self._replaced_at(i, steps[i])]
+        if marked:
+            self.body.set_marked(self.body.marked | set(marked))
+
+    def _replaced_at(self, index: int, step: TokenStep) -> str | None:
+        """The token `step` was picked in place of; None for a token the model chose."""
+        if self._branch is not None and self._branch[0] == index:
+            return self._branch[1]
+        if getattr(step, "picked", False):  # a stored branch whose original is not known here
+            return "the model's own choice"
+        return None
+
+    def token_menu(self, index: int) -> QMenu | None:
+        """The right-click menu of token `index`: "Continue from here with “…”" for each of its
+        alternatives (each emits branch_requested); None while the reply is being written."""
+        if not 0 <= index < self._drawn or not self.regenerate_button.isEnabled():
+            return None
+        step = self._steps[index]
+        menu = QMenu(self)
+        for alt in step.top:
+            if alt.id == step.id:
+                continue
+            label = f"Continue from here with “{token_label(alt.token, alt.bytes)}”"
+            action = menu.addAction(f"{label} ({percent(alt.prob)})")
+            action.triggered.connect(
+                lambda _checked=False, i=index, t=alt.id: self.branch_requested.emit(i, t)
+            )
+        return None if menu.isEmpty() else menu
+
+    def _token_menu(self, index: int, pos: QPoint) -> None:
+        menu = self.token_menu(index)
+        if menu is not None:
+            menu.exec(pos)
+            menu.deleteLater()
 
     def finish(self, done: GenerationDone, partial: bool = False) -> None:
         self.done = done
         self.reading.setVisible(False)
-        self.body.setVisible(bool(self.steps))
+        self.body.setVisible(self._drawn > 0)
         if done.error:
             self.show_error(done.error)
         self.footer.setText(footer_text(done, partial))
@@ -360,6 +463,7 @@ class ChatView(QWidget):
         self.empty.setVisible(False)
         widget.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Maximum)
         self.column.insertWidget(self.column.count() - 1, widget)
+        widget.show()  # now, not on the layout's queued show (a re-rendered turn is at once there)
         self._stick = True
 
     def remove_bubble(self, widget: QWidget) -> None:

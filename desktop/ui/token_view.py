@@ -2,9 +2,10 @@
 
 Owns: drawing spans (background by probability bin plus an underline style as the non-colour cue,
 see theme.py), mapping a mouse position to a span, the selected span's highlight, keyboard
-navigation (Left/Right/Home/End when the view has focus) and the accessible text of the selected
-span for screen readers. Spans may be empty (a token that is only part of a UTF-8 character adds
-no visible text until the token that completes it); they can still be selected.
+navigation (Left/Right/Home/End when the view has focus), the accessible text of the selected
+span for screen readers, and an outline around marked spans (a token picked by the person).
+Spans may be empty (a token that is only part of a UTF-8 character adds no visible text until
+the token that completes it); they can still be selected.
 
 Knows the engine's `TokenStep` and `TokenPiece` only through the helpers that build span texts.
 """
@@ -18,7 +19,17 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from PySide6.QtCore import QEvent, QSize, Qt, Signal
-from PySide6.QtGui import QColor, QKeyEvent, QMouseEvent, QTextCharFormat, QTextCursor
+from PySide6.QtGui import (
+    QColor,
+    QContextMenuEvent,
+    QKeyEvent,
+    QMouseEvent,
+    QPainter,
+    QPaintEvent,
+    QPen,
+    QTextCharFormat,
+    QTextCursor,
+)
 from PySide6.QtWidgets import QFrame, QSizePolicy, QTextEdit, QToolTip, QWidget
 
 from desktop.engine.events import TokenStep
@@ -58,8 +69,12 @@ def percent(prob: float) -> str:
     return f"{prob * 100:.2g} %"
 
 
-def step_tooltip(step: TokenStep, alternatives: int = 5) -> str:
-    """Rich-text tooltip: the token, its probability and rank, and the top alternatives."""
+def step_tooltip(
+    step: TokenStep, alternatives: int = 5, replaced: str | None = None, branchable: bool = False
+) -> str:
+    """Rich-text tooltip: the token, its probability and rank, and the top alternatives.
+    replaced: the token this one was picked in place of (a branch from a token), named in a first
+    line. branchable: add the hint that a right-click continues the reply from another token."""
     rows = []
     for alt in step.top[:alternatives]:
         mark = "▶ " if alt.id == step.id else ""
@@ -72,7 +87,10 @@ def step_tooltip(step: TokenStep, alternatives: int = 5) -> str:
         f"(id {step.id})<br>p = {percent(step.prob)} · rank {step.rank + 1} · "
         f"entropy {entropy_bits(step.entropy):.2f} bits"
     )
-    return f"{head}<table cellspacing='4'>{''.join(rows)}</table>"
+    if replaced is not None:
+        head = f"<b>Picked by you</b> in place of <code>{html.escape(replaced)}</code><br>{head}"
+    hint = "<br><i>Right-click: continue from here with another token</i>" if branchable else ""
+    return f"{head}<table cellspacing='4'>{''.join(rows)}</table>{hint}"
 
 
 def step_accessible(step: TokenStep) -> str:
@@ -117,10 +135,12 @@ def span_index(spans: Sequence[Span], position: int) -> int:
 class TokenSpanView(QTextEdit):
     """Read-only text built from spans; grows to its content's height (no scroll bars).
 
-    Signals: span_activated(int) when a span is clicked or reached with the arrow keys.
+    Signals: span_activated(int) when a span is clicked or reached with the arrow keys;
+    span_menu_requested(int, QPoint) on a right-click over a span (global position).
     """
 
     span_activated = Signal(int)
+    span_menu_requested = Signal(int, object)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -139,12 +159,15 @@ class TokenSpanView(QTextEdit):
         self.document().documentLayout().documentSizeChanged.connect(self._fit_height)
         self.spans: list[Span] = []
         self.selected = -1
+        self.marked: set[int] = set()  # spans drawn with an outline
+        self.span_menus = False  # a right-click on a span asks for its menu (replies only)
         self._fit_height()
 
     # ---- building ----------------------------------------------------------------------------
     def clear_spans(self) -> None:
         self.clear()
         self.spans.clear()
+        self.marked.clear()
         self.selected = -1
         self.setExtraSelections([])
 
@@ -219,7 +242,56 @@ class TokenSpanView(QTextEdit):
         if emit:
             self.span_activated.emit(index)
 
+    def set_marked(self, indices: Iterable[int]) -> None:
+        """Outline these spans (e.g. the token a branch picked)."""
+        self.marked = set(indices)
+        self.viewport().update()
+
     # ---- events ------------------------------------------------------------------------------
+    def paintEvent(self, event: QPaintEvent) -> None:
+        super().paintEvent(event)
+        if not self.marked:
+            return
+        painter = QPainter(self.viewport())
+        pen = QPen(self.palette().text().color())
+        pen.setWidthF(1.6)
+        painter.setPen(pen)
+        for index in self.marked:
+            if 0 <= index < len(self.spans):
+                for rect in self._span_rects(self.spans[index]):
+                    painter.drawRoundedRect(rect.adjusted(-1, 0, 1, 0), 3, 3)
+        painter.end()
+
+    def _span_rects(self, span: Span) -> list:
+        """One viewport rectangle per line the span covers (a token may wrap)."""
+        rects = []
+        cursor = QTextCursor(self.document())
+        start = span.start
+        while start < span.end:
+            cursor.setPosition(start)
+            first = self.cursorRect(cursor)
+            end = start + 1
+            while end < span.end:
+                cursor.setPosition(end)
+                if self.cursorRect(cursor).top() != first.top():
+                    break
+                end += 1
+            cursor.setPosition(end)
+            last = self.cursorRect(cursor)
+            right = last.left() if last.top() == first.top() else self.viewport().width()
+            rects.append(first.adjusted(0, 0, right - first.left(), 0))
+            start = end
+        return rects
+
+    def contextMenuEvent(self, event: QContextMenuEvent) -> None:
+        index = self.span_at(event.pos())
+        if index >= 0 and self.span_menus:
+            self.select_span(index, emit=True)
+            self.span_menu_requested.emit(index, event.globalPos())
+            event.accept()
+            return
+        super().contextMenuEvent(event)
+
     def mousePressEvent(self, event: QMouseEvent) -> None:
         super().mousePressEvent(event)
         if event.button() == Qt.MouseButton.LeftButton:

@@ -1,10 +1,12 @@
-"""Off-GUI-thread work: iterate the engine's generator, or load a model, on a QThread.
+"""Off-GUI-thread work: iterate a run's records, or load a model, on a QThread.
 
 A worker is a QObject moved to its own QThread. It emits one signal per record the engine yields
 (`PromptInfo`, `TokenStep`, `GenerationDone`), so slots run on the GUI thread through queued
-connections (cases G1-G4). Cancelling is cooperative: `cancel()` sets a `threading.Event` the
-engine checks between decode steps; a thread is never terminated. Errors cross as a signal
-carrying the user-facing message (case G2): no widget is ever created here.
+connections (cases G1-G4). `RunWorker` iterates a `RunHandle` of the chat service (the window's
+way to generate); `GenerationWorker` iterates `model.generate` itself (kept for the worker tests
+and any caller without a service). Cancelling is cooperative: `cancel()` sets a
+`threading.Event` the engine checks between decode steps; a thread is never terminated. Errors
+cross as a signal carrying the user-facing message (case G2): no widget is ever created here.
 
 This module knows the engine's records and error family, not the window.
 """
@@ -18,6 +20,7 @@ from typing import Any
 
 from PySide6.QtCore import QCoreApplication, QObject, Qt, QThread, Signal, Slot
 
+from desktop.chat_service import RunHandle
 from desktop.engine.errors import EngineError
 from desktop.engine.events import (
     GenerationDone,
@@ -88,6 +91,57 @@ class GenerationWorker(QObject):
         hand_back_and_finish(self)
 
 
+class RunWorker(QObject):
+    """Iterates a chat service's `RunHandle` and emits a signal per record: the same signals as
+    `GenerationWorker` (prompt_ready, phase, token, done, failed, finished). The run itself
+    happens on the service's thread; this thread only hands its records to the GUI thread.
+    `cancel()` is thread-safe."""
+
+    prompt_ready = Signal(object)
+    phase = Signal(object)
+    token = Signal(object)
+    done = Signal(object)
+    failed = Signal(str)
+    finished = Signal()
+
+    def __init__(self, handle: RunHandle) -> None:
+        super().__init__()
+        self.handle = handle
+
+    @property
+    def cancel_event(self) -> threading.Event:
+        return self.handle.cancel_event
+
+    def cancel(self) -> None:
+        self.handle.cancel()
+
+    @Slot()
+    def run(self) -> None:
+        got_done = False
+        try:
+            for record in self.handle:
+                if isinstance(record, TokenStep):
+                    self.token.emit(record)
+                elif isinstance(record, PromptInfo):
+                    self.prompt_ready.emit(record)
+                elif isinstance(record, Phase):
+                    self.phase.emit(record)
+                elif isinstance(record, GenerationDone):
+                    got_done = True
+                    self.done.emit(record)
+        except EngineError as err:
+            if not got_done:
+                self.failed.emit(str(err))
+                got_done = True
+        except Exception as err:  # the thread boundary: report anything unforeseen, keep the app up
+            log.exception("reading a run failed")
+            self.failed.emit(f"Generation failed unexpectedly: {type(err).__name__}: {err}")
+            got_done = True
+        if not got_done:
+            self.failed.emit("The engine ended the reply without a final record.")
+        hand_back_and_finish(self)
+
+
 class CallWorker(QObject):
     """Runs one blocking call (e.g. `load_model(path, provider)`) and emits its result.
 
@@ -117,7 +171,7 @@ class CallWorker(QObject):
         hand_back_and_finish(self)
 
 
-def hand_back_and_finish(worker: GenerationWorker | CallWorker) -> None:
+def hand_back_and_finish(worker: GenerationWorker | RunWorker | CallWorker) -> None:
     """Called last in the worker's thread: moves the worker back to the GUI thread, then emits
     `finished`, so its `deleteLater` runs on the GUI thread.
 
@@ -131,7 +185,7 @@ def hand_back_and_finish(worker: GenerationWorker | CallWorker) -> None:
     worker.finished.emit()
 
 
-def prepare_thread(worker: GenerationWorker | CallWorker, parent: QObject) -> QThread:
+def prepare_thread(worker: GenerationWorker | RunWorker | CallWorker, parent: QObject) -> QThread:
     """Moves `worker` to a new QThread (child of `parent`) that will run `worker.run`; not
     started, so the caller can connect to `thread.finished` first. The worker deletes itself when
     done, on the GUI thread (see `hand_back_and_finish`); the thread is deleted with `parent` or
@@ -147,7 +201,7 @@ def prepare_thread(worker: GenerationWorker | CallWorker, parent: QObject) -> QT
     return thread
 
 
-def start_in_thread(worker: GenerationWorker | CallWorker, parent: QObject) -> QThread:
+def start_in_thread(worker: GenerationWorker | RunWorker | CallWorker, parent: QObject) -> QThread:
     """`prepare_thread` and start it. The caller keeps references to both until `finished`."""
     thread = prepare_thread(worker, parent)
     thread.start()

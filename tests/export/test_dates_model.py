@@ -176,7 +176,7 @@ def test_catalog_lists_it_as_an_encoder_decoder_with_its_title(dates_model_dir: 
     from desktop import paths
     from desktop.cli import main as cli_main
     from desktop.engine.catalog import list_models
-    from desktop.ui.controller import model_label
+    from desktop.ui.model_controller import model_label
 
     (paths.models_dir() / paths.DATES_MODEL_NAME).symlink_to(dates_model_dir)
     (info,) = list_models()

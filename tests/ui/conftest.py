@@ -12,8 +12,7 @@ import pytest
 
 from desktop.history import History
 from desktop.ui import settings_store
-from desktop.ui.app import build, make_application
-from desktop.ui.controller import ChatController
+from desktop.ui.app import WindowControllers, build, make_application
 from desktop.ui.main_window import MainWindow
 from tests.ui.scripted_model import ScriptedModel, scripted_loader
 
@@ -21,7 +20,7 @@ from tests.ui.scripted_model import ScriptedModel, scripted_loader
 @dataclass
 class Built:
     window: MainWindow
-    controller: ChatController
+    controller: WindowControllers
     model: ScriptedModel | None
     history: History
 
@@ -52,7 +51,7 @@ def scripted_window(qtbot, qapp_theme, scripted_model, history) -> Built:
     )
     qtbot.addWidget(window)
     window.show()
-    with qtbot.waitSignal(controller.model_ready, timeout=5000):
-        controller.open_model(None)
+    with qtbot.waitSignal(controller.models.model_ready, timeout=5000):
+        controller.models.open_model(None)
     yield Built(window, controller, scripted_model, history)
-    controller.shutdown()
+    controller.lifetime.shutdown()

@@ -1,10 +1,13 @@
 """A scripted stand-in with the `ChatModel` shape, for UI tests that need exact control: how many
-tokens, their probabilities, a delay per step, an error at a given step. The real-model tests use
-the engine (tiny and default models); this one exists for the Qt cases G1-G4 and for stop timing.
+tokens, their probabilities, a delay per step, an error at a given step, and a forced reply prefix
+(a branch from a token: `generate(..., forced_ids=...)`, records marked `forced` / `picked`). The
+real-model tests use the engine (tiny and default models); this one exists for the Qt cases G1-G4,
+for stop timing and for branches.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import threading
 import time
@@ -29,6 +32,11 @@ class ScriptedProvider:
     requested: str = "auto"
     actual: tuple[str, ...] = ("CPUExecutionProvider",)
     fallback_reason: str | None = None
+
+
+def marked(step: TokenStep, forced: bool = False, picked: bool = False) -> TokenStep:
+    """`step` with the forced / picked flags set."""
+    return dataclasses.replace(step, forced=forced, picked=picked)
 
 
 def scripted_step(index: int, text: str, prob: float, token_id: int | None = None) -> TokenStep:
@@ -82,7 +90,9 @@ class ScriptedModel:
     settings: GenerationSettings = field(
         default_factory=lambda: GenerationSettings(temperature=0.5)
     )
+    branch_reply: Sequence[tuple[str, float]] = ((" then", 0.8), (" more", 0.4))
     calls: list[tuple[Message, ...]] = field(default_factory=list)
+    forced_calls: list[tuple[int, ...]] = field(default_factory=list)
     closed: bool = False
 
     def default_settings(self) -> GenerationSettings:
@@ -111,8 +121,14 @@ class ScriptedModel:
         messages: Sequence[Message],
         settings: GenerationSettings,
         cancel: threading.Event | None = None,
+        forced_ids: Sequence[int] = (),
     ) -> Iterator[PromptInfo | TokenStep | GenerationDone]:
+        """The scripted reply. With forced_ids (a branch), its first tokens are the given ids:
+        the reply's own tokens (records as the original's, `forced`), then the picked one (its
+        record from the original step's alternative, `forced` and `picked`), then
+        `branch_reply`."""
         self.calls.append(tuple(messages))
+        self.forced_calls.append(tuple(forced_ids))
         if messages and messages[-1].content == "too long":
             raise PromptTooLongError("Your message is longer than the model's context window.")
         info = self.render_prompt(messages)
@@ -121,7 +137,7 @@ class ScriptedModel:
             time.sleep(self.prefill_s)
         texts: list[str] = []
         reason, error = "stop", None
-        for index, (text, prob) in enumerate(self.reply[: settings.max_new_tokens]):
+        for index, step in enumerate(self._steps(forced_ids, settings.max_new_tokens)):
             if cancel is not None and cancel.is_set():
                 reason = "cancelled"
                 break
@@ -130,8 +146,8 @@ class ScriptedModel:
                 break
             if self.delay_s:
                 time.sleep(self.delay_s)
-            texts.append(text)
-            yield scripted_step(index, text, prob)
+            texts.append(step.text)
+            yield step
         yield GenerationDone(
             finish_reason=reason,
             text="".join(texts),
@@ -144,6 +160,37 @@ class ScriptedModel:
             error=error,
             settings=settings,
         )
+
+    def _steps(self, forced_ids: Sequence[int], limit: int) -> Iterator[TokenStep]:
+        if not forced_ids:
+            for index, (text, prob) in enumerate(self.reply[:limit]):
+                yield scripted_step(index, text, prob)
+            return
+        *kept, picked = forced_ids
+        for index, token_id in enumerate(kept):
+            text, prob = self.reply[index]
+            assert token_id == 100 + index, "a forced token the scripted reply did not have"
+            yield marked(scripted_step(index, text, prob), forced=True)
+        at = len(kept)
+        original = scripted_step(at, *self.reply[at])
+        rank, alt = next((r, a) for r, a in enumerate(original.top) if a.id == picked)
+        yield marked(
+            dataclasses.replace(
+                original,
+                id=alt.id,
+                token=alt.token,
+                text=alt.token,
+                bytes=alt.bytes,
+                logprob=alt.logprob,
+                prob=alt.prob,
+                sampling_prob=alt.sampling_prob,
+                rank=rank,
+            ),
+            forced=True,
+            picked=True,
+        )
+        for offset, (text, prob) in enumerate(self.branch_reply[: max(0, limit - at - 1)]):
+            yield scripted_step(at + 1 + offset, text, prob, token_id=200 + offset)
 
     def close(self) -> None:
         self.closed = True

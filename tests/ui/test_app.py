@@ -38,7 +38,7 @@ def test_self_test_fails_without_the_dates_model(qapp, capsys, tiny_gpt2_dir):
 
 def test_model_box_shows_a_models_title_else_name_and_precision(tmp_path):
     from desktop.engine.catalog import ModelInfo
-    from desktop.ui.controller import model_label
+    from desktop.ui.model_controller import model_label
 
     plain = ModelInfo("SmolLM2-135M-Instruct", tmp_path, "llama", "int4", 1, "decoder")
     assert model_label(plain) == "SmolLM2-135M-Instruct · int4"

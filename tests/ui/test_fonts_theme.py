@@ -19,8 +19,10 @@ def test_g5_cjk_and_emoji_have_glyphs_in_the_chat_view(qtbot, qapp_theme):
     qtbot.addWidget(reply)
     reply.resize(600, 200)
     reply.show()
+    steps = []  # the reply's records, drawn as they stream in
     for index, word in enumerate(G5_TEXT.split(" ")):
-        reply.append_step(scripted_step(index, (" " if index else "") + word, 0.5))
+        steps.append(scripted_step(index, (" " if index else "") + word, 0.5))
+        reply.show_steps(steps)
     assert reply.body.toPlainText() == G5_TEXT
     # Lay the text out with the view's own font, as the chat view draws it.
     layout = QTextLayout(reply.body.toPlainText(), reply.body.font())

@@ -62,3 +62,30 @@ def test_a_port_in_use_unchecks_the_switch_with_the_reason(qtbot, service):
         assert not switch.check.isChecked() and switch.server is None
     finally:
         taken.close()
+
+
+def test_the_window_serves_its_model_in_settings_and_stops_on_close(
+    qtbot, qapp, tiny_llama_dir, tmp_path
+):
+    """The switch sits in the window's Settings over the window's own ChatService and history;
+    closing the window stops the server."""
+    from desktop.ui import settings_store
+    from desktop.ui.app import build, engine_loader
+
+    load, list_models = engine_loader()
+    with History(tmp_path / "history.sqlite3") as history:
+        window, ui = build(load, list_models, history, settings_store.load())
+        qtbot.addWidget(window)
+        with qtbot.waitSignal(ui.models.model_ready, timeout=120_000):
+            ui.models.open_model(str(tiny_llama_dir))
+        assert window.settings.isAncestorOf(ui.server)
+        assert ui.server.service is ui.runs.service and ui.server.history is history
+        ui.server.port = 0  # any free port
+        ui.server.check.setChecked(True)
+        url = ui.server.address.text()
+        assert ask(url, ui.models.model.name)["usage"]["completion_tokens"] == 3
+        window.close()
+        ui.lifetime.shutdown()
+        assert ui.server.server is None
+        with pytest.raises(urllib.error.URLError):
+            ask(url, "any")

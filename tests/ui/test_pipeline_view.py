@@ -24,7 +24,7 @@ def test_pipeline_shows_the_reply_and_follows_the_selected_token(
     window.settings.top_k.setValue(5)
     window.settings.seed.setValue(4)
     done = send_and_wait(qtbot, window, controller, "hello there")
-    view, turn = window.pipeline, controller.turns[-1]
+    view, turn = window.pipeline, controller.transcript.turns[-1]
     assert [p.phase for p in turn.phases] == ["tokenize", "prefill", "decode"]
     tokenize, prefill, decode = turn.phases
     assert view.tokenize.figures_text == f"{done.prompt_tokens} tokens · {tokenize.ms:.1f} ms"
@@ -47,7 +47,7 @@ def test_pipeline_shows_the_reply_and_follows_the_selected_token(
     qtbot.mouseClick(view.bars, Qt.MouseButton.LeftButton, pos=QPoint(bar_x, 5))
     assert view.selected == 4 and window.inspector.current == 4
     # links: the message's tokens, the prompt as read, the token inspector
-    user = controller.turns[-2]
+    user = controller.transcript.turns[-2]
     view.link_requested.emit("tokens")
     assert user.widget.mode == "tokens"
     view.link_requested.emit("prompt")
@@ -66,15 +66,15 @@ def test_greedy_reply_and_a_reopened_chat_show_the_saved_pipeline(
     window.settings.temperature.setValue(0.0)
     window.settings.repetition_penalty.setValue(1.0)
     send_and_wait(qtbot, window, controller, "hello")
-    phases = list(controller.turns[-1].phases)
+    phases = list(controller.transcript.turns[-1].phases)
     assert [text for text, _, _ in window.pipeline.funnel.rows()] == [
         "greedy: the most likely taken"
     ]
-    conv_id = controller.conversation_id
-    controller.new_chat()
+    conv_id = controller.session.conversation_id
+    controller.chats.new_chat()
     assert window.pipeline.phases == [] and window.pipeline.steps == []
-    controller.open_conversation(conv_id)
-    reply = controller.turns[-1]
+    controller.chats.open_conversation(conv_id)
+    reply = controller.transcript.turns[-1]
     assert reply.phases == phases  # from history
     reply.widget.token_selected.emit(0)
     assert window.pipeline.phases == phases
@@ -86,12 +86,12 @@ def test_encoder_decoder_strip_says_encoder_and_shows_its_input(qtbot, real_wind
     open_and_wait(qtbot, controller, tiny_t5_dir)
     window.settings.max_new_tokens.setValue(4)
     send_and_wait(qtbot, window, controller, "hello world")
-    view, turn = window.pipeline, controller.turns[-1]
+    view, turn = window.pipeline, controller.transcript.turns[-1]
     assert [p.phase for p in turn.phases] == ["tokenize", "encode", "decode"]
     assert view.read.title_text == "2 Encoder" and view.decode.title_text == "3 Decoder"
     assert view.inputs.isVisible()
     ids = turn.prompt.prompt_ids
     assert view.inputs.text().count("<code>") == len(ids) > 0  # each input token, by its label
     for token_id in ids:
-        label = visible_token(controller.model.tokenizer.token_label(token_id))
+        label = visible_token(controller.models.model.tokenizer.token_label(token_id))
         assert f"<code>{html.escape(label)}</code>" in view.inputs.text()

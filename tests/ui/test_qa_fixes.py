@@ -27,9 +27,9 @@ def start_long_reply(qtbot, built, text="go on", tokens=3):
     """Starts a reply of 400 tokens (10 ms each) and waits for its first `tokens` tokens."""
     built.model.reply = [(f"w{i} ", 0.5) for i in range(400)]
     built.model.delay_s = 0.01
-    built.controller.send(text)
-    qtbot.waitUntil(lambda: len(built.controller.run.turn.steps) >= tokens, timeout=5000)
-    return built.controller.run
+    built.controller.runs.send(text)
+    qtbot.waitUntil(lambda: len(built.controller.runs.run.reply.steps) >= tokens, timeout=5000)
+    return built.controller.runs.run
 
 
 # ---- 1: closing and stopping during a long prefill ---------------------------------------------
@@ -38,15 +38,15 @@ def test_closing_during_a_long_prefill_waits_for_the_worker_and_saves_the_reply(
 ):
     built = scripted_window
     built.model.prefill_s = 0.6  # one prefill chunk: the cancel flag is seen when it ends
-    built.controller.send("a very long message")
-    qtbot.waitUntil(lambda: built.controller.run.turn.prompt is not None, timeout=5000)
-    conv = built.controller.conversation_id
+    built.controller.runs.send("a very long message")
+    qtbot.waitUntil(lambda: built.controller.runs.run.reply.prompt is not None, timeout=5000)
+    conv = built.controller.session.conversation_id
     built.window.close()
     # The window waits for the worker instead of destroying a running QThread...
     assert built.window.isVisible()
     assert built.window.chat.stop_button.text() == "Stopping…"
     qtbot.waitUntil(lambda: not built.window.isVisible(), timeout=5000)
-    assert built.controller.run is None and built.model.closed
+    assert built.controller.runs.run is None and built.model.closed
     # ...and the stopped reply is saved like Esc saves it.
     stored = built.history.messages(conv)
     assert [m.role for m in stored] == ["user", "assistant"]
@@ -56,11 +56,11 @@ def test_closing_during_a_long_prefill_waits_for_the_worker_and_saves_the_reply(
 def test_stop_during_prefill_says_at_once_that_it_was_heard(qtbot, scripted_window):
     built = scripted_window
     built.model.prefill_s = 0.6
-    built.controller.send("a very long message")
-    qtbot.waitUntil(lambda: built.controller.run.turn.prompt is not None, timeout=5000)
+    built.controller.runs.send("a very long message")
+    qtbot.waitUntil(lambda: built.controller.runs.run.reply.prompt is not None, timeout=5000)
     reply = replies(built)[-1]
     stop = built.window.chat.stop_button
-    with qtbot.waitSignal(built.controller.reply_done, timeout=5000):
+    with qtbot.waitSignal(built.controller.runs.reply_done, timeout=5000):
         qtbot.mouseClick(stop, Qt.MouseButton.LeftButton)
         assert stop.text() == "Stopping…" and not stop.isEnabled()
         assert reply.reading.text() == "Stopping…"
@@ -72,53 +72,54 @@ def test_stop_during_prefill_says_at_once_that_it_was_heard(qtbot, scripted_wind
 def test_new_chat_mid_reply_saves_the_partial_reply(qtbot, scripted_window):
     built = scripted_window
     start_long_reply(qtbot, built)
-    conv = built.controller.conversation_id
+    conv = built.controller.session.conversation_id
     built.window.new_chat_action.trigger()
-    qtbot.waitUntil(lambda: not built.controller.busy, timeout=5000)
+    qtbot.waitUntil(lambda: not built.controller.runs.busy, timeout=5000)
     stored = built.history.messages(conv)
     assert [m.role for m in stored] == ["user", "assistant"]
     assert stored[1].partial and 3 <= len(stored[1].steps) < 400
     assert stored[1].text == "".join(s.text for s in stored[1].steps)
-    assert built.controller.turns == []
+    assert built.controller.transcript.turns == []
 
 
 def test_opening_another_chat_mid_reply_saves_the_partial_reply(qtbot, scripted_window):
     built = scripted_window
     send_and_wait(qtbot, built, "first chat")
-    first = built.controller.conversation_id
+    first = built.controller.session.conversation_id
     built.window.new_chat_action.trigger()
     start_long_reply(qtbot, built, "second chat")
-    second = built.controller.conversation_id
-    built.controller.open_conversation(first)
-    qtbot.waitUntil(lambda: not built.controller.busy, timeout=5000)
+    second = built.controller.session.conversation_id
+    built.controller.chats.open_conversation(first)
+    qtbot.waitUntil(lambda: not built.controller.runs.busy, timeout=5000)
     stored = built.history.messages(second)
     assert [m.role for m in stored] == ["user", "assistant"] and stored[1].partial
-    assert [t.role for t in built.controller.turns] == ["user", "assistant"]
+    assert [t.role for t in built.controller.transcript.turns] == ["user", "assistant"]
     assert replies(built)[0].text == "Hello, world!"
 
 
 def test_regenerate_stopped_before_its_first_token_keeps_the_previous_reply(qtbot, scripted_window):
     built = scripted_window
     send_and_wait(qtbot, built, "hi")
-    previous = replies(built)[-1]
+    previous = built.controller.transcript.turns[-1].node  # the reply (bubbles render it)
     built.model.prefill_s = 0.6
     built.model.reply = [("Other", 0.5)]
-    built.controller.regenerate()
-    qtbot.waitUntil(lambda: built.controller.run.turn.prompt is not None, timeout=5000)
-    with qtbot.waitSignal(built.controller.reply_done, timeout=5000):
-        built.controller.stop()
-    assert replies(built) == [previous] and previous.isVisibleTo(built.window)
-    assert previous.text == "Hello, world!"
-    stored = built.history.messages(built.controller.conversation_id)
+    built.controller.runs.regenerate()
+    qtbot.waitUntil(lambda: built.controller.runs.run.reply.prompt is not None, timeout=5000)
+    with qtbot.waitSignal(built.controller.runs.reply_done, timeout=5000):
+        built.controller.runs.stop()
+    shown = [t for t in built.controller.transcript.turns if t.role == "assistant"]
+    assert [t.node for t in shown] == [previous] and shown[0].widget.isVisibleTo(built.window)
+    assert shown[0].widget.text == "Hello, world!" and previous.version == (1, 1)
+    stored = built.history.messages(built.controller.session.conversation_id)
     assert [(m.role, m.text, m.partial) for m in stored] == [
         ("user", "hi", False),
         ("assistant", "Hello, world!", False),
     ]
     # A regenerate that does produce tokens replaces it, in the history too.
     built.model.prefill_s = 0.0
-    with qtbot.waitSignal(built.controller.reply_done, timeout=5000):
-        built.controller.regenerate()
-    stored = built.history.messages(built.controller.conversation_id)
+    with qtbot.waitSignal(built.controller.runs.reply_done, timeout=5000):
+        built.controller.runs.regenerate()
+    stored = built.history.messages(built.controller.session.conversation_id)
     assert [(m.role, m.text) for m in stored] == [("user", "hi"), ("assistant", "Other")]
     assert [r.text for r in replies(built)] == ["Other"]
 
@@ -127,18 +128,18 @@ def test_edit_last_deletes_nothing_until_the_edit_is_sent(qtbot, scripted_window
     built = scripted_window
     send_and_wait(qtbot, built, "one")
     send_and_wait(qtbot, built, "two")
-    conv = built.controller.conversation_id
+    conv = built.controller.session.conversation_id
     qtbot.mouseClick(built.window.chat.edit_button, Qt.MouseButton.LeftButton)
     box = built.window.chat.input
     assert box.toPlainText() == "two"
     assert len(built.history.messages(conv)) == 4  # nothing deleted yet
-    assert [t.text for t in built.controller.turns if t.role == "user"] == ["one"]
+    assert [t.text for t in built.controller.transcript.turns if t.role == "user"] == ["one"]
     status = built.window.statusBar()
-    assert status.currentMessage().startswith("Editing your last message")
+    assert status.currentMessage().startswith("Editing your message")
     # Emptying the box cancels the edit: the turn and its reply come back.
     box.clear()
-    assert [t.role for t in built.controller.turns] == ["user", "assistant"] * 2
-    assert all(t.widget.isVisibleTo(built.window) for t in built.controller.turns)
+    assert [t.role for t in built.controller.transcript.turns] == ["user", "assistant"] * 2
+    assert all(t.widget.isVisibleTo(built.window) for t in built.controller.transcript.turns)
     assert status.currentMessage() == ""  # the hint went with the edit (QA 3, defect 11)
     # Sending the edit replaces the turn, on screen and in the history.
     qtbot.mouseClick(built.window.chat.edit_button, Qt.MouseButton.LeftButton)
@@ -146,7 +147,10 @@ def test_edit_last_deletes_nothing_until_the_edit_is_sent(qtbot, scripted_window
     assert not status.currentMessage().startswith("Editing")
     stored = built.history.messages(conv)
     assert [m.text for m in stored if m.role == "user"] == ["one", "two, edited"]
-    assert [t.text for t in built.controller.turns if t.role == "user"] == ["one", "two, edited"]
+    assert [t.text for t in built.controller.transcript.turns if t.role == "user"] == [
+        "one",
+        "two, edited",
+    ]
 
 
 def test_regenerate_during_an_edit_cancels_the_edit_and_deletes_nothing_else(
@@ -155,14 +159,14 @@ def test_regenerate_during_an_edit_cancels_the_edit_and_deletes_nothing_else(
     built = scripted_window
     send_and_wait(qtbot, built, "one")
     send_and_wait(qtbot, built, "two")
-    conv = built.controller.conversation_id
+    conv = built.controller.session.conversation_id
     qtbot.mouseClick(built.window.chat.edit_button, Qt.MouseButton.LeftButton)
-    with qtbot.waitSignal(built.controller.reply_done, timeout=10000):
+    with qtbot.waitSignal(built.controller.runs.reply_done, timeout=10000):
         qtbot.mouseClick(built.window.chat.regenerate_button, Qt.MouseButton.LeftButton)
     assert built.window.chat.input.toPlainText() == ""  # the edit is gone, not pending
-    roles = [t.role for t in built.controller.turns]
+    roles = [t.role for t in built.controller.transcript.turns]
     assert roles == ["user", "assistant"] * 2
-    assert [t.text for t in built.controller.turns if t.role == "user"] == ["one", "two"]
+    assert [t.text for t in built.controller.transcript.turns if t.role == "user"] == ["one", "two"]
     stored = built.history.messages(conv)
     assert [m.role for m in stored] == roles  # the screen and the history agree
     assert [m.text for m in stored if m.role == "user"] == ["one", "two"]
@@ -171,12 +175,12 @@ def test_regenerate_during_an_edit_cancels_the_edit_and_deletes_nothing_else(
 def test_edit_text_is_cleared_when_switching_chats(qtbot, scripted_window):
     built = scripted_window
     send_and_wait(qtbot, built, "first chat")
-    first = built.controller.conversation_id
+    first = built.controller.session.conversation_id
     built.window.new_chat_action.trigger()
     send_and_wait(qtbot, built, "second chat")
     qtbot.mouseClick(built.window.chat.edit_button, Qt.MouseButton.LeftButton)
     assert built.window.chat.input.toPlainText() == "second chat"
-    built.controller.open_conversation(first)
+    built.controller.chats.open_conversation(first)
     assert built.window.chat.input.toPlainText() == ""
     assert len(built.history.messages(first)) == 2
 
@@ -189,28 +193,28 @@ def test_missing_last_used_model_falls_back_to_the_default_with_a_notice(
     settings.model = "/tmp/gone/broken-model"
     window, controller = build(scripted_loader(ScriptedModel()), None, history, settings)
     qtbot.addWidget(window)
-    with qtbot.waitSignal(controller.model_ready, timeout=5000):
-        controller.open_model(settings.model, fallback_to_default=True)
+    with qtbot.waitSignal(controller.models.model_ready, timeout=5000):
+        controller.models.open_model(settings.model, fallback_to_default=True)
     assert window.model_label.text() == "scripted"
-    assert controller.app_settings.model is None  # the default from now on
+    assert controller.models.app_settings.model is None  # the default from now on
     built = type("B", (), {"window": window})
     notices = column_widgets(built, NoticeBanner)
     assert len(notices) == 1 and "Opening the default model instead" in notices[0].text()
     assert column_widgets(built, ErrorBanner) == []
-    with qtbot.waitSignal(controller.reply_done, timeout=5000):
-        controller.send("hello")
+    with qtbot.waitSignal(controller.runs.reply_done, timeout=5000):
+        controller.runs.send("hello")
     assert column_widgets(built, NoticeBanner) == []  # read by then: the chat takes its place
-    assert [t.role for t in controller.turns] == ["user", "assistant"]
-    controller.shutdown()
+    assert [t.role for t in controller.transcript.turns] == ["user", "assistant"]
+    controller.lifetime.shutdown()
 
 
 def test_load_error_banner_clears_once_a_model_loads(qtbot, scripted_window):
     built = scripted_window
-    with qtbot.waitSignal(built.controller.model_failed, timeout=5000):
-        built.controller.open_model("/nowhere/broken-model")
+    with qtbot.waitSignal(built.controller.models.model_failed, timeout=5000):
+        built.controller.models.open_model("/nowhere/broken-model")
     assert len(column_widgets(built, ErrorBanner)) == 1
-    with qtbot.waitSignal(built.controller.model_ready, timeout=5000):
-        built.controller.open_model(None)
+    with qtbot.waitSignal(built.controller.models.model_ready, timeout=5000):
+        built.controller.models.open_model(None)
     assert column_widgets(built, ErrorBanner) == []
 
 
@@ -219,17 +223,17 @@ def test_a_model_that_fails_to_load_is_neither_shown_nor_remembered(qtbot, scrip
     its error stayed above the chat while replies came from the model still loaded."""
     built = scripted_window
     controller, box = built.controller, built.window.settings.model
-    remembered = controller.app_settings.model
-    with qtbot.waitSignal(controller.model_failed, timeout=5000):
-        controller.open_model("/nowhere/broken-model")
-    assert controller.app_settings.model == remembered  # not saved for the next start
+    remembered = controller.models.app_settings.model
+    with qtbot.waitSignal(controller.models.model_failed, timeout=5000):
+        controller.models.open_model("/nowhere/broken-model")
+    assert controller.models.app_settings.model == remembered  # not saved for the next start
     assert box.currentData() == "scripted" and box.findData("/nowhere/broken-model") < 0
     assert len(column_widgets(built, ErrorBanner)) == 1
     send_and_wait(qtbot, built, "still here?")
     assert column_widgets(built, ErrorBanner) == []  # the chat went on with the loaded model
-    with qtbot.waitSignal(controller.model_ready, timeout=5000):
-        controller.open_model("/models/other")
-    assert controller.app_settings.model == "/models/other"  # loaded: remembered
+    with qtbot.waitSignal(controller.models.model_ready, timeout=5000):
+        controller.models.open_model("/models/other")
+    assert controller.models.app_settings.model == "/models/other"  # loaded: remembered
 
 
 # ---- 7: stale inspector and status bar ----------------------------------------------------------
@@ -249,11 +253,11 @@ def assert_inspector_empty(built):
 def test_inspector_resets_on_new_chat_open_chat_and_delete(qtbot, scripted_window, monkeypatch):
     built = scripted_window
     pin_a_token(qtbot, built)
-    first = built.controller.conversation_id
+    first = built.controller.session.conversation_id
     built.window.new_chat_action.trigger()
     assert_inspector_empty(built)
     pin_a_token(qtbot, built)
-    built.controller.open_conversation(first)
+    built.controller.chats.open_conversation(first)
     assert_inspector_empty(built)
     replies(built)[-1].body.span_activated.emit(1)
     monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Yes)
@@ -265,11 +269,11 @@ def test_context_used_for_a_reopened_chat_and_after_edit(qtbot, scripted_window)
     built = scripted_window
     first = send_and_wait(qtbot, built, "one")
     second = send_and_wait(qtbot, built, "two")
-    conv = built.controller.conversation_id
+    conv = built.controller.session.conversation_id
     used = second.prompt_tokens + second.completion_tokens
     built.window.new_chat_action.trigger()
     assert built.window.context_label.text() == "context 0 / 2048"
-    built.controller.open_conversation(conv)
+    built.controller.chats.open_conversation(conv)
     assert built.window.context_label.text() == f"context {used} / 2048"
     qtbot.mouseClick(built.window.chat.edit_button, Qt.MouseButton.LeftButton)
     used = first.prompt_tokens + first.completion_tokens
@@ -302,7 +306,7 @@ def test_settings_panel_fits_its_dock_at_the_default_size(qtbot, scripted_window
 def test_user_token_boundaries_stand_out_in_the_light_theme(qtbot, scripted_window):
     built = scripted_window
     send_and_wait(qtbot, built, "split me up")
-    user = next(t.widget for t in built.controller.turns if t.role == "user")
+    user = next(t.widget for t in built.controller.transcript.turns if t.role == "user")
     assert isinstance(user, UserMessageWidget)
     qtbot.mouseClick(user.mode_buttons["tokens"], Qt.MouseButton.LeftButton)
     bubble = QColor(theme.STYLE_VARS[False]["@bubble_user"])
@@ -343,8 +347,8 @@ def test_a_worker_that_ends_before_its_thread_is_watched_still_finishes_the_repl
     monkeypatch.setattr(QThread, "start", start_and_finish)
     done = send_and_wait(qtbot, built, "quick", timeout=3000)
     assert done is not None and done.finish_reason == "stop"
-    with qtbot.waitSignal(built.controller.model_ready, timeout=3000):
-        built.controller.open_model(None)
+    with qtbot.waitSignal(built.controller.models.model_ready, timeout=3000):
+        built.controller.models.open_model(None)
 
 
 # ---- 10: small ones ---------------------------------------------------------------------------
@@ -376,8 +380,8 @@ def test_regenerate_and_edit_are_disabled_in_an_empty_chat(qtbot, scripted_windo
 
 def test_a_too_long_message_leaves_no_empty_chat(qtbot, scripted_window):
     built = scripted_window
-    with qtbot.waitSignal(built.controller.reply_done, timeout=5000):
-        built.controller.send("too long")
+    with qtbot.waitSignal(built.controller.runs.reply_done, timeout=5000):
+        built.controller.runs.send("too long")
     assert built.history.list_conversations() == []
     assert built.window.conversations.items.count() == 0
     send_and_wait(qtbot, built, "short")
@@ -428,8 +432,8 @@ def test_one_token_is_highlighted_across_replies(qtbot, scripted_window):
     assert first.selected == -1 and first.extraSelections() == []
     assert second.selected == 1 and len(second.extraSelections()) == 1
     first.select_span(0, emit=True)
-    with qtbot.waitSignal(built.controller.reply_done, timeout=10000):
-        built.controller.regenerate()  # replaces the second reply; the inspector resets
+    with qtbot.waitSignal(built.controller.runs.reply_done, timeout=10000):
+        built.controller.runs.regenerate()  # replaces the second reply; the inspector resets
     assert built.window.inspector.current == -1
     assert first.selected == -1 and first.extraSelections() == []
 
@@ -439,9 +443,9 @@ def test_a_model_without_a_chat_template_gets_a_notice(qtbot, qapp_theme, histor
     model = ScriptedModel(template_note="scripted has no chat template (…)")
     window, controller = build(scripted_loader(model), None, history, settings_store.load())
     qtbot.addWidget(window)
-    with qtbot.waitSignal(controller.model_ready, timeout=5000):
-        controller.open_model(None)
+    with qtbot.waitSignal(controller.models.model_ready, timeout=5000):
+        controller.models.open_model(None)
     built = type("B", (), {"window": window})
     notices = column_widgets(built, NoticeBanner)
     assert [n.text() for n in notices] == ["scripted has no chat template (…)"]
-    controller.shutdown()
+    controller.lifetime.shutdown()

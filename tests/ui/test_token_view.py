@@ -40,9 +40,9 @@ def test_a_stored_reply_has_the_spans_of_a_streamed_one(qtbot, qapp_theme):
     streamed, stored = AssistantMessageWidget("m"), AssistantMessageWidget("m")
     qtbot.addWidget(streamed)
     qtbot.addWidget(stored)
-    for step in steps:
-        streamed.append_step(step)
-    stored.set_steps(steps)
+    for count in range(1, len(steps) + 1):  # streamed: drawn as the reply's list grows
+        streamed.show_steps(steps[:count])
+    stored.show_steps(steps)
     as_tuples = [(s.start, s.end, s.tooltip, s.accessible) for s in stored.body.spans]
     assert as_tuples == [(s.start, s.end, s.tooltip, s.accessible) for s in streamed.body.spans]
     assert stored.body.toPlainText() == "Hello world" and stored.steps == steps

@@ -19,14 +19,14 @@ from tests.ui.scripted_model import ScriptedModel
 
 
 def send_and_wait(qtbot, built, text: str, timeout: int = 10000):
-    with qtbot.waitSignal(built.controller.reply_done, timeout=timeout) as blocker:
+    with qtbot.waitSignal(built.controller.runs.reply_done, timeout=timeout) as blocker:
         built.window.chat.input.setPlainText(text)
         qtbot.keyClick(built.window.chat.input, Qt.Key.Key_Return)
     return blocker.args[0]
 
 
 def replies(built) -> list[AssistantMessageWidget]:
-    return [t.widget for t in built.controller.turns if t.role == "assistant"]
+    return [t.widget for t in built.controller.transcript.turns if t.role == "assistant"]
 
 
 def span_background(view, index: int):
@@ -71,20 +71,20 @@ def test_shift_enter_makes_a_new_line(qtbot, scripted_window):
     qtbot.keyClick(box, Qt.Key.Key_Return, Qt.KeyboardModifier.ShiftModifier)
     qtbot.keyClicks(box, "two")
     assert box.toPlainText() == "line one\ntwo"
-    assert scripted_window.controller.turns == []
+    assert scripted_window.controller.transcript.turns == []
 
 
 def test_reading_state_shows_prompt_token_count(qtbot, scripted_window):
     built = scripted_window
     built.model.reply = [("a", 0.5)] * 50
     built.model.delay_s = 0.3  # the first token comes after 0.3 s
-    built.controller.send("count me")
+    built.controller.runs.send("count me")
     reply = replies(built)[-1]
     qtbot.waitUntil(lambda: "prompt tokens" in reply.reading.text(), timeout=5000)
-    prompt = built.controller.turns[-1].prompt
+    prompt = built.controller.transcript.turns[-1].prompt
     assert reply.reading.text() == f"Reading your message… ({len(prompt.prompt_ids)} prompt tokens)"
     assert reply.reading.isVisible() and not reply.steps
-    with qtbot.waitSignal(built.controller.reply_done, timeout=10000):
+    with qtbot.waitSignal(built.controller.runs.reply_done, timeout=10000):
         qtbot.keyClick(built.window.chat.input, Qt.Key.Key_Escape)
     assert not reply.reading.isVisible()
 
@@ -93,19 +93,19 @@ def test_esc_stops_mid_reply_keeps_partial_and_saves_it(qtbot, scripted_window):
     built = scripted_window
     built.model.reply = [(f"w{i} ", 0.5) for i in range(400)]
     built.model.delay_s = 0.01
-    built.controller.send("go on and on")
+    built.controller.runs.send("go on and on")
     assert built.window.chat.stop_button.isVisibleTo(built.window)
     qtbot.waitUntil(lambda: len(replies(built)[-1].steps) >= 5, timeout=5000)
-    with qtbot.waitSignal(built.controller.reply_done, timeout=5000) as blocker:
+    with qtbot.waitSignal(built.controller.runs.reply_done, timeout=5000) as blocker:
         qtbot.keyClick(built.window.chat.input, Qt.Key.Key_Escape)
     done = blocker.args[0]
     reply = replies(built)[-1]
     assert done.finish_reason == "cancelled"
     assert 5 <= len(reply.steps) < 400
     assert reply.footer.text().endswith("· stopped")
-    qtbot.waitUntil(lambda: not built.controller.busy, timeout=5000)
+    qtbot.waitUntil(lambda: not built.controller.runs.busy, timeout=5000)
     assert built.window.chat.send_button.isVisibleTo(built.window)
-    stored = built.history.messages(built.controller.conversation_id)
+    stored = built.history.messages(built.controller.session.conversation_id)
     assert [m.role for m in stored] == ["user", "assistant"]
     assert stored[1].partial and stored[1].text == reply.text
     assert len(stored[1].steps) == len(reply.steps)
@@ -115,11 +115,11 @@ def test_regenerate_replaces_the_last_reply(qtbot, scripted_window):
     built = scripted_window
     send_and_wait(qtbot, built, "first")
     built.model.reply = [("Again", 0.7)]
-    with qtbot.waitSignal(built.controller.reply_done, timeout=5000):
+    with qtbot.waitSignal(built.controller.runs.reply_done, timeout=5000):
         qtbot.mouseClick(built.window.chat.regenerate_button, Qt.MouseButton.LeftButton)
     assert [r.text for r in replies(built)] == ["Again"]
     assert built.model.calls[-1] == built.model.calls[-2]  # same conversation sent again
-    stored = built.history.messages(built.controller.conversation_id)
+    stored = built.history.messages(built.controller.session.conversation_id)
     assert [(m.role, m.text) for m in stored] == [("user", "first"), ("assistant", "Again")]
 
 
@@ -128,9 +128,9 @@ def test_edit_and_resend(qtbot, scripted_window):
     send_and_wait(qtbot, built, "helo")
     qtbot.mouseClick(built.window.chat.edit_button, Qt.MouseButton.LeftButton)
     assert built.window.chat.input.toPlainText() == "helo"
-    assert built.controller.turns == []
+    assert built.controller.transcript.turns == []
     send_and_wait(qtbot, built, "hello")
-    stored = built.history.messages(built.controller.conversation_id)
+    stored = built.history.messages(built.controller.session.conversation_id)
     assert [(m.role, m.text) for m in stored] == [("user", "hello"), ("assistant", "Hello, world!")]
 
 
@@ -150,13 +150,13 @@ def test_bubbles_fit_a_narrow_window_without_sideways_scrolling(qtbot, scripted_
     built = scripted_window
     built.window.resize(1100, 700)  # a chat column of about 460 px between the docks
     built.model.settings = dataclasses.replace(built.model.settings, seed=2**31 - 1)
-    built.controller.open_model(None)  # a 10-digit seed makes the footer long
+    built.controller.models.open_model(None)  # a 10-digit seed makes the footer long
     qtbot.wait(50)
     send_and_wait(qtbot, built, "Hi")
     chat = built.window.chat
     viewport = chat.scroll.viewport().width()
     qtbot.waitUntil(lambda: chat.column_widget.width() <= viewport)
-    for turn in built.controller.turns:
+    for turn in built.controller.transcript.turns:
         assert turn.widget.geometry().right() < viewport, turn.role
 
 
@@ -166,7 +166,9 @@ def test_new_chat_clears_and_copy_copies(qtbot, scripted_window):
     built.window.copy_reply_action.trigger()
     assert QApplication.clipboard().text() == "Hello, world!"
     built.window.new_chat_action.trigger()
-    assert built.controller.turns == [] and built.controller.conversation_id is None
+    assert (
+        built.controller.transcript.turns == [] and built.controller.session.conversation_id is None
+    )
     assert built.window.chat.empty.isVisibleTo(built.window)
 
 
@@ -216,7 +218,7 @@ def test_tooltip_click_and_arrow_keys_pin_tokens_in_the_inspector(qtbot, scripte
 def test_user_message_as_tokens_and_as_prompt(qtbot, scripted_window):
     built = scripted_window
     send_and_wait(qtbot, built, "split me up")
-    user = next(t.widget for t in built.controller.turns if t.role == "user")
+    user = next(t.widget for t in built.controller.transcript.turns if t.role == "user")
     assert isinstance(user, UserMessageWidget)
     qtbot.mouseClick(user.mode_buttons["tokens"], Qt.MouseButton.LeftButton)
     assert user.mode == "tokens"
@@ -224,7 +226,7 @@ def test_user_message_as_tokens_and_as_prompt(qtbot, scripted_window):
     assert len(user.body.spans) == 3 and "id 1" in user.body.spans[1].tooltip
     assert user.mode_buttons["prompt"].isEnabled()
     qtbot.mouseClick(user.mode_buttons["prompt"], Qt.MouseButton.LeftButton)
-    prompt = built.controller.turns[0].prompt
+    prompt = built.controller.transcript.turns[0].prompt
     assert user.body.toPlainText() == prompt.prompt_text
     assert user.info.text().startswith(f"The whole prompt: {len(prompt.prompt_ids)} tokens")
     qtbot.mouseClick(user.mode_buttons["text"], Qt.MouseButton.LeftButton)
@@ -248,25 +250,25 @@ def test_sampler_error_is_shown_and_chat_goes_on(qtbot, scripted_window):
 
 def test_prompt_too_long_error_then_keep_chatting(qtbot, scripted_window):
     built = scripted_window
-    with qtbot.waitSignal(built.controller.error_shown, timeout=5000) as blocker:
-        built.controller.send("too long")
+    with qtbot.waitSignal(built.controller.feedback.error_shown, timeout=5000) as blocker:
+        built.controller.runs.send("too long")
     assert blocker.args == ["Your message is longer than the model's context window."]
     assert replies(built)[-1].error.text() == blocker.args[0]
-    qtbot.waitUntil(lambda: not built.controller.busy, timeout=5000)
-    built.controller.edit_last()
+    qtbot.waitUntil(lambda: not built.controller.runs.busy, timeout=5000)
+    built.controller.editing.edit_last()
     send_and_wait(qtbot, built, "short")
     assert replies(built)[-1].text == "Hello, world!"
 
 
 def test_broken_model_folder_error_keeps_the_loaded_model(qtbot, scripted_window):
     built = scripted_window
-    with qtbot.waitSignal(built.controller.model_failed, timeout=5000):
-        built.controller.open_model("/nowhere/broken-model")
+    with qtbot.waitSignal(built.controller.models.model_failed, timeout=5000):
+        built.controller.models.open_model("/nowhere/broken-model")
     banners = built.window.chat.column_widget.findChildren(ErrorBanner)
     assert banners[-1].text() == (
         "The model could not be loaded. /nowhere/broken-model/config.json is missing."
     )
-    assert built.controller.model is built.model
+    assert built.controller.models.model is built.model
     send_and_wait(qtbot, built, "still here?")
     assert replies(built)[-1].text == "Hello, world!"
 
@@ -280,12 +282,12 @@ def test_settings_default_from_model_then_persist(qtbot, scripted_window, qapp_t
     panel.seed.setValue(7)
     panel.system_prompt.setPlainText("Be brief.")
     send_and_wait(qtbot, built, "hi")
-    sent_settings = built.controller.turns[-1].done.settings
+    sent_settings = built.controller.transcript.turns[-1].done.settings
     assert (sent_settings.temperature, sent_settings.top_k, sent_settings.seed) == (1.25, 40, 7)
     assert built.model.calls[-1][0].role == "system"
     assert built.model.calls[-1][0].content == "Be brief."
     qtbot.waitUntil(lambda: paths.settings_file().is_file(), timeout=3000)
-    built.controller.shutdown()
+    built.controller.lifetime.shutdown()
     saved = json.loads(paths.settings_file().read_text())
     assert saved["generation"]["scripted"]["temperature"] == 1.25
     assert saved["system_prompt"] == "Be brief."
@@ -298,8 +300,8 @@ def test_settings_default_from_model_then_persist(qtbot, scripted_window, qapp_t
         scripted_loader(ScriptedModel()), None, history, settings_store.load()
     )
     qtbot.addWidget(window)
-    with qtbot.waitSignal(controller.model_ready, timeout=5000):
-        controller.open_model(None)
+    with qtbot.waitSignal(controller.models.model_ready, timeout=5000):
+        controller.models.open_model(None)
     assert window.settings.temperature.value() == 1.25
     assert window.settings.seed.value() == 7
     assert window.settings.system_prompt_text() == "Be brief."
@@ -307,19 +309,19 @@ def test_settings_default_from_model_then_persist(qtbot, scripted_window, qapp_t
         qtbot.mouseClick(window.settings.reset, Qt.MouseButton.LeftButton)
         window.settings.generation_changed.emit()
     assert window.settings.temperature.value() == 0.5
-    controller.shutdown()
+    controller.lifetime.shutdown()
 
 
 def test_conversation_list_open_rename_search_delete(qtbot, scripted_window, monkeypatch):
     built = scripted_window
     send_and_wait(qtbot, built, "about cats")
-    first = built.controller.conversation_id
+    first = built.controller.session.conversation_id
     built.window.new_chat_action.trigger()
     send_and_wait(qtbot, built, "about dogs")
     items = built.window.conversations.items
     assert items.count() == 2
-    built.controller.open_conversation(first)
-    assert [t.role for t in built.controller.turns] == ["user", "assistant"]
+    built.controller.chats.open_conversation(first)
+    assert [t.role for t in built.controller.transcript.turns] == ["user", "assistant"]
     reopened = replies(built)[0]
     assert reopened.text == "Hello, world!" and [s.prob for s in reopened.steps][-1] == 0.02
     assert reopened.footer.text().startswith("4 tokens")
@@ -350,7 +352,7 @@ def test_conversation_list_open_rename_search_delete(qtbot, scripted_window, mon
 
     monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Yes)
     built.window.conversations.ask_delete(first, "Cats")
-    assert built.controller.conversation_id is None
+    assert built.controller.session.conversation_id is None
     assert [c.title for c in built.history.list_conversations()] == ["about dogs"]
 
 
@@ -358,14 +360,14 @@ def test_closing_mid_reply_stops_the_worker(qtbot, scripted_window):
     built = scripted_window
     built.model.reply = [("x", 0.5)] * 10_000
     built.model.delay_s = 0.005
-    built.controller.send("long")
+    built.controller.runs.send("long")
     qtbot.waitUntil(lambda: len(replies(built)[-1].steps) > 3, timeout=5000)
-    run = built.controller.run
+    run = built.controller.runs.run
     started = time.perf_counter()
     built.window.close()
     qtbot.waitUntil(lambda: not built.window.isVisible(), timeout=2000)
     assert time.perf_counter() - started < 2.0  # the worker ends within a step
-    assert built.controller.run is None
+    assert built.controller.runs.run is None
     assert run.worker.cancel_event.is_set()
     assert built.model.closed
 
@@ -384,12 +386,12 @@ def test_token_views_look_the_same_after_a_restart(qtbot, qapp_theme, tmp_path):
         )
         qtbot.addWidget(window)
         window.show()
-        with qtbot.waitSignal(controller.model_ready, timeout=5000):
-            controller.open_model(None)
+        with qtbot.waitSignal(controller.models.model_ready, timeout=5000):
+            controller.models.open_model(None)
         return window, controller
 
     def look(controller):
-        view = [t.widget for t in controller.turns if t.role == "assistant"][-1].body
+        view = [t.widget for t in controller.transcript.turns if t.role == "assistant"][-1].body
         formats = [span_background(view, i) for i in range(len(view.spans))]
         return view.toPlainText(), [
             (f.background().color().name(), f.underlineStyle()) for f in formats
@@ -398,24 +400,28 @@ def test_token_views_look_the_same_after_a_restart(qtbot, qapp_theme, tmp_path):
     path = tmp_path / "history.sqlite3"
     first = History(path)
     window, controller = open_window(first)
-    with qtbot.waitSignal(controller.reply_done, timeout=10000):
+    with qtbot.waitSignal(controller.runs.reply_done, timeout=10000):
         window.chat.input.setPlainText("remember me")
         qtbot.keyClick(window.chat.input, Qt.Key.Key_Return)
     before = look(controller)
-    steps_before = [t.widget for t in controller.turns if t.role == "assistant"][-1].steps
-    conv_id = controller.conversation_id
+    steps_before = [t.widget for t in controller.transcript.turns if t.role == "assistant"][
+        -1
+    ].steps
+    conv_id = controller.session.conversation_id
     window.close()
-    controller.shutdown()
+    controller.lifetime.shutdown()
     first.close()
 
     second = History(path)
     try:
         window, controller = open_window(second)
-        controller.open_conversation(conv_id)
+        controller.chats.open_conversation(conv_id)
         assert look(controller) == before
-        steps_after = [t.widget for t in controller.turns if t.role == "assistant"][-1].steps
+        steps_after = [t.widget for t in controller.transcript.turns if t.role == "assistant"][
+            -1
+        ].steps
         assert list(steps_after) == list(steps_before)  # every field of every TokenStep
         assert len(set(before[1])) > 1  # the reply really spans several probability bins
-        controller.shutdown()
+        controller.lifetime.shutdown()
     finally:
         second.close()
