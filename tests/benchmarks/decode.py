@@ -20,7 +20,8 @@ more subprocess per engine measures its greedy agreement with the float32 refere
 ids that the default model's export recorded from its float32 graph on 5 chat prompts
 (export_report.json, quantized.reference; the same prompt ids go to every engine), and the first
 position where the engine's greedy ids differ. Printed: one line per run, a table of medians,
-the agreement, the per-token record's and the sampler chain's costs as shares of a decode step, and last
+the agreement, the per-token record's and the sampler chain's costs as shares of a decode step,
+and last
 `ratio decode_vs_llama_cpp=X.XX decode_vs_ort_genai=Z.ZZ ttft_vs_llama_cpp=Y.YY
 ttft_vs_ort_genai=T.TT rss_vs_llama_cpp=R.RR` (ours divided by the peer's, medians; `nan` where
 a peer is missing).
