@@ -31,7 +31,7 @@ from pathlib import Path
 
 from . import dates_data, seq2seq_train
 from .errors import ExportError
-from .seq2seq_train import Seq2SeqTask, TrainSettings
+from .seq2seq_train import Seq2SeqTask, TrainSettings, small_t5
 from .tokenizer_files import write_json
 
 TITLE = "Dates to ISO 8601 (T5, trained here)"
@@ -117,19 +117,6 @@ def dates_tokenizer(seed: int = SEED):
     )
 
 
-def dates_t5(vocab_size: int):
-    """The untrained model: T5 with d_model 64, 2 encoder + 2 decoder layers, untied lm_head."""
-    from transformers import T5Config, T5ForConditionalGeneration
-
-    config = T5Config(
-        vocab_size=vocab_size, d_model=64, d_kv=16, d_ff=128, num_layers=2,
-        num_decoder_layers=2, num_heads=4, relative_attention_num_buckets=16,
-        relative_attention_max_distance=32, dropout_rate=0.0, tie_word_embeddings=False,
-        pad_token_id=0, eos_token_id=1, decoder_start_token_id=0,
-    )  # fmt: skip
-    return T5ForConditionalGeneration(config)
-
-
 def dates_task(seed: int = SEED) -> Seq2SeqTask:
     """Training sampler and the HELDOUT held-out (text, ISO answer) pairs."""
     return Seq2SeqTask(
@@ -154,7 +141,7 @@ def train_dates(settings: TrainSettings = SETTINGS):
     """Train the dates model; returns (model, tokenizer, metrics). Raises ExportError below GATE."""
     tokenizer = dates_tokenizer(settings.seed)
     model, metrics = seq2seq_train.train(
-        lambda: dates_t5(len(tokenizer)), tokenizer, dates_task(settings.seed), settings
+        lambda: small_t5(len(tokenizer)), tokenizer, dates_task(settings.seed), settings
     )
     require_gate(metrics)
     return model, tokenizer, metrics

@@ -21,7 +21,7 @@ import string
 from pathlib import Path
 
 from . import seq2seq_train
-from .seq2seq_train import Seq2SeqTask
+from .seq2seq_train import Seq2SeqTask, small_t5
 
 ALPHABET = string.ascii_lowercase
 SPECIALS = ["<pad>", "</s>", "<unk>"]
@@ -48,19 +48,6 @@ def char_tokenizer():
         unk_token="<unk>",
         model_input_names=["input_ids", "attention_mask"],
     )
-
-
-def tiny_t5(vocab_size: int):
-    """The untrained model: T5 with d_model 64, 2 encoder + 2 decoder layers, untied lm_head."""
-    from transformers import T5Config, T5ForConditionalGeneration
-
-    config = T5Config(
-        vocab_size=vocab_size, d_model=64, d_kv=16, d_ff=128, num_layers=2,
-        num_decoder_layers=2, num_heads=4, relative_attention_num_buckets=16,
-        relative_attention_max_distance=32, dropout_rate=0.0, tie_word_embeddings=False,
-        pad_token_id=0, eos_token_id=1, decoder_start_token_id=0,
-    )  # fmt: skip
-    return T5ForConditionalGeneration(config)
 
 
 def random_word(rng: random.Random) -> str:
@@ -105,7 +92,7 @@ def train(seed: int = 0, **settings):
     """
     tokenizer = char_tokenizer()
     model, metrics = seq2seq_train.train(
-        lambda: tiny_t5(len(tokenizer)),
+        lambda: small_t5(len(tokenizer)),
         tokenizer,
         reverse_task(seed),
         seq2seq_train.TrainSettings(seed=seed, **settings),

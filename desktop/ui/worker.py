@@ -3,9 +3,9 @@
 A worker is a QObject moved to its own QThread. It emits one signal per record the engine yields
 (`PromptInfo`, `TokenStep`, `GenerationDone`), so slots run on the GUI thread through queued
 connections (cases G1-G4). `RunWorker` iterates a `RunHandle` of the chat service (the window's
-way to generate); `GenerationWorker` iterates `model.generate` itself (kept for the worker tests
-and any caller without a service). Cancelling is cooperative: `cancel()` sets a
-`threading.Event` the engine checks between decode steps; a thread is never terminated. Errors
+way to generate); `CallWorker` runs one call (loading a model). Cancelling is cooperative:
+`cancel()` sets a `threading.Event` the engine checks between decode steps; a thread is never
+terminated. Errors
 cross as a signal carrying the user-facing message (case G2): no widget is ever created here.
 
 This module knows the engine's records and error family, not the window.
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 from PySide6.QtCore import QCoreApplication, QObject, Qt, QThread, Signal, Slot
@@ -24,8 +24,6 @@ from desktop.chat_service import RunHandle
 from desktop.engine.errors import EngineError
 from desktop.engine.events import (
     GenerationDone,
-    GenerationSettings,
-    Message,
     Phase,
     PromptInfo,
     TokenStep,
@@ -34,66 +32,10 @@ from desktop.engine.events import (
 log = logging.getLogger(__name__)
 
 
-class GenerationWorker(QObject):
-    """Runs `model.generate(messages, settings, cancel)` and emits a signal per record.
-
-    Signals: prompt_ready(PromptInfo) once, phase(Phase) per pipeline phase, token(TokenStep)
-    per token, done(GenerationDone)
-    once at the end (also after a cancel or an engine-reported error), failed(str) when the engine
-    raised before yielding its `GenerationDone` (e.g. `PromptTooLongError`). Exactly one of
-    done / failed is emitted, then finished().
-    """
-
-    prompt_ready = Signal(object)
-    phase = Signal(object)
-    token = Signal(object)
-    done = Signal(object)
-    failed = Signal(str)
-    finished = Signal()
-
-    def __init__(
-        self, model: Any, messages: Sequence[Message], settings: GenerationSettings
-    ) -> None:
-        super().__init__()
-        self._model = model
-        self._messages = tuple(messages)
-        self._settings = settings
-        self.cancel_event = threading.Event()
-
-    def cancel(self) -> None:
-        """Thread-safe: asks the engine to stop after the current step."""
-        self.cancel_event.set()
-
-    @Slot()
-    def run(self) -> None:
-        got_done = False
-        try:
-            records = self._model.generate(self._messages, self._settings, cancel=self.cancel_event)
-            for record in records:
-                if isinstance(record, TokenStep):
-                    self.token.emit(record)
-                elif isinstance(record, PromptInfo):
-                    self.prompt_ready.emit(record)
-                elif isinstance(record, Phase):
-                    self.phase.emit(record)
-                elif isinstance(record, GenerationDone):
-                    got_done = True
-                    self.done.emit(record)
-        except EngineError as err:
-            self.failed.emit(str(err))
-            got_done = True
-        except Exception as err:  # the thread boundary: report anything unforeseen, keep the app up
-            log.exception("generation failed")
-            self.failed.emit(f"Generation failed unexpectedly: {type(err).__name__}: {err}")
-            got_done = True
-        if not got_done:
-            self.failed.emit("The engine ended the reply without a final record.")
-        hand_back_and_finish(self)
-
-
 class RunWorker(QObject):
-    """Iterates a chat service's `RunHandle` and emits a signal per record: the same signals as
-    `GenerationWorker` (prompt_ready, phase, token, done, failed, finished). The run itself
+    """Iterates a chat service's `RunHandle` and emits a signal per record: prompt_ready
+    (PromptInfo), phase (Phase), token (TokenStep), done (GenerationDone; exactly one of done /
+    failed), failed (str: the engine refused before its first record), then finished(). The run
     happens on the service's thread; this thread only hands its records to the GUI thread.
     `cancel()` is thread-safe."""
 
@@ -171,7 +113,7 @@ class CallWorker(QObject):
         hand_back_and_finish(self)
 
 
-def hand_back_and_finish(worker: GenerationWorker | RunWorker | CallWorker) -> None:
+def hand_back_and_finish(worker: RunWorker | CallWorker) -> None:
     """Called last in the worker's thread: moves the worker back to the GUI thread, then emits
     `finished`, so its `deleteLater` runs on the GUI thread.
 
@@ -185,7 +127,7 @@ def hand_back_and_finish(worker: GenerationWorker | RunWorker | CallWorker) -> N
     worker.finished.emit()
 
 
-def prepare_thread(worker: GenerationWorker | RunWorker | CallWorker, parent: QObject) -> QThread:
+def prepare_thread(worker: RunWorker | CallWorker, parent: QObject) -> QThread:
     """Moves `worker` to a new QThread (child of `parent`) that will run `worker.run`; not
     started, so the caller can connect to `thread.finished` first. The worker deletes itself when
     done, on the GUI thread (see `hand_back_and_finish`); the thread is deleted with `parent` or
@@ -201,7 +143,7 @@ def prepare_thread(worker: GenerationWorker | RunWorker | CallWorker, parent: QO
     return thread
 
 
-def start_in_thread(worker: GenerationWorker | RunWorker | CallWorker, parent: QObject) -> QThread:
+def start_in_thread(worker: RunWorker | CallWorker, parent: QObject) -> QThread:
     """`prepare_thread` and start it. The caller keeps references to both until `finished`."""
     thread = prepare_thread(worker, parent)
     thread.start()

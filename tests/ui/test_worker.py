@@ -7,8 +7,9 @@ import threading
 
 from PySide6.QtCore import QObject, Qt, QThread, QTimer, Slot
 
+from desktop.chat_service import ChatService, RunRequest
 from desktop.engine.events import GenerationSettings, Message
-from desktop.ui.worker import CallWorker, GenerationWorker, prepare_thread
+from desktop.ui.worker import CallWorker, RunWorker, prepare_thread
 from tests.ui.scripted_model import ScriptedModel
 
 
@@ -41,9 +42,15 @@ class Collector(QObject):
 HI = (Message("user", "hi"),)
 
 
+def run_worker_for(model, messages, settings) -> RunWorker:
+    """The window's worker: it reads a chat service's run of `messages` (the service's thread
+    runs the model; the worker's thread hands each record to the GUI thread)."""
+    return RunWorker(ChatService(model).submit(RunRequest(tuple(messages), settings)))
+
+
 def run_worker(qtbot, model, settings, messages=HI, timeout=60000):
     collector = Collector()
-    worker = GenerationWorker(model, list(messages), settings)
+    worker = run_worker_for(model, messages, settings)
     worker.token.connect(collector.on_token)
     worker.done.connect(collector.on_done)
     worker.failed.connect(collector.on_failed)
@@ -95,9 +102,7 @@ def test_g2_engine_error_before_first_yield_crosses_as_a_signal(qtbot, qapp):
 def test_cancel_stops_between_steps(qtbot, qapp):
     model = ScriptedModel(reply=[("x", 0.5)] * 500, delay_s=0.01)
     collector = Collector()
-    worker = GenerationWorker(
-        model, [Message("user", "hi")], GenerationSettings(max_new_tokens=500)
-    )
+    worker = run_worker_for(model, HI, GenerationSettings(max_new_tokens=500))
     worker.token.connect(collector.on_token)
     worker.done.connect(collector.on_done)
     thread = prepare_thread(worker, collector)
@@ -140,7 +145,7 @@ def test_finished_workers_are_destroyed_on_the_gui_thread(qtbot, qapp):
     destroyed_on: list[bool] = []
     holder = QObject()
     for worker in (
-        GenerationWorker(ScriptedModel(), list(HI), GenerationSettings(max_new_tokens=2)),
+        run_worker_for(ScriptedModel(), HI, GenerationSettings(max_new_tokens=2)),
         CallWorker(lambda: 42),
     ):
         worker.destroyed.connect(
