@@ -182,6 +182,7 @@ def _export(model, tokenizer, metrics: dict, folder: Path) -> dict:
     """Save the training record and the HF model under folder/training, export beside it."""
     import torch
 
+    from .api import add_probe
     from .seq2seq import export_seq2seq
 
     training = folder / "training"
@@ -191,6 +192,9 @@ def _export(model, tokenizer, metrics: dict, folder: Path) -> dict:
     record = {"task": "dates to ISO 8601", "metrics": metrics, "examples": examples}
     write_json(training / "heldout.json", record)
     report = export_seq2seq(model, tokenizer, folder)
+    # The probe graph (attention: encoder, decoder and cross; the logit lens), its weights read
+    # from the chat graphs beside it: the window's attention views and `tokenglass inspect`.
+    report["probe"] = add_probe(training, folder, share=True)
     # The app reads these as its defaults: greedy (one right answer), and room for one date.
     generation = json.loads((folder / "generation_config.json").read_text(encoding="utf-8"))
     write_json(folder / "generation_config.json", {**generation, **GENERATION_DEFAULTS})
