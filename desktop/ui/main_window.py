@@ -14,8 +14,8 @@ from PySide6.QtGui import QAction, QCloseEvent, QIcon, QKeySequence, QShortcut, 
 from PySide6.QtWidgets import QDockWidget, QLabel, QMainWindow, QToolBar, QWidget
 
 from desktop import paths
-from desktop.ui.conversations import ConversationList
 from desktop.ui.attention_view import AttentionView
+from desktop.ui.conversations import ConversationList
 from desktop.ui.inspector import InspectorPanel
 from desktop.ui.layers_view import LayersView
 from desktop.ui.messages import ChatView

@@ -155,7 +155,7 @@ def test_cross_attention_of_an_encoder_decoder_model(qtbot, real_window, trained
     model = load_model(folder)
     try:
         start = model.manifest.decoder_start_id
-        decoder = [start] + [turn.node.steps[0].id]
+        decoder = [start, turn.node.steps[0].id]
         seen = model.inspect_seq2seq(prompt, decoder, [1], 5)
     finally:
         model.close()
