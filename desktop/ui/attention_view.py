@@ -30,7 +30,12 @@ from desktop.ui import theme
 from desktop.ui.inside_data import AttentionSet, InsideResult, scale, top_attended, weights
 from desktop.ui.token_view import percent
 
-CELL_W, CELL_H, MARGIN = 34, 16, 28  # grid cell size and the layer-label margin, px
+MARGIN = 28  # px left of the grid for the layer numbers
+
+
+def cell_size(layers: int, heads: int) -> tuple[int, int]:
+    """(width, height) of one small map in px: larger for small models, at least 34 x 16."""
+    return min(max(360 // max(heads, 1), 34), 90), min(max(200 // max(layers, 1), 16), 40)
 
 
 def tint(base: QColor, accent: QColor, amount: float) -> QColor:
@@ -54,17 +59,21 @@ class AttentionGrid(QWidget):
         self.maps: np.ndarray | None = None  # float32[layers, heads, rows, keys]
         self.selected: tuple[int | None, int | None] = (None, None)
         self.skip_first = False
+        self.cell_w, self.cell_h = cell_size(0, 0)
         self.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Fixed)
         self.setToolTip("Click a map to show that layer and head")
 
     def set_maps(self, maps: np.ndarray | None) -> None:
         self.maps = maps
         layers, heads = (0, 0) if maps is None else maps.shape[:2]
-        self.setFixedSize(MARGIN + heads * CELL_W + 2, layers * CELL_H + 2)
+        self.cell_w, self.cell_h = cell_size(layers, heads)
+        self.setFixedSize(MARGIN + heads * self.cell_w + 2, layers * self.cell_h + 2)
         self.update()
 
     def cell(self, layer: int, head: int) -> QRect:
-        return QRect(MARGIN + head * CELL_W, layer * CELL_H, CELL_W - 2, CELL_H - 2)
+        return QRect(
+            MARGIN + head * self.cell_w, layer * self.cell_h, self.cell_w - 2, self.cell_h - 2
+        )
 
     def paintEvent(self, event: QPaintEvent) -> None:
         if self.maps is None:
@@ -76,8 +85,9 @@ class AttentionGrid(QWidget):
         layers, heads = self.maps.shape[:2]
         for layer in range(layers):
             painter.setPen(pal.color(QPalette.ColorRole.Text))
-            label_rect = QRect(0, layer * CELL_H, MARGIN - 4, CELL_H)
-            painter.drawText(label_rect, Qt.AlignmentFlag.AlignRight, str(layer + 1))
+            label_rect = QRect(0, layer * self.cell_h, MARGIN - 4, self.cell_h)
+            align = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
+            painter.drawText(label_rect, align, str(layer + 1))
             for head in range(heads):
                 rect = self.cell(layer, head)
                 painter.drawImage(rect, self._image(self.maps[layer, head], base, accent))
@@ -101,7 +111,7 @@ class AttentionGrid(QWidget):
         if self.maps is None or event.button() != Qt.MouseButton.LeftButton:
             return
         point = event.position().toPoint()
-        layer, head = point.y() // CELL_H, (point.x() - MARGIN) // CELL_W
+        layer, head = point.y() // self.cell_h, (point.x() - MARGIN) // self.cell_w
         if 0 <= layer < self.maps.shape[0] and 0 <= head < self.maps.shape[1]:
             self.picked.emit(layer, head)
 
@@ -135,13 +145,16 @@ class AttentionView(QWidget):
         self.tokens.setWordWrap(True)
         self.tokens.setTextFormat(Qt.TextFormat.RichText)
         self.tokens.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
-        self.tokens.setFont(theme.mono_font())
+        font = theme.mono_font()
+        font.setPointSizeF(font.pointSizeF() + 1.5)
+        self.tokens.setFont(font)
         self.tokens.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self.tokens.setAccessibleName("Attention of the selected token")
         self.grid = AttentionGrid()
         self.grid.setAccessibleName("Attention maps, layers by heads")
         pickers = QHBoxLayout()
         for widget in (self.kind, self.layer, self.head):
+            widget.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
             pickers.addWidget(widget)
         pickers.addStretch(1)
         tokens_area = QScrollArea()
@@ -155,9 +168,9 @@ class AttentionView(QWidget):
         layout.addWidget(self.heading)
         layout.addLayout(pickers)
         layout.addWidget(self.sink)
-        layout.addWidget(tokens_area, 3)
+        layout.addWidget(tokens_area, 1)
         layout.addWidget(self.grid_caption)
-        layout.addWidget(grid_area, 2)
+        layout.addWidget(grid_area, 1)
         self.kind.currentIndexChanged.connect(self._kind_changed)
         self.layer.currentIndexChanged.connect(self.redraw)
         self.head.currentIndexChanged.connect(self.redraw)
@@ -250,19 +263,20 @@ class AttentionView(QWidget):
         for label, weight, colour in zip(current.labels, self.shown, self.colours, strict=True):
             spans.append(
                 f'<span style="background-color:{colour.name()}" title="{percent(float(weight))}">'
-                f"{html.escape(label)}</span>"
+                f"&nbsp;{html.escape(label.strip() or '␣')}&nbsp;</span>"
             )
-        self.tokens.setText(" ".join(spans))
+        self.tokens.setText('<p style="line-height:150%">' + " ".join(spans) + "</p>")
         where = (
             f"{'all layers' if layer is None else f'layer {layer + 1}'}, "
             f"{'mean of heads' if head is None else f'head {head + 1}'}"
         )
         self.heading.setText(
             f"<b>{current.title}</b> of {html.escape(current.query)} ({where})"
-            + (f", {self.result.seconds:.2f} s" if self.result is not None else "")
+            + (f", {self.result.seconds * 1000:.0f} ms" if self.result is not None else "")
         )
         best = top_attended(current.labels, self.shown)
-        self.top_text = f"{current.query} attends most to " + ", ".join(
+        query = current.query[0].upper() + current.query[1:]
+        self.top_text = f"{query}: most attention to " + ", ".join(
             f"“{label}” {percent(w)}" for label, w in best
         )
         self.tokens.setAccessibleDescription(self.top_text + f" ({where}).")

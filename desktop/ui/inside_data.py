@@ -43,7 +43,8 @@ class InsideRequest:
 class AttentionSet:
     """One kind of attention for the selected token. maps: float32[layers, heads, rows, keys]
     (rows: 1, the selected token's query; the encoder's self-attention has one row per input
-    token). labels: the keys' tokens. query: what attends, for the heading."""
+    token). labels: the keys' tokens. query: what attends, for the heading and the text
+    alternative ("the step that wrote “Paris”")."""
 
     title: str
     query: str
@@ -119,7 +120,7 @@ def inspect_token(model: Any, request: InsideRequest) -> InsideResult:
     """Runs the probe for `request` (blocking: call it off the GUI thread). Raises what
     `ChatModel.inspect` raises: NoProbeGraphError, InspectTooLargeError, EngineError."""
     label = _labeller(model)
-    query = f"“{request.labels[request.position]}”"
+    query = f"the step that wrote “{request.chosen}”"
     if request.seq2seq:
         seen = model.inspect_seq2seq(
             request.ids, request.decoder_ids, [request.position], LENS_TOP_K
@@ -131,7 +132,7 @@ def inspect_token(model: Any, request: InsideRequest) -> InsideResult:
             AttentionSet("Decoder self-attention", query, request.labels, seen.decoder_attention),
             AttentionSet(
                 "Encoder self-attention",
-                "every input token",
+                "the input's tokens, on average",
                 request.input_labels,
                 seen.encoder_attention,
             ),
