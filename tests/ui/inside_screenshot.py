@@ -1,11 +1,13 @@
 """Makes assets/attention.png (not a test): the window with one greedy reply, a token of it
-selected and the Attention tab raised (or the Layers tab, with `--layers`).
+selected and the Attention tab raised (or the Layers tab, with `--layers`; `--sink` leaves the
+first token out of the colour scale).
 
 Run under a virtual display, from the repository root, with a user folder whose models/ holds a
 model folder with a probe graph (`tokenglass-export default --probe` into that folder's home):
 
     TOKENGLASS_HOME=/work/wt/h16ui-home xvfb-run -a -s '-screen 0 1440x900x24' \\
-        .venv/bin/python -m tests.ui.inside_screenshot OUT.png [MODEL] [PROMPT] [INDEX] [--layers]
+        .venv/bin/python -m tests.ui.inside_screenshot OUT.png [MODEL] [PROMPT] [INDEX] \\
+        [--layers] [--sink]
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from desktop.ui import settings_store
 from desktop.ui.app import build, engine_loader, make_application
 
 
-def main(out: str, model: str | None, prompt: str, index: int, layers: bool) -> int:
+def main(out: str, model: str | None, prompt: str, index: int, flags: set[str]) -> int:
     app = make_application("light")
     load, list_models = engine_loader()
     saved = paths.home() / "inside-screenshot.sqlite3"
@@ -38,12 +40,12 @@ def main(out: str, model: str | None, prompt: str, index: int, layers: bool) -> 
         ui.runs.send()
 
     def replied(_done) -> None:
-        (window.layers_dock if layers else window.attention_dock).raise_()
+        (window.layers_dock if "--layers" in flags else window.attention_dock).raise_()
         turn = ui.transcript.turns[-1]
         turn.widget.body.select_span(min(index, len(turn.widget.steps) - 1), emit=True)
 
     def shown(_result) -> None:
-        window.attention.sink.setChecked(True)
+        window.attention.sink.setChecked("--sink" in flags)
         QTimer.singleShot(600, shoot)
 
     def shoot() -> None:
@@ -67,13 +69,13 @@ def main(out: str, model: str | None, prompt: str, index: int, layers: bool) -> 
 
 
 if __name__ == "__main__":
-    args = [a for a in sys.argv[1:] if a != "--layers"]
+    args = [a for a in sys.argv[1:] if not a.startswith("--")]
     sys.exit(
         main(
             args[0],
             args[1] if len(args) > 1 else None,
             args[2] if len(args) > 2 else "What is the capital of France?",
             int(args[3]) if len(args) > 3 else 5,
-            "--layers" in sys.argv,
+            {a for a in sys.argv[1:] if a.startswith("--")},
         )
     )
