@@ -84,7 +84,7 @@ class InsideController(QObject):
         model = self._model()
         if self._selected is None or model is None or not self.on_screen():
             return
-        if model is not self._model_seen:
+        if model is not self._model_seen:  # results are keyed by reply and index, per model
             self._model_seen = model
             self._results.clear()
         inspector = getattr(model, "inspector", None)
@@ -120,6 +120,8 @@ class InsideController(QObject):
 
     @Slot(object)
     def _succeeded(self, result: InsideResult) -> None:
+        if self._model_seen is not self._model():
+            return  # computed on a model that has been replaced since
         self._results[result.request.reply_key] = result
         while len(self._results) > KEPT_RESULTS:
             self._results.popitem(last=False)
