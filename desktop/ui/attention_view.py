@@ -27,15 +27,23 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.ui import theme
-from desktop.ui.inside_data import AttentionSet, InsideResult, scale, top_attended, weights
+from desktop.ui.inside_data import (
+    AttentionSet,
+    InsideResult,
+    scale,
+    top_attended,
+    visible_label,
+    weights,
+)
 from desktop.ui.token_view import percent
 
+SINK_TEXT = "Leave the first token out of the colour scale"
 MARGIN = 28  # px left of the grid for the layer numbers
 
 
 def cell_size(layers: int, heads: int) -> tuple[int, int]:
     """(width, height) of one small map in px: larger for small models, at least 34 x 16."""
-    return min(max(360 // max(heads, 1), 34), 90), min(max(200 // max(layers, 1), 16), 40)
+    return min(max(520 // max(heads, 1), 34), 90), min(max(200 // max(layers, 1), 16), 40)
 
 
 def tint(base: QColor, accent: QColor, amount: float) -> QColor:
@@ -136,7 +144,7 @@ class AttentionView(QWidget):
         self.layer.setAccessibleName("Layer")
         self.head = QComboBox()
         self.head.setAccessibleName("Head")
-        self.sink = QCheckBox("Leave the first token out of the colour scale")
+        self.sink = QCheckBox(SINK_TEXT)
         self.sink.setToolTip(
             "Late layers often send most attention to the first token (an attention sink); "
             "leaving it out of the scale shows the rest."
@@ -259,11 +267,16 @@ class AttentionView(QWidget):
         base = pal.color(QPalette.ColorRole.Base)
         accent = theme.accent_color(theme.is_dark(pal))
         self.colours = [tint(base, accent, float(w) / top) for w in self.shown]
+        sink = self.sink.isChecked() and len(self.colours) > 1
+        if sink:  # off the scale: drawn grey, its share said beside the toggle
+            self.colours[0] = tint(base, theme.muted_color(theme.is_dark(pal)), 0.45)
+        share = f" (it takes {percent(float(self.shown[0]))})" if len(self.shown) else ""
+        self.sink.setText(SINK_TEXT + share)
         spans = []
         for label, weight, colour in zip(current.labels, self.shown, self.colours, strict=True):
             spans.append(
                 f'<span style="background-color:{colour.name()}" title="{percent(float(weight))}">'
-                f"&nbsp;{html.escape(label.strip() or '␣')}&nbsp;</span>"
+                f"&nbsp;{html.escape(visible_label(label))}&nbsp;</span>"
             )
         self.tokens.setText('<p style="line-height:150%">' + " ".join(spans) + "</p>")
         where = (
@@ -277,7 +290,7 @@ class AttentionView(QWidget):
         best = top_attended(current.labels, self.shown)
         query = current.query[0].upper() + current.query[1:]
         self.top_text = f"{query}: most attention to " + ", ".join(
-            f"“{label}” {percent(w)}" for label, w in best
+            f"“{visible_label(label)}” {percent(w)}" for label, w in best
         )
         self.tokens.setAccessibleDescription(self.top_text + f" ({where}).")
         self.tokens.setToolTip(self.top_text)

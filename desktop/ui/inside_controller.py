@@ -16,7 +16,13 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
-from desktop.ui.inside_data import InsideRequest, InsideResult, inspect_token, make_request
+from desktop.ui.inside_data import (
+    InsideRequest,
+    InsideResult,
+    inspect_token,
+    make_request,
+    visible_label,
+)
 from desktop.ui.main_window import MainWindow
 from desktop.ui.worker import CallWorker, prepare_thread
 
@@ -107,7 +113,7 @@ class InsideController(QObject):
 
     # ---- the probe run -------------------------------------------------------------------------
     def _start(self, model: Any, request: InsideRequest) -> None:
-        message = f"Computing attention and layers for “{request.chosen}”…"
+        message = f"Computing attention and layers for “{visible_label(request.chosen)}”…"
         self.attention.heading.setText(message)
         self.layers.heading.setText(message)
         worker = CallWorker(lambda: inspect_token(model, request))

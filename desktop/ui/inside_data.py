@@ -120,7 +120,7 @@ def inspect_token(model: Any, request: InsideRequest) -> InsideResult:
     """Runs the probe for `request` (blocking: call it off the GUI thread). Raises what
     `ChatModel.inspect` raises: NoProbeGraphError, InspectTooLargeError, EngineError."""
     label = _labeller(model)
-    query = f"the step that wrote “{request.chosen}”"
+    query = f"the step that wrote “{visible_label(request.chosen)}”"
     if request.seq2seq:
         seen = model.inspect_seq2seq(
             request.ids, request.decoder_ids, [request.position], LENS_TOP_K
@@ -169,6 +169,13 @@ def top_attended(labels: Sequence[str], row: np.ndarray, n: int = 3) -> list[tup
     """The `n` most attended keys of `row` (float32[keys]), most first, as (label, weight)."""
     order = np.argsort(-row, kind="stable")[:n]
     return [(labels[i], float(row[i])) for i in order]
+
+
+def visible_label(label: str) -> str:
+    """A token label that stays visible on its own: whitespace-only tokens become ␣ ↵ ⇥."""
+    if label.strip():
+        return label
+    return label.replace(" ", "␣").replace("\n", "↵").replace("\t", "⇥") or "∅"
 
 
 def _labeller(model: Any) -> Callable[[int], str]:

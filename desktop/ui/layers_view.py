@@ -23,7 +23,7 @@ from PySide6.QtWidgets import (
 
 from desktop.ui import theme
 from desktop.ui.attention_view import tint
-from desktop.ui.inside_data import LENS_TOP_K, InsideResult
+from desktop.ui.inside_data import LENS_TOP_K, InsideResult, visible_label
 from desktop.ui.token_view import percent
 
 PLACEHOLDER = "Select a token of a reply to see how its prediction forms, layer by layer."
@@ -47,6 +47,7 @@ class LayersView(QWidget):
         self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         self.table.setFont(theme.mono_font())
         self.table.setAccessibleName("Logit lens: top predictions per layer")
+        self.table.verticalHeader().setDefaultSectionSize(self.table.fontMetrics().height() + 8)
         self.note = QLabel(
             "Each row reads the model's state after that layer through its final norm and "
             "output layer (the logit lens); the last row is the model's own prediction."
@@ -86,10 +87,9 @@ class LayersView(QWidget):
         self.marked = []
         for row, entries in enumerate(result.lens):
             for column, entry in enumerate(entries):
-                item = QTableWidgetItem(f"{entry.token}  {percent(entry.prob)}")
-                item.setToolTip(
-                    f"Layer {row + 1}, #{column + 1}: “{entry.token}” {percent(entry.prob)}"
-                )
+                token, prob = visible_label(entry.token), percent(entry.prob)
+                item = QTableWidgetItem(f"{token}  {prob}")
+                item.setToolTip(f"Layer {row + 1}, #{column + 1}: “{token}” {prob}")
                 if entry.id == final.id and row + 1 >= first:
                     item.setBackground(mark)
                     item.setFont(bold)
@@ -97,15 +97,17 @@ class LayersView(QWidget):
                 self.table.setItem(row, column, item)
         self.table.setVisible(True)
         self.note.setVisible(True)
+        self.table.scrollToItem(self.table.item(first - 1, 0))  # where the final token leads
         request = result.request
+        name = visible_label(final.token)
         self.summary = (
-            f"The final prediction “{final.token}” ({percent(final.prob)}) is the top "
+            f"The final prediction “{name}” ({percent(final.prob)}) is the top "
             f"prediction from layer {first} of {len(result.lens)} on."
         )
         chosen = (
             ""
             if request.chosen_id == final.id
-            else f" The reply took “{html.escape(request.chosen)}” here."
+            else f" The reply took “{html.escape(visible_label(request.chosen))}” here."
         )
         self.heading.setText(html.escape(self.summary) + chosen)
         self.table.setAccessibleDescription(self.summary)

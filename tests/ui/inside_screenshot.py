@@ -73,7 +73,7 @@ if __name__ == "__main__":
     sys.exit(
         main(
             args[0],
-            args[1] if len(args) > 1 else None,
+            (args[1] or None) if len(args) > 1 else None,
             args[2] if len(args) > 2 else "What is the capital of France?",
             int(args[3]) if len(args) > 3 else 5,
             {a for a in sys.argv[1:] if a.startswith("--")},

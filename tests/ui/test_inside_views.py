@@ -13,6 +13,8 @@ from PySide6.QtCore import Qt
 from desktop.engine.chat import load_model
 from desktop.ui import settings_store, theme
 from desktop.ui.app import build, engine_loader
+from desktop.ui.inside_data import visible_label
+from desktop.ui.token_view import percent
 from tests.ui.test_real_models import open_and_wait, send_and_wait
 
 
@@ -66,7 +68,7 @@ def test_attention_and_layers_follow_the_selected_token(qtbot, real_window, tiny
     assert view.colours[strongest] == accent  # the most attended token is at full colour
     weakest = int(np.argmin(view.shown))
     assert view.colours[weakest] != accent
-    label = model.tokenizer.token_label(ids[strongest])
+    label = visible_label(model.tokenizer.token_label(ids[strongest]))
     assert f"“{label}”" in view.tokens.accessibleDescription()
 
     # Layer and head pickers, then a click on the grid.
@@ -84,6 +86,10 @@ def test_attention_and_layers_follow_the_selected_token(qtbot, real_window, tiny
     view.sink.setChecked(True)
     rest = int(np.argmax(view.shown[1:])) + 1
     assert view.colours[rest] == accent  # the scale is the largest after the first token
+    assert (
+        view.colours[0] != accent
+        and f"it takes {percent(float(view.shown[0]))}" in view.sink.text()
+    )
     view.sink.setChecked(False)
     assert view.colours[int(np.argmax(view.shown))] == accent
 
@@ -92,7 +98,9 @@ def test_attention_and_layers_follow_the_selected_token(qtbot, real_window, tiny
     assert layers.table.rowCount() == seen.lens_ids.shape[0]
     for layer in range(seen.lens_ids.shape[0]):
         top = layers.table.item(layer, 0).text()
-        assert top.startswith(model.tokenizer.token_label(int(seen.lens_ids[layer, 0, 0])))
+        assert top.startswith(
+            visible_label(model.tokenizer.token_label(int(seen.lens_ids[layer, 0, 0])))
+        )
     last = layers.table.rowCount() - 1
     assert (last, 0) in layers.marked
     first = result.first_top_layer
