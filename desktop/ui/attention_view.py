@@ -273,10 +273,11 @@ class AttentionView(QWidget):
         share = f" (it takes {percent(float(self.shown[0]))})" if len(self.shown) else ""
         self.sink.setText(SINK_TEXT + share)
         spans = []
-        for label, weight, colour in zip(current.labels, self.shown, self.colours, strict=True):
+        for label, colour in zip(current.labels, self.colours, strict=True):
+            text = visible_label(label).strip() or visible_label(label)  # chips are spaced
             spans.append(
-                f'<span style="background-color:{colour.name()}" title="{percent(float(weight))}">'
-                f"&nbsp;{html.escape(visible_label(label))}&nbsp;</span>"
+                f'<span style="white-space:nowrap; background-color:{colour.name()}">'
+                f"&nbsp;{html.escape(text)}&nbsp;</span>"
             )
         self.tokens.setText('<p style="line-height:150%">' + " ".join(spans) + "</p>")
         where = (
