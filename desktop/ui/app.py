@@ -73,6 +73,7 @@ class WindowControllers:
     transcript: Any
     runs: Any
     inspector: Any
+    inside: Any
     editing: Any
     token_views: Any
     chats: Any
@@ -95,6 +96,7 @@ def build(
     from desktop.ui.chat_list_controller import ChatListController
     from desktop.ui.edit_controller import EditController
     from desktop.ui.feedback import Feedback
+    from desktop.ui.inside_controller import InsideController
     from desktop.ui.inspector_controller import InspectorController
     from desktop.ui.lifetime import Lifetime
     from desktop.ui.local_server import LocalServerSwitch
@@ -134,6 +136,11 @@ def build(
         window, transcript, runs.branch, lambda user, mode: token_views.reveal(user, mode)
     )
     runs.run_started.connect(inspector.run_started)
+    inside = InsideController(window, lambda: models.model)  # the Attention and Layers views
+    inspector.token_shown.connect(inside.token_shown)
+    inspector.cleared.connect(inside.reset)
+    models.model_ready.connect(inside.model_changed)
+    window.closing.connect(inside.shutdown)
     editing = EditController(window, session, transcript, feedback, busy)
     runs.take_edit, runs.cancel_edit = editing.take, editing.cancel
     token_views = TokenViewController(transcript, lambda: models.model, feedback)
@@ -158,6 +165,7 @@ def build(
         transcript,
         runs,
         inspector,
+        inside,
         editing,
         token_views,
         chats,

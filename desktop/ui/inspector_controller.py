@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 import shiboken6
-from PySide6.QtCore import QObject, Slot
+from PySide6.QtCore import QObject, Signal, Slot
 
 from desktop.conversation import Node
 from desktop.ui.main_window import MainWindow
@@ -24,6 +24,12 @@ Linker = Callable[[Node, str], None]  # (a user message, "tokens" | "prompt"): s
 
 
 class InspectorController(QObject):
+    """Signals: token_shown(reply Node, index) whenever a token of a reply is selected (click,
+    arrow keys, a bar of a chart); cleared() when nothing is inspected any more."""
+
+    token_shown = Signal(object, int)
+    cleared = Signal()
+
     def __init__(
         self,
         window: MainWindow,
@@ -105,6 +111,7 @@ class InspectorController(QObject):
         self._prompted = False
         self.inspector.clear()
         self.pipeline.clear()
+        self.cleared.emit()
 
     def _unhighlight(self) -> None:
         widget = self._widget
@@ -117,6 +124,7 @@ class InspectorController(QObject):
         self.inspector.show_step(index)
         self.pipeline.show_token(index)
         self.window.inspector_dock.show()
+        self.token_shown.emit(reply, index)
 
     @Slot(int)
     def _strip_clicked(self, index: int) -> None:
@@ -124,6 +132,8 @@ class InspectorController(QObject):
             self._widget.body.select_span(index)
             self.inspector.show_step(index)
             self.pipeline.show_token(index)
+            if self.inspected is not None:
+                self.token_shown.emit(self.inspected, index)
 
     @Slot(str)
     def _pipeline_link(self, target: str) -> None:

@@ -14,8 +14,10 @@ from PySide6.QtGui import QAction, QCloseEvent, QIcon, QKeySequence, QShortcut, 
 from PySide6.QtWidgets import QDockWidget, QLabel, QMainWindow, QToolBar, QWidget
 
 from desktop import paths
+from desktop.ui.attention_view import AttentionView
 from desktop.ui.conversations import ConversationList
 from desktop.ui.inspector import InspectorPanel
+from desktop.ui.layers_view import LayersView
 from desktop.ui.messages import ChatView
 from desktop.ui.pipeline_view import PipelineView
 from desktop.ui.settings_panel import SettingsPanel
@@ -57,6 +59,14 @@ class MainWindow(QMainWindow):
             "Pipeline", self.pipeline, Qt.DockWidgetArea.RightDockWidgetArea
         )
         self.tabifyDockWidget(self.inspector_dock, self.pipeline_dock)
+        self.attention = AttentionView()  # tabs beside them: inside the model
+        self.attention_dock = self._dock(
+            "Attention", self.attention, Qt.DockWidgetArea.RightDockWidgetArea
+        )
+        self.tabifyDockWidget(self.pipeline_dock, self.attention_dock)
+        self.layers = LayersView()
+        self.layers_dock = self._dock("Layers", self.layers, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.tabifyDockWidget(self.attention_dock, self.layers_dock)
         self.inspector_dock.raise_()
         self.resizeDocks([self.chats_dock], [290], Qt.Orientation.Horizontal)
         self.resizeDocks([self.inspector_dock], [360], Qt.Orientation.Horizontal)
@@ -77,7 +87,15 @@ class MainWindow(QMainWindow):
         toolbar.addAction(self.new_chat_action)
         toolbar.addAction(self.copy_reply_action)
         toolbar.addSeparator()
-        for dock in (self.chats_dock, self.settings_dock, self.inspector_dock, self.pipeline_dock):
+        docks = (
+            self.chats_dock,
+            self.settings_dock,
+            self.inspector_dock,
+            self.pipeline_dock,
+            self.attention_dock,
+            self.layers_dock,
+        )
+        for dock in docks:
             toolbar.addAction(dock.toggleViewAction())
 
         self.model_label = QLabel("No model")
