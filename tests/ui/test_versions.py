@@ -302,3 +302,27 @@ def test_replies_are_saved_on_the_service_thread(qtbot, scripted_window, monkeyp
     conv = built.controller.session.conversation_id
     stored_ids = [m.id for m in built.history.tree(conv) if m.role == "assistant"]
     assert row.node.message_id == stored_ids[-1] and len(stored_ids) == 2
+
+
+def test_a_branch_samples_with_the_replys_own_settings_not_the_panels(qtbot, scripted_window):
+    # README: the rest is generated with the reply's settings (as `tokenglass branch` does). A
+    # greedy reply continued after the panel was set to 0.8 must stay greedy.
+    built = scripted_window
+    built.window.settings.temperature.setValue(0.0)
+    built.window.settings.max_new_tokens.setValue(7)
+    send_and_wait(qtbot, built, "hi")
+    original = reply_rows(built)[0].node
+    assert original.done.settings.temperature == 0.0
+    built.window.settings.temperature.setValue(0.8)
+    built.window.settings.max_new_tokens.setValue(50)
+    with qtbot.waitSignal(built.controller.runs.reply_done, timeout=5000):
+        assert built.controller.runs.branch(original, 1, 1)
+    (row,) = reply_rows(built)
+    assert row.node is not original and row.node.branch is not None
+    assert row.node.done.settings == original.done.settings
+    assert row.node.done.settings.temperature == 0.0
+    assert row.node.done.settings.max_new_tokens == 7
+    # The panel's settings are still what the next new reply gets.
+    with qtbot.waitSignal(built.controller.runs.reply_done, timeout=5000):
+        built.controller.runs.regenerate()
+    assert reply_rows(built)[0].node.done.settings.temperature == 0.8
