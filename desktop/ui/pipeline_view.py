@@ -232,10 +232,20 @@ class PipelineView(QWidget):
             return
         step = steps[index]
         vocab = next((s.candidates for s in step.sampler if s.stage != "draw"), 0)
-        self.funnel.set_chain(step.sampler, vocab)
+        self.funnel.set_chain(step.sampler, vocab, not_sampled_text(step))
         which = "pinned" if self.selected >= 0 else "newest"
         self.sample.set_figures(f"token {index + 1} of {len(steps)} ({which})")
         self.output.set_figures(
             f"<code>{html.escape(visible_token(step.token))}</code> (id {step.id}) · "
             f"probability {percent(step.prob)} · step {step.step_ms:.1f} ms"
         )
+
+
+def not_sampled_text(step: TokenStep) -> str:
+    """What the funnel says for `step` when it has no sampler chain: a token of a continued
+    reply was given, not drawn (the picked alternative, or one kept from the original)."""
+    if step.picked:
+        return "picked by you, not sampled"
+    if step.forced:
+        return "kept from the original reply, not sampled"
+    return "no token yet"

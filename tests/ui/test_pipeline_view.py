@@ -95,3 +95,30 @@ def test_encoder_decoder_strip_says_encoder_and_shows_its_input(qtbot, real_wind
     for token_id in ids:
         label = visible_token(controller.models.model.tokenizer.token_label(token_id))
         assert f"<code>{html.escape(label)}</code>" in view.inputs.text()
+
+
+def test_a_continued_replys_given_tokens_say_they_were_not_sampled(
+    qtbot, real_window, tiny_llama_dir
+):
+    # A reply continued from an alternative: the picked token was given, not drawn, so its
+    # funnel has no chain; it must say so, not "no token yet" (the token is there).
+    window, controller = real_window
+    open_and_wait(qtbot, controller, tiny_llama_dir)
+    window.settings.max_new_tokens.setValue(6)
+    window.settings.temperature.setValue(0.0)
+    send_and_wait(qtbot, window, controller, "hello there")
+    reply = controller.transcript.turns[-1].node
+    picked = next(a.id for a in reply.steps[2].top if a.id != reply.steps[2].id)
+    with qtbot.waitSignal(controller.runs.reply_done, timeout=60_000):
+        assert controller.runs.branch(reply, 2, picked)
+    turn = controller.transcript.turns[-1]
+    assert turn.node.steps[2].picked and turn.node.steps[2].id == picked
+    view = window.pipeline
+    turn.widget.token_selected.emit(2)
+    assert view.selected == 2 and view.funnel.chain == ()
+    assert view.funnel.empty_text == "picked by you, not sampled"
+    turn.widget.token_selected.emit(0)  # kept from the original: given, not drawn, either
+    assert view.funnel.chain == ()
+    assert view.funnel.empty_text == "kept from the original reply, not sampled"
+    turn.widget.token_selected.emit(4)
+    assert view.funnel.chain != () and view.funnel.rows()[-1][0].startswith("greedy")
