@@ -26,6 +26,8 @@ MAX_INPUT_TOKENS = 48  # encoder input tokens drawn on the Encoder card
 SENTENCES = {
     "tokenize": "Your chat is written out with the model's chat template and cut into tokens, "
     "the pieces of text the model has ids for.",
+    "tokenize_encoder": "Your message is cut into tokens, the pieces of text the model has ids "
+    "for; the encoder reads them next.",
     "prefill": "The model reads the whole prompt in one pass and keeps each token's keys and "
     "values (the KV cache); tokens the cache still holds from the last turn are not run again.",
     "encode": "The encoder reads your message once, as the tokens below; the decoder looks back "
@@ -184,6 +186,7 @@ class PipelineView(QWidget):
             self.tokenize.set_figures(f"{len(self.prompt.prompt_ids):,} tokens")
         else:
             self.tokenize.set_figures("–")
+        self.tokenize.sentence.setText(SENTENCES["tokenize_encoder" if encoder else "tokenize"])
         self.read.set_title("2 Encoder" if encoder else "2 Prefill")
         self.read.sentence.setText(SENTENCES["encode" if encoder else "prefill"])
         self.decode.set_title("3 Decoder" if encoder else "3 Decode")

@@ -29,6 +29,7 @@ def test_pipeline_shows_the_reply_and_follows_the_selected_token(
     tokenize, prefill, decode = turn.phases
     assert view.tokenize.figures_text == f"{done.prompt_tokens} tokens · {tokenize.ms:.1f} ms"
     assert view.read.title_text == "2 Prefill" and view.decode.title_text == "3 Decode"
+    assert "chat template" in view.tokenize.sentence.text()
     assert f"{prefill.tokens} tokens run · 0 from the cache" in view.read.figures_text
     assert f"{decode.tokens} steps" in view.decode.figures_text
     assert len(view.bars.steps) == done.completion_tokens
@@ -89,6 +90,9 @@ def test_encoder_decoder_strip_says_encoder_and_shows_its_input(qtbot, real_wind
     view, turn = window.pipeline, controller.transcript.turns[-1]
     assert [p.phase for p in turn.phases] == ["tokenize", "encode", "decode"]
     assert view.read.title_text == "2 Encoder" and view.decode.title_text == "3 Decoder"
+    # the encoder reads the message itself: no chat template written out, as for a decoder
+    assert "chat template" not in view.tokenize.sentence.text()
+    assert view.tokenize.sentence.text().startswith("Your message is cut into tokens")
     assert view.inputs.isVisible()
     ids = turn.prompt.prompt_ids
     assert view.inputs.text().count("<code>") == len(ids) > 0  # each input token, by its label
