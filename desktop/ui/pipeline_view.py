@@ -88,7 +88,8 @@ class StageCard(QFrame):
 
 class PipelineView(QWidget):
     """The Pipeline tab (see the module docstring). token_label: id -> label, for the encoder's
-    input tokens (None: ids only)."""
+    input tokens (None: ids only), from the tokenizer of the model named `label_model`; a reply
+    made by another model (`set_reply`'s `model`) shows its ids only."""
 
     link_requested = Signal(str)
     token_clicked = Signal(int)
@@ -97,6 +98,8 @@ class PipelineView(QWidget):
         super().__init__(parent)
         self.setObjectName("pipeline")
         self.token_label: Callable[[int], str] | None = None
+        self.label_model: str | None = None  # whose tokenizer token_label reads
+        self.reply_model: str | None = None  # the model that made the shown reply
         self.prompt: PromptInfo | None = None
         self.phases: list[Phase] = []
         self.steps: Sequence[TokenStep] = []
@@ -142,11 +145,16 @@ class PipelineView(QWidget):
         self.heading.setText("Pick a reply to see how it was made.")
 
     def set_reply(
-        self, prompt: PromptInfo | None, phases: Sequence[Phase], steps: Sequence[TokenStep]
+        self,
+        prompt: PromptInfo | None,
+        phases: Sequence[Phase],
+        steps: Sequence[TokenStep],
+        model: str | None = None,
     ) -> None:
-        """Shows one reply. `phases` and `steps` are kept, not copied (the reply's own lists
-        while it streams); later records come through `add_phase` / `add_step`."""
-        self.prompt, self.steps = prompt, steps
+        """Shows one reply (made by `model`, None: unknown). `phases` and `steps` are kept, not
+        copied (the reply's own lists while it streams); later records come through
+        `add_phase` / `add_step`."""
+        self.prompt, self.steps, self.reply_model = prompt, steps, model
         self.phases = phases if isinstance(phases, list) else list(phases)
         self.selected = -1
         self.heading.setText("How the selected reply was made, step by step.")
@@ -205,7 +213,8 @@ class PipelineView(QWidget):
 
     def _input_tokens(self) -> str:
         ids = self.prompt.prompt_ids if self.prompt is not None else ()
-        label = self.token_label or str
+        same = self.reply_model is None or self.reply_model == self.label_model
+        label = (self.token_label if same else None) or str  # ids of another vocabulary: as ids
         shown = " ".join(
             f"<code>{html.escape(visible_token(label(i)))}</code>" for i in ids[:MAX_INPUT_TOKENS]
         )

@@ -99,6 +99,11 @@ def test_encoder_decoder_strip_says_encoder_and_shows_its_input(qtbot, real_wind
     for token_id in ids:
         label = visible_token(controller.models.model.tokenizer.token_label(token_id))
         assert f"<code>{html.escape(label)}</code>" in view.inputs.text()
+    # A reply made by another model than the loaded one: its ids are not labelled by this
+    # tokenizer (they belong to another vocabulary), they are shown as ids.
+    view.label_model = "another-model"
+    view.set_reply(turn.prompt, turn.phases, turn.widget.steps, turn.node.model)
+    assert view.inputs.text() == " ".join(f"<code>{i}</code>" for i in ids)
 
 
 def test_a_continued_replys_given_tokens_say_they_were_not_sampled(

@@ -326,3 +326,20 @@ def test_a_branch_samples_with_the_replys_own_settings_not_the_panels(qtbot, scr
     with qtbot.waitSignal(built.controller.runs.reply_done, timeout=5000):
         built.controller.runs.regenerate()
     assert reply_rows(built)[0].node.done.settings.temperature == 0.8
+
+
+def test_the_prompt_view_of_a_reply_made_by_another_model_is_not_labelled_by_this_one(
+    qtbot, scripted_window
+):
+    # QA: after a restart on another model, a saved reply's prompt ids were labelled by the
+    # loaded model's tokenizer ('</s>' and empty tokens for SmolLM2 ids under the dates T5).
+    built = scripted_window
+    send_and_wait(qtbot, built, "hi there")
+    user = next(t for t in turns(built) if t.role == "user")
+    user.widget.mode_buttons["prompt"].click()
+    assert user.widget.info.text().startswith("The whole prompt")
+    user.widget.mode_buttons["text"].click()
+    built.model.name = "another-model"  # what is loaded now is not what made the reply
+    user.widget.mode_buttons["prompt"].click()
+    assert user.widget.info.text() == ""  # shown as text, not as wrongly labelled tokens
+    assert "made by scripted" in built.window.statusBar().currentMessage()
