@@ -222,10 +222,18 @@ class RunController(QObject):
         if self.busy or self.models.model is None:
             self.feedback.status("Wait for the current reply to finish.")
             return False
+        loaded = self.models.model.name
+        if reply.model is not None and reply.model != loaded:
+            # token ids belong to one vocabulary (as `tokenglass branch` keeps the reply's model)
+            self.feedback.show_error(
+                f"This reply was made by {reply.model}, and {loaded} is loaded: load "
+                f"{reply.model} to continue it from one of its tokens."
+            )
+            return False
         self.cancel_edit()
         conversation = self.transcript.conversation
         try:
-            new, forced = conversation.branch(reply, index, token_id, self.models.model.name)
+            new, forced = conversation.branch(reply, index, token_id, loaded)
         except (IndexError, ValueError) as err:
             self.feedback.status(str(err))
             return False

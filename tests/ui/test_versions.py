@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import QPoint, Qt
 
+from desktop.ui.messages import ErrorBanner
 from tests.ui.test_window import send_and_wait
 
 
@@ -343,3 +344,21 @@ def test_the_prompt_view_of_a_reply_made_by_another_model_is_not_labelled_by_thi
     user.widget.mode_buttons["prompt"].click()
     assert user.widget.info.text() == ""  # shown as text, not as wrongly labelled tokens
     assert "made by scripted" in built.window.statusBar().currentMessage()
+
+
+def test_a_reply_made_by_another_model_is_not_continued_by_the_loaded_one(qtbot, scripted_window):
+    # QA: after a restart on another model, picking an alternative of a saved reply forced its
+    # ids into the loaded model (another vocabulary): the engine said "Token id 39393 is not in
+    # t5-dates-iso8601's vocabulary", or, with two large vocabularies, it would run wrong ids.
+    built = scripted_window
+    send_and_wait(qtbot, built, "hi")
+    (row,) = reply_rows(built)
+    calls = len(built.model.calls)
+    built.model.name = "another-model"
+    assert not built.controller.runs.branch(row.node, 1, 1)
+    assert len(built.model.calls) == calls  # nothing ran
+    (row,) = reply_rows(built)
+    assert row.widget.versions.label.text() == "1/1" and not row.widget.versions.isVisible()
+    banner = built.window.findChildren(ErrorBanner)[-1]
+    assert "made by scripted" in banner.text() and "another-model is loaded" in banner.text()
+    assert stored(built) == [("user", "hi"), ("assistant", "Hello, world!")]
