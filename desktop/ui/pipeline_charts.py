@@ -139,8 +139,17 @@ class SamplerFunnel(QWidget):
             accent.setAlphaF(0.35 + 0.65 * (index + 1) / len(rows))
             painter.fillRect(rect, accent)
             painter.setPen(text_colour)
+            room = self.width() - bar_area - 8
             painter.drawText(
-                QRectF(bar_area + 8, y, self.width() - bar_area - 8, self.ROW),
+                QRectF(bar_area + 8, y, room, self.ROW),
                 Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft,
-                f"{text} · {100 * mass:.1f}%",
+                self.row_label(text, mass, int(room)),
             )
+
+    def row_label(self, text: str, mass: float, room: int) -> str:
+        """ "TEXT · 96.1%" fitted into `room` pixels of this widget's font: the text is elided
+        (…), never the share, so a narrow panel still shows every row's figure."""
+        share = f" · {100 * mass:.1f}%"
+        metrics = self.fontMetrics()
+        left = max(0, room - metrics.horizontalAdvance(share))
+        return metrics.elidedText(text, Qt.TextElideMode.ElideRight, left) + share

@@ -131,3 +131,19 @@ def test_a_continued_replys_given_tokens_say_they_were_not_sampled(
     assert view.funnel.empty_text == "kept from the original reply, not sampled"
     turn.widget.token_selected.emit(4)
     assert view.funnel.chain != () and view.funnel.rows()[-1][0].startswith("greedy")
+
+
+def test_a_funnel_row_too_long_for_the_panel_keeps_its_share(qapp):
+    # QA: in a 360-pixel inspector dock "greedy: the most likely taken · 96.1%" was cut at the
+    # right edge, share and all; the label is elided instead and the figure stays whole.
+    from desktop.ui.pipeline_charts import SamplerFunnel
+
+    funnel = SamplerFunnel()
+    text = "greedy: the most likely taken"
+    metrics = funnel.fontMetrics()
+    room = metrics.horizontalAdvance(text + " · 96.1%") - 20
+    label = funnel.row_label(text, 0.961, room)
+    assert label.endswith(" · 96.1%") and label.startswith("greedy")
+    assert "…" in label and metrics.horizontalAdvance(label) <= room
+    wide = funnel.row_label(text, 0.961, room + 400)
+    assert wide == text + " · 96.1%"
