@@ -264,3 +264,18 @@ def test_cli_saved_reply_that_is_not_the_active_version(tiny_llama_dir, capsys):
         *first.prompt.prompt_ids,
         *(s.id for s in first.steps),
     ]
+
+
+def test_a_model_trained_here_without_probe_names_its_training_folder(tiny_llama_dir, tmp_path):
+    # QA: the bundled dates T5 has no probe; the hint said "SOURCE: the model it was exported
+    # from", but its source is the folder's own training/ (`--add-probe` from it works).
+    folder = tmp_path / "trained-here"
+    shutil.copytree(tiny_llama_dir, folder, ignore=shutil.ignore_patterns("probe_model.onnx*"))
+    (folder / "training").mkdir()
+    shutil.copy(folder / "config.json", folder / "training" / "config.json")
+    model = load_model(folder, provider="cpu", threads=1)
+    with pytest.raises(NoProbeGraphError) as raised:
+        model.inspect([5, 6])
+    assert f"tokenglass-export {folder / 'training'} --out {folder} --add-probe" in str(
+        raised.value
+    )
