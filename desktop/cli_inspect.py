@@ -64,7 +64,7 @@ def _saved_reply(args: argparse.Namespace) -> tuple[str | None, list[int]]:
     except ValueError:
         raise EngineError(f"With --message, give a conversation id, not {args.text!r}.") from None
     with History() as history:
-        messages = history.messages(conv_id)
+        messages = history.tree(conv_id)  # every version: any saved reply can be inspected
     found = next((m for m in messages if m.id == args.message), None)
     if found is None or found.role != "assistant":
         raise EngineError(f"Conversation {conv_id} has no reply with id {args.message}.")

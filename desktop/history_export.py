@@ -193,9 +193,7 @@ def _facts(message: StoredMessage) -> str:
         if value != off and (acts_when_greedy or not greedy):
             sampling += f", {name} {value:g}"
     facts = [
-        f"{done.completion_tokens} tokens",
-        f"TTFT {done.ttft_ms:.0f} ms",
-        f"{done.decode_tokens_per_s:.1f} tokens/s",
+        *size_and_speed(done),
         sampling,
         *([f"seed {done.seed_used}"] if done.seed_used is not None else []),
         done.provider,
@@ -203,6 +201,17 @@ def _facts(message: StoredMessage) -> str:
     if message.partial:
         facts.insert(0, "stopped before the end" if done.error is None else f"error: {done.error}")
     return " · ".join(facts)
+
+
+def size_and_speed(done) -> list[str]:
+    """["12 tokens", "TTFT 123 ms", "31.2 tokens/s"] for a finished reply (`GenerationDone`):
+    "1 token" for one, and no tokens/s when no decode step ran (under 2 tokens: the rate would
+    read 0.0). Shared by the window's footer and the Markdown export."""
+    count = done.completion_tokens
+    facts = [f"{count} token" + ("" if count == 1 else "s"), f"TTFT {done.ttft_ms:.0f} ms"]
+    if count >= 2:
+        facts.append(f"{done.decode_tokens_per_s:.1f} tokens/s")
+    return facts
 
 
 def _local(moment: datetime) -> str:

@@ -113,7 +113,16 @@ class Inspector:
 
     def unavailable_reason(self) -> str:
         """The one line a view or the CLI shows for a folder without a probe graph."""
-        return f"{self.manifest.name} has no probe graph (onnx/probe_model.onnx); {HOW_TO_MAKE}."
+        folder = self.manifest.path
+        if (folder / "training" / "config.json").is_file():  # a model trained here (dates T5)
+            how = (
+                "make one with `tokenglass-export "
+                f"{folder / 'training'} --out {folder} --add-probe` (its training/ folder is "
+                "the model it was exported from)"
+            )
+        else:
+            how = HOW_TO_MAKE
+        return f"{self.manifest.name} has no probe graph (onnx/probe_model.onnx); {how}."
 
     def inspect(
         self, ids: Sequence[int], positions: Sequence[int] | None = None, top_k: int = 5

@@ -76,7 +76,7 @@ class InspectorController(QObject):
             self._widget = self.transcript.widget_of(reply)
             self.inspector.set_reply(reply.steps)
             self._charted = len(reply.steps)
-            self.pipeline.set_reply(reply.prompt, reply.phases, reply.steps)
+            self.pipeline.set_reply(reply.prompt, reply.phases, reply.steps, reply.model)
             self._phased, self._prompted = len(reply.phases), reply.prompt is not None
             if reply.branch is not None:
                 self.inspector.picked = (reply.branch.index, reply.branch.replaced_token)

@@ -13,7 +13,7 @@ Does not know: the rest of the window (the owner adds the widget and shows `stat
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal, Slot
-from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QWidget
+from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QStyle, QWidget
 
 from desktop.chat_service import ChatService
 from desktop.history import History
@@ -49,7 +49,11 @@ class LocalServerSwitch(QWidget):
         self.address = QLabel("off")
         self.address.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         row = QHBoxLayout(self)
-        row.setContentsMargins(0, 0, 0, 0)
+        # Below the Settings panel's scrolling column: its edges line up with the column's.
+        style = self.style()
+        left = style.pixelMetric(QStyle.PixelMetric.PM_LayoutLeftMargin)
+        right = style.pixelMetric(QStyle.PixelMetric.PM_LayoutRightMargin)
+        row.setContentsMargins(left, 2, right, 4)
         row.addWidget(self.check)
         row.addWidget(self.address, 1)
         self._noted.connect(self._show, Qt.ConnectionType.QueuedConnection)

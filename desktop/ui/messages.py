@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.engine.events import GenerationDone, TokenStep
+from desktop.history_export import size_and_speed
 from desktop.ui import theme
 from desktop.ui.token_view import (
     TokenSpanView,
@@ -362,12 +363,7 @@ def footer_text(done: GenerationDone, partial: bool = False) -> str:
     provider = done.provider or "provider unknown"
     if done.completion_tokens == 0 and (done.finish_reason == "cancelled" or partial):
         return f"stopped before the first token · {provider}"
-    parts = [
-        f"{done.completion_tokens} tokens",
-        f"TTFT {done.ttft_ms:.0f} ms",
-        f"{done.decode_tokens_per_s:.1f} tokens/s",
-        provider,
-    ]
+    parts = [*size_and_speed(done), provider]
     if done.seed_used is not None:  # greedy replies use no seed
         parts.append(f"seed {done.seed_used}")
     if done.finish_reason == "cancelled" or partial:

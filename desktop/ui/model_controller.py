@@ -120,6 +120,7 @@ class ModelController(QObject):
             old.close()  # no run is in progress: loads wait for runs (open_model)
         tokenizer = getattr(model, "tokenizer", None)  # the Pipeline view's encoder input labels
         self.window.pipeline.token_label = tokenizer.token_label if tokenizer else None
+        self.window.pipeline.label_model = model.name
         self.feedback.clear_load_errors()
         self._show_model_status()
         self._refresh_models()

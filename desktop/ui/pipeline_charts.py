@@ -87,11 +87,15 @@ class SamplerFunnel(QWidget):
         super().__init__(parent)
         self.chain: tuple[SamplerStage, ...] = ()
         self.vocab = 0
+        self.empty_text = "no token yet"
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
 
-    def set_chain(self, chain: Sequence[SamplerStage], vocab: int) -> None:
-        """chain: one token's stages in order; vocab: the width of the top row (0: unknown)."""
-        self.chain, self.vocab = tuple(chain), vocab
+    def set_chain(
+        self, chain: Sequence[SamplerStage], vocab: int, empty_text: str = "no token yet"
+    ) -> None:
+        """chain: one token's stages in order; vocab: the width of the top row (0: unknown);
+        empty_text: what the funnel says when the chain is empty (no token, or one not sampled)."""
+        self.chain, self.vocab, self.empty_text = tuple(chain), vocab, empty_text
         self.setFixedHeight(self.ROW * (len(self.rows()) or 1) + 4)
         self.update()
 
@@ -122,7 +126,7 @@ class SamplerFunnel(QWidget):
         text_colour = self.palette().text().color()
         if not rows:
             painter.setPen(theme.muted_color(dark))
-            painter.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter, "no token yet")
+            painter.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter, self.empty_text)
             return
         widest = math.log10(max(count for _, count, _ in rows) + 1)
         bar_area = self.width() * 0.3
@@ -135,8 +139,17 @@ class SamplerFunnel(QWidget):
             accent.setAlphaF(0.35 + 0.65 * (index + 1) / len(rows))
             painter.fillRect(rect, accent)
             painter.setPen(text_colour)
+            room = self.width() - bar_area - 8
             painter.drawText(
-                QRectF(bar_area + 8, y, self.width() - bar_area - 8, self.ROW),
+                QRectF(bar_area + 8, y, room, self.ROW),
                 Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft,
-                f"{text} · {100 * mass:.1f}%",
+                self.row_label(text, mass, int(room)),
             )
+
+    def row_label(self, text: str, mass: float, room: int) -> str:
+        """ "TEXT · 96.1%" fitted into `room` pixels of this widget's font: the text is elided
+        (…), never the share, so a narrow panel still shows every row's figure."""
+        share = f" · {100 * mass:.1f}%"
+        metrics = self.fontMetrics()
+        left = max(0, room - metrics.horizontalAdvance(share))
+        return metrics.elidedText(text, Qt.TextElideMode.ElideRight, left) + share

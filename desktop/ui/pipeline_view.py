@@ -26,6 +26,8 @@ MAX_INPUT_TOKENS = 48  # encoder input tokens drawn on the Encoder card
 SENTENCES = {
     "tokenize": "Your chat is written out with the model's chat template and cut into tokens, "
     "the pieces of text the model has ids for.",
+    "tokenize_encoder": "Your message is cut into tokens, the pieces of text the model has ids "
+    "for; the encoder reads them next.",
     "prefill": "The model reads the whole prompt in one pass and keeps each token's keys and "
     "values (the KV cache); tokens the cache still holds from the last turn are not run again.",
     "encode": "The encoder reads your message once, as the tokens below; the decoder looks back "
@@ -86,7 +88,8 @@ class StageCard(QFrame):
 
 class PipelineView(QWidget):
     """The Pipeline tab (see the module docstring). token_label: id -> label, for the encoder's
-    input tokens (None: ids only)."""
+    input tokens (None: ids only), from the tokenizer of the model named `label_model`; a reply
+    made by another model (`set_reply`'s `model`) shows its ids only."""
 
     link_requested = Signal(str)
     token_clicked = Signal(int)
@@ -95,6 +98,8 @@ class PipelineView(QWidget):
         super().__init__(parent)
         self.setObjectName("pipeline")
         self.token_label: Callable[[int], str] | None = None
+        self.label_model: str | None = None  # whose tokenizer token_label reads
+        self.reply_model: str | None = None  # the model that made the shown reply
         self.prompt: PromptInfo | None = None
         self.phases: list[Phase] = []
         self.steps: Sequence[TokenStep] = []
@@ -140,11 +145,16 @@ class PipelineView(QWidget):
         self.heading.setText("Pick a reply to see how it was made.")
 
     def set_reply(
-        self, prompt: PromptInfo | None, phases: Sequence[Phase], steps: Sequence[TokenStep]
+        self,
+        prompt: PromptInfo | None,
+        phases: Sequence[Phase],
+        steps: Sequence[TokenStep],
+        model: str | None = None,
     ) -> None:
-        """Shows one reply. `phases` and `steps` are kept, not copied (the reply's own lists
-        while it streams); later records come through `add_phase` / `add_step`."""
-        self.prompt, self.steps = prompt, steps
+        """Shows one reply (made by `model`, None: unknown). `phases` and `steps` are kept, not
+        copied (the reply's own lists while it streams); later records come through
+        `add_phase` / `add_step`."""
+        self.prompt, self.steps, self.reply_model = prompt, steps, model
         self.phases = phases if isinstance(phases, list) else list(phases)
         self.selected = -1
         self.heading.setText("How the selected reply was made, step by step.")
@@ -184,6 +194,7 @@ class PipelineView(QWidget):
             self.tokenize.set_figures(f"{len(self.prompt.prompt_ids):,} tokens")
         else:
             self.tokenize.set_figures("–")
+        self.tokenize.sentence.setText(SENTENCES["tokenize_encoder" if encoder else "tokenize"])
         self.read.set_title("2 Encoder" if encoder else "2 Prefill")
         self.read.sentence.setText(SENTENCES["encode" if encoder else "prefill"])
         self.decode.set_title("3 Decoder" if encoder else "3 Decode")
@@ -202,7 +213,8 @@ class PipelineView(QWidget):
 
     def _input_tokens(self) -> str:
         ids = self.prompt.prompt_ids if self.prompt is not None else ()
-        label = self.token_label or str
+        same = self.reply_model is None or self.reply_model == self.label_model
+        label = (self.token_label if same else None) or str  # ids of another vocabulary: as ids
         shown = " ".join(
             f"<code>{html.escape(visible_token(label(i)))}</code>" for i in ids[:MAX_INPUT_TOKENS]
         )
@@ -232,10 +244,20 @@ class PipelineView(QWidget):
             return
         step = steps[index]
         vocab = next((s.candidates for s in step.sampler if s.stage != "draw"), 0)
-        self.funnel.set_chain(step.sampler, vocab)
+        self.funnel.set_chain(step.sampler, vocab, not_sampled_text(step))
         which = "pinned" if self.selected >= 0 else "newest"
         self.sample.set_figures(f"token {index + 1} of {len(steps)} ({which})")
         self.output.set_figures(
             f"<code>{html.escape(visible_token(step.token))}</code> (id {step.id}) · "
             f"probability {percent(step.prob)} · step {step.step_ms:.1f} ms"
         )
+
+
+def not_sampled_text(step: TokenStep) -> str:
+    """What the funnel says for `step` when it has no sampler chain: a token of a continued
+    reply was given, not drawn (the picked alternative, or one kept from the original)."""
+    if step.picked:
+        return "picked by you, not sampled"
+    if step.forced:
+        return "kept from the original reply, not sampled"
+    return "no token yet"

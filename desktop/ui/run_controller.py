@@ -26,7 +26,14 @@ from PySide6.QtCore import QCoreApplication, QObject, QThread, Signal, Slot
 from desktop.chat_service import ChatService, RunRequest
 from desktop.conversation import Conversation, Node
 from desktop.engine.errors import EngineError
-from desktop.engine.events import GenerationDone, Message, Phase, PromptInfo, TokenStep
+from desktop.engine.events import (
+    GenerationDone,
+    GenerationSettings,
+    Message,
+    Phase,
+    PromptInfo,
+    TokenStep,
+)
 from desktop.engine.tokenizer import well_formed
 from desktop.ui.feedback import Feedback
 from desktop.ui.main_window import MainWindow
@@ -209,18 +216,29 @@ class RunController(QObject):
 
     def branch(self, reply: Node, index: int, token_id: int) -> bool:
         """Continue `reply` from its token `index` with `token_id` in its place, as a new
-        version; returns whether it started."""
+        version, sampling on with the reply's own settings (as `tokenglass branch` does; the
+        panel's when the reply has none, e.g. one that failed before it finished); returns
+        whether it started."""
         if self.busy or self.models.model is None:
             self.feedback.status("Wait for the current reply to finish.")
+            return False
+        loaded = self.models.model.name
+        if reply.model is not None and reply.model != loaded:
+            # token ids belong to one vocabulary (as `tokenglass branch` keeps the reply's model)
+            self.feedback.show_error(
+                f"This reply was made by {reply.model}, and {loaded} is loaded: load "
+                f"{reply.model} to continue it from one of its tokens."
+            )
             return False
         self.cancel_edit()
         conversation = self.transcript.conversation
         try:
-            new, forced = conversation.branch(reply, index, token_id, self.models.model.name)
+            new, forced = conversation.branch(reply, index, token_id, loaded)
         except (IndexError, ValueError) as err:
             self.feedback.status(str(err))
             return False
-        self._start(conversation, new, forced, replaces=reply)
+        settings = reply.done.settings if reply.done is not None else None
+        self._start(conversation, new, forced, replaces=reply, settings=settings)
         return True
 
     def _start(
@@ -229,10 +247,15 @@ class RunController(QObject):
         reply: Node,
         forced: tuple[int, ...] = (),
         replaces: Node | None = None,
+        settings: GenerationSettings | None = None,
     ) -> None:
+        """Runs `reply` (a new node of `conversation`) on the service; `settings`: the sampling
+        settings, the panel's when None."""
         conversation.system_prompt = self.models.app_settings.system_prompt.strip()
         messages = model_messages(conversation, reply.parent)
-        request = RunRequest(tuple(messages), self.models.generation(), forced, label="window")
+        if settings is None:
+            settings = self.models.generation()
+        request = RunRequest(tuple(messages), settings, forced, label="window")
         try:
             handle = self.service.submit(request, self.saver(conversation, reply, bool(replaces)))
         except EngineError as err:  # no model, the service closing, a full queue

@@ -92,6 +92,14 @@ class TokenViewController(QObject):
             prompt = reply.prompt if reply is not None else None
             if prompt is None:
                 return
+            if reply.model is not None and reply.model != model.name:
+                # its ids are that model's: another tokenizer would label them wrongly
+                widget.show_text()
+                self.feedback.status(
+                    f"This reply was made by {reply.model}; load that model to see the prompt "
+                    "it read as tokens."
+                )
+                return
             # the ids as sent, BOS included (B1); a message's special text is text (I1)
             pieces = display_pieces(prompt.prompt_text, model.prompt_tokens(prompt))
             dropped = prompt.dropped_messages

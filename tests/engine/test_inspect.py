@@ -239,3 +239,43 @@ def test_add_probe_to_an_exported_folder(tiny_llama_dir, tmp_path, share):
     ids = model.tokenizer.encode(TEXT)
     expected = load_model(tiny_llama_dir, provider="cpu", threads=1).inspect(ids)
     np.testing.assert_allclose(model.inspect(ids).attention, expected.attention, atol=1e-6)
+
+
+def test_cli_saved_reply_that_is_not_the_active_version(tiny_llama_dir, capsys):
+    # A regenerated (or branched) reply leaves the first one as an inactive version; it is still
+    # a saved reply of the conversation, and `inspect` reads it as the model read it.
+    from desktop.history import History
+
+    argv = ["chat", "--model", str(tiny_llama_dir), "--temperature", "0"]
+    assert main([*argv, "--max-new-tokens", "4", "Hi"]) == 0
+    capsys.readouterr()
+    with History() as history:
+        conv = history.list_conversations()[0]
+        first = history.messages(conv.id)[-1]
+    branch = ["branch", str(conv.id), "--message", str(first.id), "--at", "1", "--token", "5"]
+    assert main([*branch, "--model", str(tiny_llama_dir)]) == 0
+    with History() as history:
+        assert history.messages(conv.id)[-1].id != first.id  # the branch is the active version
+    capsys.readouterr()
+    cmd = ["inspect", str(conv.id), "--message", str(first.id), "--model", str(tiny_llama_dir)]
+    assert main([*cmd, "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert [t["id"] for t in out["tokens"]] == [
+        *first.prompt.prompt_ids,
+        *(s.id for s in first.steps),
+    ]
+
+
+def test_a_model_trained_here_without_probe_names_its_training_folder(tiny_llama_dir, tmp_path):
+    # QA: the bundled dates T5 has no probe; the hint said "SOURCE: the model it was exported
+    # from", but its source is the folder's own training/ (`--add-probe` from it works).
+    folder = tmp_path / "trained-here"
+    shutil.copytree(tiny_llama_dir, folder, ignore=shutil.ignore_patterns("probe_model.onnx*"))
+    (folder / "training").mkdir()
+    shutil.copy(folder / "config.json", folder / "training" / "config.json")
+    model = load_model(folder, provider="cpu", threads=1)
+    with pytest.raises(NoProbeGraphError) as raised:
+        model.inspect([5, 6])
+    assert f"tokenglass-export {folder / 'training'} --out {folder} --add-probe" in str(
+        raised.value
+    )

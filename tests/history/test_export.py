@@ -193,3 +193,18 @@ def test_export_has_the_tree_and_markdown_names_versions(tmp_path):
     history_md = to_markdown(summary, [m for m in tree if m.id in (user, third)], tree)
     assert " · version 3 of 3\n" in history_md
     assert f'continued from version 1 at token 2: "{steps[2].token}" replaced by' in history_md
+
+
+def test_a_one_token_reply_says_1_token_and_no_rate(tmp_path):
+    """QA 4: a reply stopped after its first token showed "1 tokens · ... · 0.0 tokens/s" in the
+    window and the Markdown export (no decode step ran, so there is no rate to show)."""
+    steps = make_steps(1, top=2)
+    one = dataclasses.replace(make_done(steps, "cancelled"), decode_tokens_per_s=0.0)
+    with History() as history:
+        conv = history.create_conversation("One", "m")
+        history.add_user_message(conv, "Hi")
+        history.add_assistant_message(conv, one, steps, "m")
+        summary, messages = history.conversation(conv), history.messages(conv)
+    md = to_markdown(summary, messages)
+    assert f"· 1 token · TTFT {one.ttft_ms:.0f} ms · temperature" in md
+    assert "tokens/s" not in md.split("## Assistant")[1]

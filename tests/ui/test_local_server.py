@@ -79,6 +79,13 @@ def test_the_window_serves_its_model_in_settings_and_stops_on_close(
         with qtbot.waitSignal(ui.models.model_ready, timeout=120_000):
             ui.models.open_model(str(tiny_llama_dir))
         assert window.settings.isAncestorOf(ui.server)
+        # its check box lines up with the panel's controls (not flush with the dock's edge)
+        window.show()
+        qtbot.waitExposed(window)
+        window.settings_dock.raise_()
+        left = window.settings.model.mapTo(window.settings, window.settings.model.rect().topLeft())
+        box = ui.server.check.mapTo(window.settings, ui.server.check.rect().topLeft())
+        assert box.x() == left.x() > 0
         assert ui.server.service is ui.runs.service and ui.server.history is history
         ui.server.port = 0  # any free port
         ui.server.check.setChecked(True)

@@ -29,6 +29,7 @@ def test_pipeline_shows_the_reply_and_follows_the_selected_token(
     tokenize, prefill, decode = turn.phases
     assert view.tokenize.figures_text == f"{done.prompt_tokens} tokens · {tokenize.ms:.1f} ms"
     assert view.read.title_text == "2 Prefill" and view.decode.title_text == "3 Decode"
+    assert "chat template" in view.tokenize.sentence.text()
     assert f"{prefill.tokens} tokens run · 0 from the cache" in view.read.figures_text
     assert f"{decode.tokens} steps" in view.decode.figures_text
     assert len(view.bars.steps) == done.completion_tokens
@@ -89,9 +90,60 @@ def test_encoder_decoder_strip_says_encoder_and_shows_its_input(qtbot, real_wind
     view, turn = window.pipeline, controller.transcript.turns[-1]
     assert [p.phase for p in turn.phases] == ["tokenize", "encode", "decode"]
     assert view.read.title_text == "2 Encoder" and view.decode.title_text == "3 Decoder"
+    # the encoder reads the message itself: no chat template written out, as for a decoder
+    assert "chat template" not in view.tokenize.sentence.text()
+    assert view.tokenize.sentence.text().startswith("Your message is cut into tokens")
     assert view.inputs.isVisible()
     ids = turn.prompt.prompt_ids
     assert view.inputs.text().count("<code>") == len(ids) > 0  # each input token, by its label
     for token_id in ids:
         label = visible_token(controller.models.model.tokenizer.token_label(token_id))
         assert f"<code>{html.escape(label)}</code>" in view.inputs.text()
+    # A reply made by another model than the loaded one: its ids are not labelled by this
+    # tokenizer (they belong to another vocabulary), they are shown as ids.
+    view.label_model = "another-model"
+    view.set_reply(turn.prompt, turn.phases, turn.widget.steps, turn.node.model)
+    assert view.inputs.text() == " ".join(f"<code>{i}</code>" for i in ids)
+
+
+def test_a_continued_replys_given_tokens_say_they_were_not_sampled(
+    qtbot, real_window, tiny_llama_dir
+):
+    # A reply continued from an alternative: the picked token was given, not drawn, so its
+    # funnel has no chain; it must say so, not "no token yet" (the token is there).
+    window, controller = real_window
+    open_and_wait(qtbot, controller, tiny_llama_dir)
+    window.settings.max_new_tokens.setValue(6)
+    window.settings.temperature.setValue(0.0)
+    send_and_wait(qtbot, window, controller, "hello there")
+    reply = controller.transcript.turns[-1].node
+    picked = next(a.id for a in reply.steps[2].top if a.id != reply.steps[2].id)
+    with qtbot.waitSignal(controller.runs.reply_done, timeout=60_000):
+        assert controller.runs.branch(reply, 2, picked)
+    turn = controller.transcript.turns[-1]
+    assert turn.node.steps[2].picked and turn.node.steps[2].id == picked
+    view = window.pipeline
+    turn.widget.token_selected.emit(2)
+    assert view.selected == 2 and view.funnel.chain == ()
+    assert view.funnel.empty_text == "picked by you, not sampled"
+    turn.widget.token_selected.emit(0)  # kept from the original: given, not drawn, either
+    assert view.funnel.chain == ()
+    assert view.funnel.empty_text == "kept from the original reply, not sampled"
+    turn.widget.token_selected.emit(4)
+    assert view.funnel.chain != () and view.funnel.rows()[-1][0].startswith("greedy")
+
+
+def test_a_funnel_row_too_long_for_the_panel_keeps_its_share(qapp):
+    # QA: in a 360-pixel inspector dock "greedy: the most likely taken · 96.1%" was cut at the
+    # right edge, share and all; the label is elided instead and the figure stays whole.
+    from desktop.ui.pipeline_charts import SamplerFunnel
+
+    funnel = SamplerFunnel()
+    text = "greedy: the most likely taken"
+    metrics = funnel.fontMetrics()
+    room = metrics.horizontalAdvance(text + " · 96.1%") - 20
+    label = funnel.row_label(text, 0.961, room)
+    assert label.endswith(" · 96.1%") and label.startswith("greedy")
+    assert "…" in label and metrics.horizontalAdvance(label) <= room
+    wide = funnel.row_label(text, 0.961, room + 400)
+    assert wide == text + " · 96.1%"

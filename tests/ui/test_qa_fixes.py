@@ -449,3 +449,15 @@ def test_a_model_without_a_chat_template_gets_a_notice(qtbot, qapp_theme, histor
     notices = column_widgets(built, NoticeBanner)
     assert [n.text() for n in notices] == ["scripted has no chat template (…)"]
     controller.lifetime.shutdown()
+
+
+def test_a_one_token_reply_footer_says_1_token_and_no_rate(qtbot, scripted_window):
+    # QA 4: a reply stopped after its first token read "1 tokens · ... · 0.0 tokens/s".
+    built = scripted_window
+    built.window.settings.temperature.setValue(0.0)
+    built.window.settings.max_new_tokens.setValue(1)
+    send_and_wait(qtbot, built, "hi")
+    assert replies(built)[-1].footer.text() == "1 token · TTFT 5 ms · CPUExecutionProvider"
+    built.window.settings.max_new_tokens.setValue(2)
+    send_and_wait(qtbot, built, "again")
+    assert replies(built)[-1].footer.text().startswith("2 tokens · TTFT 5 ms · 100.0 tokens/s")

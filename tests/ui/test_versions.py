@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import QPoint, Qt
 
+from desktop.ui.messages import ErrorBanner
 from tests.ui.test_window import send_and_wait
 
 
@@ -302,3 +303,62 @@ def test_replies_are_saved_on_the_service_thread(qtbot, scripted_window, monkeyp
     conv = built.controller.session.conversation_id
     stored_ids = [m.id for m in built.history.tree(conv) if m.role == "assistant"]
     assert row.node.message_id == stored_ids[-1] and len(stored_ids) == 2
+
+
+def test_a_branch_samples_with_the_replys_own_settings_not_the_panels(qtbot, scripted_window):
+    # README: the rest is generated with the reply's settings (as `tokenglass branch` does). A
+    # greedy reply continued after the panel was set to 0.8 must stay greedy.
+    built = scripted_window
+    built.window.settings.temperature.setValue(0.0)
+    built.window.settings.max_new_tokens.setValue(7)
+    send_and_wait(qtbot, built, "hi")
+    original = reply_rows(built)[0].node
+    assert original.done.settings.temperature == 0.0
+    built.window.settings.temperature.setValue(0.8)
+    built.window.settings.max_new_tokens.setValue(50)
+    with qtbot.waitSignal(built.controller.runs.reply_done, timeout=5000):
+        assert built.controller.runs.branch(original, 1, 1)
+    (row,) = reply_rows(built)
+    assert row.node is not original and row.node.branch is not None
+    assert row.node.done.settings == original.done.settings
+    assert row.node.done.settings.temperature == 0.0
+    assert row.node.done.settings.max_new_tokens == 7
+    # The panel's settings are still what the next new reply gets.
+    with qtbot.waitSignal(built.controller.runs.reply_done, timeout=5000):
+        built.controller.runs.regenerate()
+    assert reply_rows(built)[0].node.done.settings.temperature == 0.8
+
+
+def test_the_prompt_view_of_a_reply_made_by_another_model_is_not_labelled_by_this_one(
+    qtbot, scripted_window
+):
+    # QA: after a restart on another model, a saved reply's prompt ids were labelled by the
+    # loaded model's tokenizer ('</s>' and empty tokens for SmolLM2 ids under the dates T5).
+    built = scripted_window
+    send_and_wait(qtbot, built, "hi there")
+    user = next(t for t in turns(built) if t.role == "user")
+    user.widget.mode_buttons["prompt"].click()
+    assert user.widget.info.text().startswith("The whole prompt")
+    user.widget.mode_buttons["text"].click()
+    built.model.name = "another-model"  # what is loaded now is not what made the reply
+    user.widget.mode_buttons["prompt"].click()
+    assert user.widget.info.text() == ""  # shown as text, not as wrongly labelled tokens
+    assert "made by scripted" in built.window.statusBar().currentMessage()
+
+
+def test_a_reply_made_by_another_model_is_not_continued_by_the_loaded_one(qtbot, scripted_window):
+    # QA: after a restart on another model, picking an alternative of a saved reply forced its
+    # ids into the loaded model (another vocabulary): the engine said "Token id 39393 is not in
+    # t5-dates-iso8601's vocabulary", or, with two large vocabularies, it would run wrong ids.
+    built = scripted_window
+    send_and_wait(qtbot, built, "hi")
+    (row,) = reply_rows(built)
+    calls = len(built.model.calls)
+    built.model.name = "another-model"
+    assert not built.controller.runs.branch(row.node, 1, 1)
+    assert len(built.model.calls) == calls  # nothing ran
+    (row,) = reply_rows(built)
+    assert row.widget.versions.label.text() == "1/1" and not row.widget.versions.isVisible()
+    banner = built.window.findChildren(ErrorBanner)[-1]
+    assert "made by scripted" in banner.text() and "another-model is loaded" in banner.text()
+    assert stored(built) == [("user", "hi"), ("assistant", "Hello, world!")]
