@@ -81,6 +81,8 @@ class ChatModel:
         self._graphs, self.provider = open_graphs(manifest.graphs, provider, threads)
         self._stepper = make_stepper(manifest, self._graphs)
         self._lock = threading.Lock()
+        # (prompt ids, records) of the last reply written, for a branch of it (forced.py)
+        self._last_reply: tuple[tuple[int, ...], tuple[TokenStep, ...]] | None = None
         # the probe graph opens on the first inspect() only (attention and layer views)
         self.inspector = Inspector(manifest, provider, threads)
 
@@ -188,9 +190,34 @@ class ChatModel:
             yield prompt
             ids = prompt.prompt_ids
             yield Phase(phase="tokenize", tokens=len(ids), ms=tokenize_ms, ids=ids)
-            yield from generate(
-                self._stepper, self.tokenizer, prompt, settings, self._limits(), cancel, forced
-            )
+            kept = self._kept_records(ids, forced)
+            records: list[TokenStep] = []
+            for record in generate(
+                self._stepper,
+                self.tokenizer,
+                prompt,
+                settings,
+                self._limits(),
+                cancel,
+                forced,
+                kept,
+            ):
+                if isinstance(record, TokenStep):
+                    records.append(record)
+                yield record
+            self._last_reply = (ids, tuple(records))
+
+    def _kept_records(self, prompt_ids: tuple[int, ...], forced: tuple[int, ...]) -> tuple:
+        """The last reply's records of forced[:-1] when that reply was read from the same prompt
+        and began with those tokens (a branch of the reply just written), else (): forced.py
+        then recomputes them."""
+        if len(forced) < 2 or self._last_reply is None:
+            return ()
+        last_prompt, last_records = self._last_reply
+        kept = last_records[: len(forced) - 1]
+        if last_prompt != prompt_ids or tuple(r.id for r in kept) != forced[:-1]:
+            return ()
+        return kept
 
     def complete(
         self,

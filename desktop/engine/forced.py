@@ -6,15 +6,18 @@ forced tokens: every forced token gets the same record as a sampled one (the mod
 distribution at its position, its rank, the probability the sampler would have given it),
 marked `forced`, and the last one `picked`. Knows token ids and logits rows, not architectures.
 
-Why the records are recomputed here rather than copied from the original reply by the caller:
-the engine is the one place that can compute them for every caller (the window, the CLI, the
-server, a reply whose original records were never saved), and it costs no extra model run: the
-prompt's last token and the prefix go through the model in one run whose every position's
-logits are kept (`DecoderStepper.prefill_rows`), after the prompt prefix the KV cache already
-holds. The records equal the original's up to float summation order (a batched run instead of
-one step per token): tests check ids, ranks and top ids exactly and logprobs within 1e-4.
-`step_ms` differs (the prefix's records share one run), and `sampling_prob` follows the
-settings of this run, which may differ from the original's.
+Where the kept tokens' records come from: when the model has just written the reply being
+branched (the window's and the CLI's usual case: the KV cache holds that chat), its records are
+reused as they are (`kept`: the issue's "tokens before the branch point are the original's
+records"), and only the picked token needs the model: one prefill run of the prompt and the kept
+tokens after what the cache holds, whose last position gives the picked token's distribution.
+Otherwise (another reply, a fresh model) they are recomputed in the loop, as a sampled token's
+record is: the prompt's last token and the prefix go through the model in one run whose every
+position's logits are kept (`DecoderStepper.prefill_rows`; one token per run on a graph that
+returns the last position only), or one decode step each for an encoder-decoder model. Recomputed
+records equal the original's up to float summation order: tests check ids, ranks and top ids
+exactly and logprobs within 1e-4; `step_ms` differs, and `sampling_prob` follows this run's
+settings.
 """
 
 from __future__ import annotations
@@ -45,9 +48,14 @@ class ForcedPrefix:
     prompt and every forced id but the last, which the loop steps as it steps a sampled token.
     """
 
-    def __init__(self, ids: Sequence[int]) -> None:
+    def __init__(self, ids: Sequence[int], kept: Sequence[TokenStep] = ()) -> None:
+        """kept: the original reply's records of ids[:-1] (used only when they are exactly those
+        ids, and only for a decoder-only stepper); else the records are recomputed."""
         self.ids = tuple(int(i) for i in ids)
+        usable = len(self.ids) > 1 and tuple(r.id for r in kept) == self.ids[:-1]
+        self.kept: tuple[TokenStep, ...] = tuple(kept) if usable else ()
         self._rows: np.ndarray | None = None  # (len(ids), vocab) after prefill
+        self._picked: np.ndarray | None = None  # (vocab,) the picked token's logits (kept mode)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -62,6 +70,11 @@ class ForcedPrefix:
             return stepper.prefill(list(prompt_ids), cancel)
         prefix = list(self.ids[:-1])
         prefill_rows = getattr(stepper, "prefill_rows", None)
+        if prefill_rows is None:
+            self.kept = ()  # an encoder-decoder prefill reads the prompt only
+        if self.kept:  # the kept tokens' records exist: only the picked position's logits
+            self._picked = stepper.prefill([*prompt_ids, *prefix], cancel)
+            return self._picked
         if prefill_rows is not None:  # decoder-only: one run for the last prompt id + prefix
             rows = prefill_rows([*prompt_ids, *prefix], len(prefix) + 1, cancel)
         else:  # encoder-decoder: the prefix goes through the decoder one step at a time
@@ -82,6 +95,10 @@ class ForcedPrefix:
         penalized = apply_repetition_penalty(logits, seen_ids, settings.repetition_penalty)
         return self.ids[index], sampling_distribution(penalized, settings)  # (vocab,)
 
+    def copied(self, index: int) -> TokenStep | None:
+        """The original's record of reply token `index` when it is reused, else None."""
+        return self.kept[index] if index < len(self.kept) else None
+
     def mark(self, record: TokenStep) -> TokenStep:
         """`record` flagged `forced` (and `picked` for the last forced token) when it is one."""
         if not self.forces(record.index):
@@ -91,7 +108,11 @@ class ForcedPrefix:
     def next_logits(self, index: int) -> np.ndarray | None:
         """float32[vocab] logits for reply token `index` + 1 when phase 1 already computed them
         (token `index` is forced and not the last forced one), else None: run a decode step."""
-        if self._rows is None or index + 1 >= len(self.ids):
+        if index + 1 >= len(self.ids):
+            return None
+        if self.kept:  # the next token is kept (its logits are not needed) or the picked one
+            return self._picked
+        if self._rows is None:
             return None
         return self._rows[index + 1]
 

@@ -140,6 +140,7 @@ def generate(
     limits: LoopLimits,
     cancel: threading.Event | None = None,
     forced_ids: Sequence[int] = (),
+    kept_records: Sequence[TokenStep] = (),
 ) -> Iterator[Phase | TokenStep | GenerationDone]:
     """Yield the prefill Phase, one TokenStep per reply token, the decode Phase, then exactly one
     GenerationDone (also on error; the prefill Phase only when the prefill ran to its end).
@@ -147,6 +148,8 @@ def generate(
     forced_ids: the reply's first tokens, given rather than sampled (see forced.py); their
     records are marked `forced`, the last one `picked`. max_new_tokens counts the tokens sampled
     after them. A forced end-of-turn id is recorded, then ends the reply ("stop").
+    kept_records: the original reply's records of forced_ids[:-1], reused as they are when they
+    match (see forced.py); else those records are recomputed.
     Prompt plus reply never exceeds `limits.max_positions` tokens (I7): a 200-token context
     after a 12-token prompt gives at most 188 reply tokens, the last one never fed back; for an
     encoder-decoder model the decoder's own tokens (start token, forced BOS) count as the prompt.
@@ -154,7 +157,7 @@ def generate(
     """
     seed = settings.seed if settings.seed is not None else draw_seed()
     sampler = Sampler(settings, seed)
-    forced = ForcedPrefix(forced_ids)
+    forced = ForcedPrefix(forced_ids, kept_records)
     max_tokens = len(forced) + settings.max_new_tokens
     stop_ids = limits.eos_ids | frozenset(settings.stop_ids)
     stops = StopStrings(settings.stop_strings)
@@ -197,7 +200,10 @@ def generate(
             if count >= max_tokens or stepper.position >= limits.max_positions:
                 break  # one more token would make prompt + reply longer than the context (I7)
             drawn: Draw | None = None
-            if forced.forces(count):  # a branch's given prefix: recorded, not sampled
+            copied = forced.copied(count)
+            if copied is not None:  # a kept token of the reply being branched: its own record
+                token_id, probs = copied.id, None
+            elif forced.forces(count):  # a branch's given prefix: recorded, not sampled
                 token_id, probs = forced.choose(count, logits, seen[:n_seen], settings)
             else:
                 allowed = limits.bans.apply(logits, seen[:n_seen], count)  # (vocab,) bans at -inf
@@ -220,17 +226,21 @@ def generate(
             text_parts.append(shown)
             if held is not None:
                 yield held
-            held = token_record(
-                count,
-                token_id,
-                shown,
-                logits,
-                probs,
-                tokenizer,
-                settings.top_logprobs,
-                step_ms,
-                drawn,
-            )
+            if copied is not None:
+                held = dataclasses.replace(copied, index=count, text=shown, step_ms=step_ms)
+            else:
+                assert probs is not None  # drawn or chosen above
+                held = token_record(
+                    count,
+                    token_id,
+                    shown,
+                    logits,
+                    probs,
+                    tokenizer,
+                    settings.top_logprobs,
+                    step_ms,
+                    drawn,
+                )
             held = forced.mark(held)
             if not stops.pending and not stream.pending:  # I3: a cut character joins the last
                 yield held

@@ -82,9 +82,10 @@ def test_a_branch_keeps_the_original_records_and_scores_the_picked_token(fixture
 
 @pytest.mark.parametrize("fixture", DECODERS)
 def test_the_branch_reuses_the_cache_and_equals_a_fresh_model(fixture, request):
-    """After the original reply the cache holds its prompt: the branch runs only the prompt's
-    last token and the kept tokens, and every record equals a fresh model's branch (greedy, so the
-    continuation after the picked token must be the same tokens)."""
+    """After the original reply the cache holds its prompt and reply: the branch reuses the
+    original's records of the kept tokens and runs only the last kept token (for the picked
+    token's distribution), and every record equals a fresh model's branch, which recomputes them
+    (greedy, so the continuation after the picked token must be the same tokens)."""
     folder = request.getfixturevalue(fixture)
     warm = load_model(folder, provider="cpu", threads=1)
     fresh = load_model(folder, provider="cpu", threads=1)
@@ -93,13 +94,29 @@ def test_the_branch_reuses_the_cache_and_equals_a_fresh_model(fixture, request):
     prompt_ids = warm.render_prompt(CHAT).prompt_ids
     forced, _ = branch(original, 5)
     steps, _ = run(warm, greedy, forced)
-    assert warm._stepper.reused == len(prompt_ids) - 1  # all but the prompt's last token kept
+    assert warm._stepper.reused == len(prompt_ids) + len(forced) - 2  # all but the last kept
+    assert [s.top for s in steps[:5]] == [s.top for s in original[:5]]  # the original's, as is
     again, _ = run(fresh, greedy, forced)
     assert fresh._stepper.reused == 0
     assert [s.id for s in steps] == [s.id for s in again]
     for got, want in zip(steps, again, strict=True):
         assert_same_record(got, want)
         assert (got.forced, got.picked) == (want.forced, want.picked)
+
+
+def test_a_branch_of_an_earlier_reply_recomputes_the_kept_records(tiny_llama_dir):
+    """Once another reply was written, the original's records are not the model's last: the
+    branch recomputes them through the cache, and they still equal the original's."""
+    model = load_model(tiny_llama_dir, provider="cpu", threads=1)
+    greedy = GenerationSettings(temperature=0.0, max_new_tokens=12, top_logprobs=5)
+    original, _ = run(model, greedy)
+    run(model, greedy, chat=[Message("user", "Something else entirely.")])
+    forced, alt = branch(original, 5)
+    steps, _ = run(model, greedy, forced)
+    for got, want in zip(steps[:5], original[:5], strict=True):
+        assert_same_record(got, want)
+        assert got.forced and not got.picked
+    assert steps[5].picked and steps[5].logprob == pytest.approx(alt.logprob, abs=1e-4)
 
 
 @pytest.mark.parametrize("fixture", DECODERS)
@@ -156,7 +173,7 @@ def test_a_token_id_outside_the_vocabulary_is_refused_before_anything_runs(tiny_
 @pytest.mark.slow
 def test_a_branch_on_the_default_model_keeps_the_records_and_the_cache(default_model_dir):
     """The default model (fused graph, shared KV buffers, rescored int8 lm_head): after a reply,
-    a branch from its token 5 keeps all but the prompt's last token in the cache, and its kept
+    a branch from its token 5 keeps all but the last kept token in the cache, and its kept
     tokens and picked token score as the original reply listed them (within 1e-4)."""
     model = load_model(default_model_dir, provider="cpu", threads=2)
     chat = [Message("user", "Tell me about the history of Paris in a few sentences.")]
@@ -164,7 +181,8 @@ def test_a_branch_on_the_default_model_keeps_the_records_and_the_cache(default_m
     original, _ = run(model, greedy, chat=chat)
     forced, alt = branch(original, 5)
     steps, done = run(model, dataclasses.replace(greedy, max_new_tokens=4), forced, chat=chat)
-    assert model._stepper.reused == len(model.render_prompt(chat).prompt_ids) - 1
+    prompt_ids = model.render_prompt(chat).prompt_ids
+    assert model._stepper.reused == len(prompt_ids) + len(forced) - 2  # all but the last kept
     for got, want in zip(steps[:5], original[:5], strict=True):
         assert_same_record(got, want)
     assert steps[5].picked and steps[5].logprob == pytest.approx(alt.logprob, abs=1e-4)
