@@ -61,8 +61,11 @@ def bind(host: str, port: int) -> socket.socket:
 
 
 def base_url(sock: socket.socket) -> str:
-    """The API's base URL for a bound socket, e.g. http://127.0.0.1:8080/v1."""
+    """The API's base URL for a bound socket, e.g. http://127.0.0.1:8080/v1. A socket bound to
+    every address (0.0.0.0, ::) is named by the loopback address, which a client on this machine
+    can connect to (the wildcard itself is not an address to connect to)."""
     host, port = sock.getsockname()[:2]
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
     shown = f"[{host}]" if ":" in host else host
     return f"http://{shown}:{port}/v1"
 

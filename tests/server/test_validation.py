@@ -118,3 +118,17 @@ def test_legacy_logprobs_add_the_chosen_token_and_count_offsets_from_the_prompt(
     assert shape["top_logprobs"] == [{"He": -0.5, "A": -1.0}, {"x": -0.2, "y": -0.9, "llo": -3.0}]
     assert shape["text_offset"] == [10, 12]
     assert list(shape["top_logprobs"][1]) == ["x", "y", "llo"]
+
+
+def test_the_printed_address_of_a_wildcard_bind_is_one_a_client_can_reach():
+    import socket
+
+    from desktop.server.runner import base_url
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("0.0.0.0", 0))
+        port = sock.getsockname()[1]
+        assert base_url(sock) == f"http://127.0.0.1:{port}/v1"
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        assert base_url(sock) == f"http://127.0.0.1:{sock.getsockname()[1]}/v1"
