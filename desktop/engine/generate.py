@@ -227,7 +227,10 @@ def generate(
             if held is not None:
                 yield held
             if copied is not None:
-                held = dataclasses.replace(copied, index=count, text=shown, step_ms=step_ms)
+                # the original's record, as of this run: nothing was drawn (no sampler chain)
+                held = dataclasses.replace(
+                    copied, index=count, text=shown, step_ms=step_ms, sampler=()
+                )
             else:
                 assert probs is not None  # drawn or chosen above
                 held = token_record(

@@ -137,11 +137,17 @@ class InspectorController(QObject):
 
     @Slot(str)
     def _pipeline_link(self, target: str) -> None:
-        """A Pipeline view link: "inspector" raises the token inspector; "tokens" / "prompt"
-        show the inspected reply's user message as its tokens / as the whole prompt."""
-        if target == "inspector":
-            self.window.inspector_dock.show()
-            self.window.inspector_dock.raise_()
+        """A Pipeline view link: "inspector", "attention" and "layers" raise that view (the
+        latter two follow the selected token); "tokens" / "prompt" show the inspected reply's
+        user message as its tokens / as the whole prompt."""
+        docks = {
+            "inspector": self.window.inspector_dock,
+            "attention": self.window.attention_dock,
+            "layers": self.window.layers_dock,
+        }
+        if target in docks:
+            docks[target].show()
+            docks[target].raise_()
             return
         reply = self.inspected
         if reply is not None and reply.parent is not None and reply.parent.role == "user":

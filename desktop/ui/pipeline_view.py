@@ -125,7 +125,13 @@ class PipelineView(QWidget):
         self.sample.column.addWidget(self.funnel)
         self.sample.set_links([("inspector", "the token inspector")])
         self.output = StageCard("5 Output", SENTENCES["output"])
-        self.output.set_links([("inspector", "the token inspector")])
+        self.output.set_links(
+            [
+                ("inspector", "the token inspector"),
+                ("attention", "what it attended to"),
+                ("layers", "the layers behind it"),
+            ]
+        )
 
         inner = QWidget()
         column = QVBoxLayout(inner)

@@ -56,6 +56,10 @@ def test_pipeline_shows_the_reply_and_follows_the_selected_token(
     window.pipeline_dock.raise_()
     view.link_requested.emit("inspector")
     assert not window.inspector_dock.visibleRegion().isEmpty()
+    for target, dock in (("attention", window.attention_dock), ("layers", window.layers_dock)):
+        window.pipeline_dock.raise_()
+        view.link_requested.emit(target)  # the views inside the model, for the same token
+        assert not dock.visibleRegion().isEmpty()
 
 
 def test_greedy_reply_and_a_reopened_chat_show_the_saved_pipeline(
