@@ -294,7 +294,7 @@ class AttentionView(QWidget):
             f"“{visible_label(label)}” {percent(w)}" for label, w in best
         )
         self.tokens.setAccessibleDescription(self.top_text + f" ({where}).")
-        self.tokens.setToolTip(self.top_text)
+        self.tokens.setToolTip(f"<qt>{html.escape(self.top_text)}</qt>")  # tokens are not tags
         self.grid.skip_first = self.sink.isChecked()
         self.grid.selected = (layer, head)
         self.grid.set_maps(current.maps)

@@ -66,6 +66,7 @@ class InspectorPanel(QWidget):
             ("bytes", "Bytes"),
         ):
             value = QLabel("–")
+            value.setTextFormat(Qt.TextFormat.PlainText)  # bytes like <DD 80> are not a tag
             value.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
             self.values[key] = value
             form.addRow(label, value)

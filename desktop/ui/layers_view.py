@@ -89,7 +89,9 @@ class LayersView(QWidget):
             for column, entry in enumerate(entries):
                 token, prob = visible_label(entry.token), percent(entry.prob)
                 item = QTableWidgetItem(f"{token}  {prob}")
-                item.setToolTip(f"Layer {row + 1}, #{column + 1}: “{token}” {prob}")
+                item.setToolTip(
+                    f"<qt>Layer {row + 1}, #{column + 1}: “{html.escape(token)}” {prob}</qt>"
+                )
                 if entry.id == final.id and row + 1 >= first:
                     item.setBackground(mark)
                     item.setFont(bold)

@@ -182,7 +182,7 @@ class UserMessageWidget(QFrame):
                 piece_format(index, piece.special, dark),
                 f"<b><code>{html.escape(visible_token(piece.token))}</code></b><br>id {piece.id}"
                 + (" · special token" if piece.special else "")
-                + f"<br>bytes {bytes_label(piece.bytes)}",
+                + f"<br>bytes {html.escape(bytes_label(piece.bytes))}",
                 f"token {piece.token}, id {piece.id}",
             )
             for index, piece in enumerate(shown_pieces)

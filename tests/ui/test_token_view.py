@@ -47,3 +47,15 @@ def test_a_stored_reply_has_the_spans_of_a_streamed_one(qtbot, qapp_theme):
     assert as_tuples == [(s.start, s.end, s.tooltip, s.accessible) for s in streamed.body.spans]
     assert stored.body.toPlainText() == "Hello world" and stored.steps == steps
     assert stored.body.isVisibleTo(stored) and not stored.reading.isVisibleTo(stored)
+
+
+def test_a_user_token_tooltip_shows_its_bytes_as_text(qtbot, qapp_theme):
+    # Issue 15: "<20 70>" unescaped in rich text was read as a tag and the tooltip said "bytes".
+    from PySide6.QtGui import QTextDocument
+
+    widget = UserMessageWidget(" p<b>")
+    qtbot.addWidget(widget)
+    widget.show_pieces([TokenPiece(7, " p<b>", b" p<b>", 0, 0, False)], "tokens")
+    document = QTextDocument()
+    document.setHtml(widget.body.spans[0].tooltip)
+    assert document.toPlainText() == "·p<b>\nid 7\nbytes <20 70 3C 62 3E>"
