@@ -37,6 +37,7 @@ from desktop.ui import theme
 from desktop.ui.token_view import (
     TokenSpanView,
     bytes_label,
+    marked_text,
     percent,
     piece_format,
     step_accessible,
@@ -178,7 +179,7 @@ class UserMessageWidget(QFrame):
         self.body.append_spans(
             (
                 # A piece's display text may be "" (part of a character shown on a later token).
-                piece.display if hasattr(piece, "display") else piece.token,
+                marked_text(piece.display if hasattr(piece, "display") else piece.token),
                 piece_format(index, piece.special, dark),
                 f"<b><code>{html.escape(visible_token(piece.token))}</code></b><br>id {piece.id}"
                 + (" · special token" if piece.special else "")
@@ -299,7 +300,7 @@ class AssistantMessageWidget(QFrame):
             replaced = self._replaced_at(first + offset, step)
             spans.append(
                 (
-                    step.text,
+                    marked_text(step.text),
                     theme.token_format(step.prob, dark),
                     step_tooltip(step, replaced=replaced, branchable=True),
                     step_accessible(step) + (", picked by you" if replaced is not None else ""),

@@ -42,6 +42,12 @@ def visible_token(token: str) -> str:
     return token.replace(" ", "·").replace("\n", "↵").replace("\t", "→")
 
 
+def marked_text(text: str) -> str:
+    """A token's text as a token view draws it: a newline shows as ↵ before the line break it
+    makes, a tab as → (in place of the wide tab). Only the drawing: copies use the real text."""
+    return text.replace("\n", "↵\n").replace("\t", "→")
+
+
 def bytes_label(data: bytes) -> str:
     """Raw bytes as `<F0 9F 98>`."""
     return "<" + " ".join(f"{b:02X}" for b in data) + ">"

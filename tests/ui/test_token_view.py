@@ -59,3 +59,22 @@ def test_a_user_token_tooltip_shows_its_bytes_as_text(qtbot, qapp_theme):
     document = QTextDocument()
     document.setHtml(widget.body.spans[0].tooltip)
     assert document.toPlainText() == "·p<b>\nid 7\nbytes <20 70 3C 62 3E>"
+
+
+def test_newline_and_tab_tokens_show_as_marks_and_copy_keeps_the_text(qtbot, qapp_theme):
+    # Issue 15: a newline or tab token was invisible in the token views.
+    steps = [scripted_step(i, text, 0.5) for i, text in enumerate(["a", "\n", "\t", "b"])]
+    reply = AssistantMessageWidget("m")
+    qtbot.addWidget(reply)
+    reply.show_steps(steps)
+    assert reply.body.toPlainText() == "a↵\n→b"
+    assert [(s.start, s.end) for s in reply.body.spans] == [(0, 1), (1, 3), (3, 4), (4, 5)]
+    assert reply.text == "a\n\tb"  # what Copy puts on the clipboard
+    pieces = [TokenPiece(i, t, t.encode(), 0, 0, False) for i, t in enumerate(["x", "\n", "\t"])]
+    message = UserMessageWidget("x\n\t")
+    qtbot.addWidget(message)
+    for mode in ("tokens", "prompt"):
+        message.show_pieces(pieces, mode)
+        assert message.body.toPlainText() == "x↵\n→"
+    message.show_text()
+    assert message.body.toPlainText() == "x\n\t"

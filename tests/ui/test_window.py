@@ -15,6 +15,7 @@ from PySide6.QtWidgets import QApplication, QInputDialog
 from desktop import paths
 from desktop.ui import theme
 from desktop.ui.messages import AssistantMessageWidget, ErrorBanner, UserMessageWidget
+from desktop.ui.token_view import marked_text
 from tests.ui.scripted_model import ScriptedModel
 
 
@@ -227,7 +228,7 @@ def test_user_message_as_tokens_and_as_prompt(qtbot, scripted_window):
     assert user.mode_buttons["prompt"].isEnabled()
     qtbot.mouseClick(user.mode_buttons["prompt"], Qt.MouseButton.LeftButton)
     prompt = built.controller.transcript.turns[0].prompt
-    assert user.body.toPlainText() == prompt.prompt_text
+    assert user.body.toPlainText() == marked_text(prompt.prompt_text)  # newlines shown as ↵
     assert user.info.text().startswith(f"The whole prompt: {len(prompt.prompt_ids)} tokens")
     qtbot.mouseClick(user.mode_buttons["text"], Qt.MouseButton.LeftButton)
     assert user.body.toPlainText() == "split me up"
