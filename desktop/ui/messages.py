@@ -375,10 +375,15 @@ def footer_text(done: GenerationDone, partial: bool = False) -> str:
 
 
 class InputBox(QPlainTextEdit):
-    """Enter sends, Shift+Enter makes a new line, Esc stops."""
+    """Enter sends, Shift+Enter makes a new line, Esc stops, Tab and Shift+Tab move the focus
+    (a keyboard user can leave the box; a tab character can still be pasted)."""
 
     submitted = Signal()
     stop_requested = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setTabChangesFocus(True)
 
     def keyPressEvent(self, event: QKeyEvent) -> None:
         if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter):

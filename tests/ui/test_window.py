@@ -75,6 +75,18 @@ def test_shift_enter_makes_a_new_line(qtbot, scripted_window):
     assert scripted_window.controller.transcript.turns == []
 
 
+def test_tab_in_the_message_box_moves_the_focus(qtbot, scripted_window):
+    # Issue 15: Tab inserted a tab character, so a keyboard user could not leave the box.
+    box = scripted_window.window.chat.input
+    scripted_window.window.activateWindow()
+    box.setFocus()
+    qtbot.waitUntil(lambda: QApplication.focusWidget() is box)
+    box.setPlainText("hi")
+    qtbot.keyClick(box, Qt.Key.Key_Tab)
+    assert box.toPlainText() == "hi"
+    assert QApplication.focusWidget() is not box
+
+
 def test_reading_state_shows_prompt_token_count(qtbot, scripted_window):
     built = scripted_window
     built.model.reply = [("a", 0.5)] * 50
