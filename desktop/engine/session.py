@@ -26,6 +26,11 @@ PROVIDER_NAMES: dict[str, str] = {
     "coreml": "CoreMLExecutionProvider",
 }
 AUTO_ORDER = ("cuda", "dml", "coreml", "cpu")
+PROVIDER_NEEDS: dict[str, str] = {
+    "cuda": "the onnxruntime-gpu package and an NVIDIA GPU with its CUDA and cuDNN libraries",
+    "dml": "the onnxruntime-directml package, on Windows with a DirectX 12 GPU",
+    "coreml": "ONNX Runtime's macOS build, on a Mac",
+}
 NUMPY_TYPES: dict[str, type] = {
     "tensor(float)": np.float32,
     "tensor(float16)": np.float16,
@@ -58,6 +63,15 @@ def default_threads() -> int:
     except AttributeError:  # macOS, Windows
         available = os.cpu_count() or 1
     return max(1, min(4, available))
+
+
+def available_providers() -> tuple[str, ...]:
+    """The provider choices this ONNX Runtime build can run: "auto", "cpu", then those of cuda,
+    dml and coreml (AUTO_ORDER) whose execution provider `ort.get_available_providers()` lists.
+    What the missing ones need: PROVIDER_NEEDS."""
+    have = ort.get_available_providers()
+    gpus = (p for p in AUTO_ORDER if p != "cpu" and PROVIDER_NAMES[p] in have)
+    return ("auto", "cpu", *gpus)
 
 
 def _wanted(requested: str) -> list[str]:

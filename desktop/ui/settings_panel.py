@@ -27,10 +27,22 @@ from PySide6.QtWidgets import (
 
 from desktop.engine.events import GenerationSettings
 from desktop.engine.sampling import MAX_SEED
+from desktop.engine.session import PROVIDER_NEEDS, available_providers
 from desktop.ui.layout import fill_with_scrolling
-from desktop.ui.settings_store import PROVIDERS
 
 RANDOM_SEED = -1
+
+
+def provider_tooltip(available: Sequence[str]) -> str:
+    """The provider box's tooltip: what auto does, and what each provider missing from
+    `available` (this build's choices, see available_providers) would need."""
+    lines = ["auto: the fastest provider this ONNX Runtime build has, else CPU."]
+    lines += [
+        f"{name}: not in this build; needs {need}."
+        for name, need in PROVIDER_NEEDS.items()
+        if name not in available
+    ]
+    return "\n".join(lines)
 
 
 class SettingsPanel(QWidget):
@@ -49,8 +61,9 @@ class SettingsPanel(QWidget):
         self.browse = QPushButton("Open folder…")
         self.browse.clicked.connect(self._browse)
         self.provider = QComboBox()
-        self.provider.addItems(PROVIDERS)
+        self.provider.addItems(available_providers())  # only what this ONNX Runtime build has
         self.provider.setAccessibleName("Execution provider")
+        self.provider.setToolTip(provider_tooltip(available_providers()))
 
         self.temperature = _double(0.0, 5.0, 0.05, 2, "0 = greedy")
         self.top_k = _int(0, 100000, "0 = off")
@@ -128,6 +141,11 @@ class SettingsPanel(QWidget):
         self._filling = False
 
     def set_provider(self, provider: str) -> None:
+        """Shows the saved provider; one this build lacks is listed too (the engine says it runs
+        on CPU instead, see ModelController), so the box never shows another choice than the
+        one in use."""
+        if self.provider.findText(provider) < 0:
+            self.provider.addItem(provider)
         self.provider.setCurrentText(provider)
 
     def set_generation(self, settings: GenerationSettings, system_prompt: str, source: str) -> None:

@@ -18,3 +18,28 @@ def test_every_spin_box_edge_is_a_setting_the_engine_accepts(qtbot):
             assert SETTING_RANGES[name].allows(value), (name, value)
             GenerationSettings(**{name: value})
     assert panel.top_p.minimum() == 0.0  # top_p 0 (the top token) is offered as in the CLI
+
+
+def test_the_provider_box_lists_only_what_this_build_has(qtbot):
+    # Issue 15: cuda, dml and coreml were offered on a build with none of them.
+    import onnxruntime
+
+    panel = SettingsPanel()
+    qtbot.addWidget(panel)
+    have = onnxruntime.get_available_providers()
+    wanted = ["auto", "cpu"] + [
+        name
+        for name, provider in (
+            ("cuda", "CUDAExecutionProvider"),
+            ("dml", "DmlExecutionProvider"),
+            ("coreml", "CoreMLExecutionProvider"),
+        )
+        if provider in have
+    ]
+    items = [panel.provider.itemText(i) for i in range(panel.provider.count())]
+    assert items == wanted
+    tip = panel.provider.toolTip()
+    for name in ("cuda", "dml", "coreml"):
+        assert (f"{name}: not in this build; needs" in tip) == (name not in wanted)
+    panel.set_provider("coreml")  # a saved choice this build may lack still shows as chosen
+    assert panel.provider.currentText() == "coreml"
