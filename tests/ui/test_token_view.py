@@ -78,3 +78,20 @@ def test_newline_and_tab_tokens_show_as_marks_and_copy_keeps_the_text(qtbot, qap
         assert message.body.toPlainText() == "x↵\n→"
     message.show_text()
     assert message.body.toPlainText() == "x\n\t"
+
+
+def test_the_inspector_shows_a_fragment_s_bytes_as_text(qtbot, qapp_theme):
+    # Issue 15: "<DD>" (a lead byte) is a tag to Qt's rich-text guess: dd is an HTML element.
+    import dataclasses
+
+    from PySide6.QtCore import Qt
+
+    from desktop.ui.inspector import InspectorPanel
+
+    panel = InspectorPanel()
+    qtbot.addWidget(panel)
+    step = dataclasses.replace(scripted_step(0, "x", 0.5), token="", bytes=b"\xdd")
+    panel.set_reply([step])
+    panel.show_step(0)
+    label = panel.values["bytes"]
+    assert label.text() == "<DD>" and label.textFormat() == Qt.TextFormat.PlainText
