@@ -382,23 +382,7 @@ class History:
                 if siblings:
                     _activate(db, conv_id, max(earlier) if earlier else min(siblings))
             db.execute("UPDATE conversations SET updated_at = ? WHERE id = ?", (_now(), conv_id))
-
-    def delete_messages_from(self, conv_id: int, message_id: int) -> None:
-        """Delete `message_id` and every later message of the conversation (the straight-line
-        Regenerate and edit-and-resend of the window before versions; new code: `delete_message`,
-        which deletes one subtree). A parent whose active version went gets its latest remaining
-        child as the active one."""
-        with self._transaction("delete messages") as db:
-            _check_conversation(db, conv_id)
-            db.execute(
-                "DELETE FROM messages WHERE conversation_id = ? AND id >= ?", (conv_id, message_id)
-            )
-            links = _links(db, conv_id)
-            for children in _children(links).values():
-                if not any(links[i][1] for i in children):
-                    _activate(db, conv_id, max(children))
-            db.execute("UPDATE conversations SET updated_at = ? WHERE id = ?", (_now(), conv_id))
-        self._forget_deleted("delete messages")
+        self._forget_deleted("delete messages")  # I11: the text leaves the -wal file too
 
 
 def default_title(text: str) -> str:

@@ -62,7 +62,7 @@ def test_deleted_messages_leave_no_file_holding_their_text(tmp_path, insecure_bu
         conv = history.create_conversation("Chat", "m")
         history.add_user_message(conv, "kept message")
         second = history.add_user_message(conv, f"Remember {SECRET}")
-        history.delete_messages_from(conv, second)
+        history.delete_message(conv, second)  # the window's delete: one subtree
         assert files_holding(folder, SECRET) == []
         assert [m.text for m in history.messages(conv)] == ["kept message"]
 

@@ -135,24 +135,6 @@ def test_list_newest_first_with_counts_rename_and_delete(db_path):
     raw.close()
 
 
-def test_delete_messages_from_drops_that_message_and_later_ones(db_path):
-    steps = make_steps(4)
-    with History(db_path) as history:
-        conv = history.create_conversation("regen", "m")
-        u1 = history.add_user_message(conv, "one")
-        history.add_assistant_message(conv, make_done(steps), steps, "m")
-        u2 = history.add_user_message(conv, "two")
-        history.add_assistant_message(conv, make_done(steps), steps, "m")
-        history.delete_messages_from(conv, u2 + 1)  # regenerate the last reply
-        assert [m.text for m in history.messages(conv)] == ["one", done_text(steps), "two"]
-        history.delete_messages_from(conv, u2)  # edit-and-resend "two"
-        assert [m.id for m in history.messages(conv)] == [u1, u1 + 1]
-
-
-def done_text(steps):
-    return make_done(steps).text
-
-
 def test_search_finds_a_message_by_a_word(db_path):
     with History(db_path) as history:
         cooking = history.create_conversation("Dinner", "m")
