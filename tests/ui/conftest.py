@@ -12,7 +12,7 @@ import pytest
 
 from desktop.history import History
 from desktop.ui import settings_store
-from desktop.ui.app import WindowControllers, build, make_application
+from desktop.ui.app import WindowControllers, build, engine_loader, make_application
 from desktop.ui.main_window import MainWindow
 from tests.ui.scripted_model import ScriptedModel, scripted_loader
 
@@ -54,4 +54,15 @@ def scripted_window(qtbot, qapp_theme, scripted_model, history) -> Built:
     with qtbot.waitSignal(controller.models.model_ready, timeout=5000):
         controller.models.open_model(None)
     yield Built(window, controller, scripted_model, history)
+    controller.lifetime.shutdown()
+
+
+@pytest.fixture
+def real_window(qtbot, qapp_theme, history):
+    """The window over the real engine (open a model with test_real_models.open_and_wait)."""
+    load, list_models = engine_loader()
+    window, controller = build(load, list_models, history, settings_store.load())
+    qtbot.addWidget(window)
+    window.show()
+    yield window, controller
     controller.lifetime.shutdown()

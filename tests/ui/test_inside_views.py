@@ -7,25 +7,13 @@ from __future__ import annotations
 import shutil
 
 import numpy as np
-import pytest
 from PySide6.QtCore import Qt
 
 from desktop.engine.chat import load_model
-from desktop.ui import settings_store, theme
-from desktop.ui.app import build, engine_loader
+from desktop.ui import theme
 from desktop.ui.inside_data import visible_label
 from desktop.ui.token_view import percent
 from tests.ui.test_real_models import open_and_wait, send_and_wait
-
-
-@pytest.fixture
-def real_window(qtbot, qapp_theme, history):
-    load, list_models = engine_loader()
-    window, controller = build(load, list_models, history, settings_store.load())
-    qtbot.addWidget(window)
-    window.show()
-    yield window, controller
-    controller.lifetime.shutdown()
 
 
 def reply_of(qtbot, window, controller, folder, text="hello", tokens=6):

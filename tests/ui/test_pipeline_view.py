@@ -9,9 +9,7 @@ import html
 from PySide6.QtCore import QPoint, Qt
 
 from desktop.ui.token_view import visible_token
-from tests.ui.test_real_models import open_and_wait, real_window, send_and_wait
-
-__all__ = ["real_window"]  # the fixture, used by name
+from tests.ui.test_real_models import open_and_wait, send_and_wait
 
 
 def test_pipeline_shows_the_reply_and_follows_the_selected_token(

@@ -13,20 +13,9 @@ from PySide6.QtCore import Qt
 
 from desktop.engine.chat import load_model
 from desktop.engine.events import Message, TokenStep
-from desktop.ui import settings_store, theme
-from desktop.ui.app import build, engine_loader
+from desktop.ui import theme
 from desktop.ui.messages import ErrorBanner
 from desktop.ui.token_views import display_pieces
-
-
-@pytest.fixture
-def real_window(qtbot, qapp_theme, history):
-    load, list_models = engine_loader()
-    window, controller = build(load, list_models, history, settings_store.load())
-    qtbot.addWidget(window)
-    window.show()
-    yield window, controller
-    controller.lifetime.shutdown()
 
 
 def open_and_wait(qtbot, controller, folder) -> None:
