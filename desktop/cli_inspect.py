@@ -56,18 +56,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _saved_reply(args: argparse.Namespace) -> tuple[str | None, list[int]]:
     """(model name, prompt ids + reply ids) of the saved reply --message in conversation TEXT.
-    Raises HistoryError (an EngineError) for an unknown conversation, EngineError otherwise."""
+    Raises UsageError (exit 2) for an id that is not there, EngineError otherwise."""
+    from desktop.cli_chat import UsageError
     from desktop.history import History
 
     try:
         conv_id = int(args.text)
     except ValueError:
-        raise EngineError(f"With --message, give a conversation id, not {args.text!r}.") from None
+        raise UsageError(f"With --message, give a conversation id, not {args.text!r}.") from None
     with History() as history:
         messages = history.tree(conv_id)  # every version: any saved reply can be inspected
     found = next((m for m in messages if m.id == args.message), None)
     if found is None or found.role != "assistant":
-        raise EngineError(f"Conversation {conv_id} has no reply with id {args.message}.")
+        raise UsageError(f"Conversation {conv_id} has no reply with id {args.message}.")
     if found.prompt is None:
         raise EngineError(
             f"Reply {args.message} was saved without its prompt (an older version), so it cannot "

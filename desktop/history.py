@@ -62,6 +62,13 @@ class HistoryError(EngineError):
     """The history database cannot do what was asked; `str(err)` is a sentence for the user."""
 
 
+class NoSuchConversation(HistoryError):
+    """A conversation id that is not saved. The CLI exits 2 for it, as for any argument naming
+    something that is not there (`cli_chat.UsageError`)."""
+
+    exit_code = 2
+
+
 @dataclass(frozen=True)
 class ConversationSummary:
     """One row of the conversation list. Times are timezone-aware (UTC)."""
@@ -478,7 +485,7 @@ def _clean_title(title: str) -> str:
 
 
 def _no_conversation(conv_id: int) -> HistoryError:
-    return HistoryError(f"There is no saved conversation with id {conv_id}.")
+    return NoSuchConversation(f"There is no saved conversation with id {conv_id}.")
 
 
 def _summary(row: Sequence) -> ConversationSummary:

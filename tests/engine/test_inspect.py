@@ -215,8 +215,13 @@ def test_cli_saved_reply(tiny_llama_dir, capsys):
     rows = len(reply.prompt.prompt_ids) - 1 + np.arange(len(reply.steps))
     greedy = [out["logit_lens"][-1][r][0]["id"] for r in rows]  # the reply was greedy
     assert greedy == [s.id for s in reply.steps]
-    assert main(["inspect", str(conv.id), "--message", "999", "--model", str(tiny_llama_dir)]) == 1
+    # an id that is not there is a usage error (exit 2), as in `branch` and `export`
+    assert main(["inspect", str(conv.id), "--message", "999", "--model", str(tiny_llama_dir)]) == 2
     assert "has no reply with id 999" in capsys.readouterr().err
+    assert (
+        main(["inspect", "4242", "--message", str(reply.id), "--model", str(tiny_llama_dir)]) == 2
+    )
+    assert "no saved conversation with id 4242" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("share", [True, False])

@@ -138,8 +138,9 @@ def test_cli_export_to_stdout_and_to_a_file(saved, capsys, tmp_path):
     assert _cli(["export", str(conv), "--format", "md", "--out", str(out)]) == 0
     assert out.read_text(encoding="utf-8") == to_markdown(summary, messages)
 
-    with pytest.raises(HistoryError, match="no saved conversation with id 999"):
+    with pytest.raises(HistoryError, match="no saved conversation with id 999") as err:
         _cli(["export", "999", "--format", "md"])
+    assert err.value.exit_code == 2  # desktop.cli exits with it, as `branch` and `inspect` do
 
 
 def test_export_has_the_tree_and_markdown_names_versions(tmp_path):
