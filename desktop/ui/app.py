@@ -79,6 +79,7 @@ class WindowControllers:
     chats: Any
     lifetime: Any
     server: Any
+    chat_menu: Any = None  # export and copy of a saved chat (chat_menu.py)
 
 
 def build(
@@ -94,6 +95,7 @@ def build(
     Returns (window, controllers)."""
     from desktop.chat_service import ChatService
     from desktop.ui.chat_list_controller import ChatListController
+    from desktop.ui.chat_menu import ChatMenuController
     from desktop.ui.edit_controller import EditController
     from desktop.ui.feedback import Feedback
     from desktop.ui.inside_controller import InsideController
@@ -158,6 +160,7 @@ def build(
     window.settings.layout().addWidget(server)
     server.status_message.connect(window.statusBar().showMessage)
     lifetime = Lifetime(window, runs, models, service, server)
+    chat_menu = ChatMenuController(window, store, feedback)
     return window, WindowControllers(
         session,
         feedback,
@@ -171,6 +174,7 @@ def build(
         chats,
         lifetime,
         server,
+        chat_menu,
     )
 
 

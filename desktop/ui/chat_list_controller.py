@@ -15,6 +15,7 @@ from PySide6.QtCore import QObject, Slot
 
 from desktop.conversation import Conversation, Node
 from desktop.engine.errors import EngineError
+from desktop.ui.chat_menu import chat_tooltip
 from desktop.ui.feedback import Feedback
 from desktop.ui.main_window import MainWindow
 from desktop.ui.session import ChatSession
@@ -77,6 +78,7 @@ class ChatListController(QObject):
                     c.title,
                     f"{c.model} · {plural(c.message_count, 'message')} · "
                     f"{c.updated_at:%Y-%m-%d %H:%M}",
+                    chat_tooltip(c),
                 )
                 for c in rows
             ],
