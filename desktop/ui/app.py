@@ -134,6 +134,8 @@ def build(
     transcript.context_used.connect(models.show_context)
     runs = RunController(window, service, models, transcript, feedback)
     runs_busy.append(lambda: runs.busy)
+    feedback.end_on("stopping", runs.idle)  # status lines go when they stop being true
+    feedback.end_on("error", runs.run_started, session.replaced)
     inspector = InspectorController(
         window, transcript, runs.branch, lambda user, mode: token_views.reveal(user, mode)
     )

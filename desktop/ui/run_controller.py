@@ -356,7 +356,7 @@ class RunController(QObject):
         self.window.chat.show_stopping()
         if not run.reply.steps:
             self.show_stopping(run.reply)
-        self.feedback.status("Stopping…")
+        self.feedback.status("Stopping…", 0, kind="stopping")  # until idle (app.py: end_on)
 
     def show_stopping(self, reply: Node) -> None:
         widget = self.transcript.widget_of(reply)
