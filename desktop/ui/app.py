@@ -80,6 +80,7 @@ class WindowControllers:
     lifetime: Any
     server: Any
     chat_menu: Any = None  # export and copy of a saved chat (chat_menu.py)
+    actions: Any = None  # Regenerate, Edit last, Copy last reply: enabled or why not
 
 
 def build(
@@ -94,6 +95,7 @@ def build(
     history: a `History` (saved through a `TreeStore`) or None (nothing is saved).
     Returns (window, controllers)."""
     from desktop.chat_service import ChatService
+    from desktop.ui.actions_state import ActionsController
     from desktop.ui.chat_list_controller import ChatListController
     from desktop.ui.chat_menu import ChatMenuController
     from desktop.ui.edit_controller import EditController
@@ -136,6 +138,8 @@ def build(
     runs_busy.append(lambda: runs.busy)
     feedback.end_on("stopping", runs.idle)  # status lines go when they stop being true
     feedback.end_on("error", runs.run_started, session.replaced)
+    actions = ActionsController(window, transcript, models, busy)  # what Regenerate... can do
+    runs.sync_actions = actions.sync
     inspector = InspectorController(
         window, transcript, runs.branch, lambda user, mode: token_views.reveal(user, mode)
     )
@@ -177,6 +181,7 @@ def build(
         lifetime,
         server,
         chat_menu,
+        actions,
     )
 
 

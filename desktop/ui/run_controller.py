@@ -145,6 +145,7 @@ class RunController(QObject):
         self.ending: list[_Run] = []  # abandoned runs whose thread has not ended yet
         self.take_edit: Callable[[], Node | None] = lambda: None  # set by the editing controller
         self.cancel_edit: Callable[[], None] = lambda: None
+        self.sync_actions: Callable[[], None] = lambda: None  # set by app.py (actions_state)
         # (conversation, reply, replaces) -> a ChatService `finish` saving the reply, or None
         self.saver: Callable[[Conversation, Node, bool], Any] = lambda *_: None
         chat = window.chat
@@ -399,9 +400,6 @@ class RunController(QObject):
         self.window.chat.set_busy(False)
 
     def sync_buttons(self, *_args: Any) -> None:
-        """Regenerate needs a last reply, Edit last a user message; neither while busy."""
-        chat, busy, rows = self.window.chat, self.busy, self.transcript.rows
-        last_is_reply = bool(rows) and rows[-1].node.role == "assistant"
-        model = self.models.model is not None
-        chat.regenerate_button.setEnabled(not busy and last_is_reply and model)
-        chat.edit_button.setEnabled(not busy and any(r.node.role == "user" for r in rows))
+        """Regenerate, Edit last and Copy last reply follow the run (actions_state.py decides
+        them all, through `sync_actions`)."""
+        self.sync_actions()
