@@ -151,6 +151,7 @@ def build(
     window.closing.connect(inside.shutdown)
     editing = EditController(window, session, transcript, feedback, busy)
     runs.take_edit, runs.cancel_edit = editing.take, editing.cancel
+    editing.send = runs.send  # the editor's Send
     token_views = TokenViewController(transcript, lambda: models.model, feedback)
     store = TreeStore(history) if history is not None else None
     chats = ChatListController(window, session, store, feedback, runs.abandon)

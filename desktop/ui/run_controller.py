@@ -179,8 +179,10 @@ class RunController(QObject):
         self.regenerate()
 
     def send(self, text: str | None = None) -> bool:
-        """Sends the input box's text (or `text`); returns whether a reply was started. While a
-        message is being edited, the text becomes a new version of it."""
+        """Sends the input box's text (or `text`, leaving the box's draft alone); returns whether a
+        reply was started. When `take_edit` hands over a message being edited, the text becomes
+        a new version of it."""
+        from_box = text is None
         text = self.window.chat.input.toPlainText() if text is None else text
         text = well_formed(text)  # a pasted lone surrogate: U+FFFD, not a failed save
         if not text.strip():
@@ -192,8 +194,9 @@ class RunController(QObject):
         if model is None:
             self.feedback.show_error("No model is loaded yet. Choose one in Settings.")
             return False
-        editing = self.take_edit()  # before clear(): an emptied box would cancel the edit
-        self.window.chat.input.clear()
+        editing = self.take_edit()
+        if from_box:
+            self.window.chat.input.clear()
         self.feedback.clear_read()
         conversation = self.transcript.conversation
         user = conversation.edit(editing, text) if editing else conversation.add_user(text)
