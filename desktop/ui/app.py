@@ -81,6 +81,7 @@ class WindowControllers:
     server: Any
     chat_menu: Any = None  # export and copy of a saved chat (chat_menu.py)
     actions: Any = None  # Regenerate, Edit last, Copy last reply: enabled or why not
+    model_notice: Any = None  # a saved chat made with another model says so
 
 
 def build(
@@ -106,6 +107,7 @@ def build(
     from desktop.ui.local_server import LocalServerSwitch
     from desktop.ui.main_window import MainWindow
     from desktop.ui.model_controller import ModelController
+    from desktop.ui.model_notice import ModelNotice
     from desktop.ui.run_controller import RunController
     from desktop.ui.session import ChatSession
     from desktop.ui.settings_store import AppSettings
@@ -168,6 +170,7 @@ def build(
     server.status_message.connect(window.statusBar().showMessage)
     lifetime = Lifetime(window, runs, models, service, server)
     chat_menu = ChatMenuController(window, store, feedback)
+    model_notice = ModelNotice(window, session, models, feedback, list_models)
     return window, WindowControllers(
         session,
         feedback,
@@ -183,6 +186,7 @@ def build(
         server,
         chat_menu,
         actions,
+        model_notice,
     )
 
 

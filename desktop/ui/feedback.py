@@ -78,7 +78,7 @@ class Feedback(QObject):
         self.clear_load_errors()
         self._load_banners.append(self.show_error(message))
 
-    def show_notice(self, message: str) -> None:
+    def show_notice(self, message: str) -> NoticeBanner:
         """Something the person should know that is not an error (e.g. a model fallback), shown
         until the next message is sent (the same notice shown before goes: one copy)."""
         for old in [n for n in self._notices if not shiboken6.isValid(n) or n.text() == message]:
@@ -88,6 +88,13 @@ class Feedback(QObject):
         self._notices.append(notice)
         self.window.chat.add_bubble(notice)
         self.status(message, 15000)
+        return notice
+
+    def dismiss(self, banner: NoticeBanner) -> None:
+        """A notice that stopped being true goes."""
+        if banner in self._notices:
+            self._notices.remove(banner)
+        self._remove(banner)
 
     def clear_load_errors(self) -> None:
         for banner in self._load_banners:  # the load that failed is no longer the story

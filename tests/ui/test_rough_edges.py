@@ -1,7 +1,7 @@
 """Rough edges a newcomer hit (issue 15): the inspector follows a new reply instead of keeping the
 old reply's token; the folder dialog opens in the models folder; with no model, the window says
 what to do in the packaged app (Settings, Open folder), and `make model` only in a source
-checkout. Real window, a real tiny model."""
+checkout; a saved chat made with another model says so. Real window, real tiny models."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from desktop import paths
 from desktop.engine.catalog import BUILD_HINT, resolve_model
 from desktop.engine.errors import ModelFolderError
 from desktop.ui.messages import ErrorBanner
+from desktop.ui.model_notice import SWITCH_LINK
 from tests.ui.test_chat_menu import non_native_dialogs  # noqa: F401 (a fixture)
 from tests.ui.test_real_models import open_and_wait, send_and_wait
 
@@ -86,3 +87,35 @@ def test_no_model_message_in_a_source_checkout_names_make_model():
     with pytest.raises(ModelFolderError) as raised:
         resolve_model(None)  # the test's own, empty, user data folder
     assert BUILD_HINT in str(raised.value)
+
+
+def test_opening_a_chat_made_with_another_model_says_so_and_offers_it(
+    qtbot, real_window, tiny_llama_dir, tiny_gpt2_dir
+):
+    window, controller = real_window
+    installed = paths.models_dir() / tiny_llama_dir.name  # an installed model, by its name
+    installed.symlink_to(tiny_llama_dir, target_is_directory=True)
+    open_and_wait(qtbot, controller, installed.name)
+    llama = controller.models.model.name
+    window.settings.max_new_tokens.setValue(4)
+    send_and_wait(qtbot, window, controller, "hello")
+    conv_id = controller.session.conversation_id
+    open_and_wait(qtbot, controller, tiny_gpt2_dir)
+    gpt2 = controller.models.model.name
+    assert gpt2 != llama
+    controller.chats.new_chat()
+    assert controller.model_notice.notice is None  # an empty chat was made by no model
+    controller.chats.open_conversation(conv_id)
+    notice = controller.model_notice.notice
+    assert notice is not None and notice.isVisible()
+    assert f"This chat was made with {llama}; {gpt2} is loaded" in notice.text()
+    assert f"Load {llama}</a>" in notice.text()
+    with qtbot.waitSignal(controller.models.model_ready, timeout=120_000):
+        notice.linkActivated.emit(SWITCH_LINK)
+    assert controller.models.model.name == llama
+    assert controller.model_notice.notice is None
+    assert window.chat.column.indexOf(notice) < 0  # the notice went: it is no longer true
+    # Opened again with its own model loaded: nothing to say.
+    controller.chats.new_chat()
+    controller.chats.open_conversation(conv_id)
+    assert controller.model_notice.notice is None
