@@ -18,7 +18,7 @@ import re
 import sys
 
 from desktop.cli_reply import done_json, finish_note, phase_json, token_json  # noqa: F401 (their old home)
-from desktop.engine.catalog import list_models, resolve_model
+from desktop.engine.catalog import build_hint, list_models, resolve_model
 from desktop.engine.errors import EngineError
 from desktop.engine.events import SETTING_RANGES, SettingRange
 from desktop.engine.tokenizer import well_formed
@@ -309,7 +309,7 @@ def run_models(args: argparse.Namespace) -> int:
         print(json.dumps(rows, ensure_ascii=False))
         return 0
     if not models:
-        print("no models installed; build the default one with `make model`", file=sys.stderr)
+        print(f"no models installed; {build_hint()}", file=sys.stderr)
         return 0
     for m in models:
         size = f"{m.size_bytes / 1e6:.1f} MB"

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from desktop.history import ConversationSummary, History, HistoryError
-from desktop.history_export import conversation_json, to_json, to_markdown
+from desktop.history_export import conversation_json, export_text
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -57,14 +57,7 @@ def run_history(args: argparse.Namespace) -> int:
 
 def run_export(args: argparse.Namespace) -> int:
     with _open() as history:
-        summary = history.conversation(args.id)
-        messages = history.messages(args.id)
-        tree = history.tree(args.id)
-    text = (
-        to_json(summary, messages, tree) + "\n"
-        if args.format == "json"
-        else to_markdown(summary, messages, tree)
-    )
+        text = export_text(history, args.id, args.format)
     if args.out is None:
         sys.stdout.write(text)
         return 0

@@ -8,15 +8,18 @@ messages that share its parent) and, for a reply continued from one of its token
 `choices[].logprobs.content[]` plus Tokenglass's own fields, as desktop/openai_json.py builds it
 (non-finite numbers as null: strict JSON, RFC 8259). Markdown: the active path; a message with
 other versions says which it is ("version 2 of 3"), a branched reply where it was branched.
-Does not know: SQLite (it reads `StoredMessage`s), files, the CLI.
+`export_text` is the one export behind `tokenglass export` and the window's chat menu (the same
+text for the same chat). Does not know: SQLite (it reads `StoredMessage`s through `History`),
+files, the CLI.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Literal
 
-from desktop.history import ConversationSummary, StoredMessage
+from desktop.history import ConversationSummary, History, StoredMessage
 from desktop.openai_json import dumps, phase_json, settings_json, token_json
 from desktop.openai_json import number as _num
 
@@ -99,6 +102,21 @@ def conversation_json(
         "messages": [message_json(m) for m in messages],
         "tree": tree_json(messages if tree is None else tree),
     }
+
+
+ExportFormat = Literal["json", "md"]
+
+
+def export_text(history: History, conv_id: int, fmt: ExportFormat) -> str:
+    """Conversation `conv_id` as the text `tokenglass export ID --format json|md` writes: strict
+    JSON (`to_json`) with a final newline, or Markdown (`to_markdown`). Raises HistoryError
+    (no such conversation, an unreadable database)."""
+    summary = history.conversation(conv_id)
+    messages = history.messages(conv_id)
+    tree = history.tree(conv_id)
+    if fmt == "json":
+        return to_json(summary, messages, tree) + "\n"
+    return to_markdown(summary, messages, tree)
 
 
 def to_json(

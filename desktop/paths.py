@@ -74,3 +74,13 @@ def bundled_models_dir() -> Path | None:
     if frozen_root and (Path(frozen_root) / "models").is_dir():
         return Path(frozen_root) / "models"
     return None
+
+
+def source_checkout() -> bool:
+    """Whether Tokenglass runs from its source tree (a developer's checkout: the Makefile and the
+    model exporter beside the package), where `make model` builds the default model; False in
+    the packaged app and in an installed package."""
+    if getattr(sys, "frozen", False) or getattr(sys, "_MEIPASS", None):
+        return False
+    root = Path(__file__).resolve().parent.parent
+    return (root / "Makefile").is_file() and (root / "model_export").is_dir()

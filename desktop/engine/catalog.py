@@ -15,6 +15,18 @@ from desktop.engine.errors import ModelFolderError
 from desktop.engine.manifest import read_manifest
 
 BUILD_HINT = "build it with `make model` (python -m model_export default)"
+"""What a developer does in a source checkout (paths.source_checkout) when the model is missing."""
+
+
+def build_hint() -> str:
+    """What to do when the default model is missing: in a source checkout, build it
+    (BUILD_HINT); in the packaged app, add a model folder or open one from the window."""
+    if paths.source_checkout():
+        return BUILD_HINT
+    return (
+        f"put a model folder in {paths.models_dir()}, or open one with Settings → Open folder… "
+        "(on the command line: --model FOLDER)"
+    )
 
 
 @dataclass(frozen=True)
@@ -70,7 +82,7 @@ def resolve_model(name_or_dir: str | None) -> Path:
                 return candidate
         raise ModelFolderError(
             f"The default model {paths.DEFAULT_MODEL_NAME} is not installed in "
-            f"{paths.models_dir()}; {BUILD_HINT}."
+            f"{paths.models_dir()}; {build_hint()}."
         )
     direct = Path(name_or_dir).expanduser()
     if direct.is_dir():

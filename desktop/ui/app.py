@@ -79,6 +79,9 @@ class WindowControllers:
     chats: Any
     lifetime: Any
     server: Any
+    chat_menu: Any = None  # export and copy of a saved chat (chat_menu.py)
+    actions: Any = None  # Regenerate, Edit last, Copy last reply: enabled or why not
+    model_notice: Any = None  # a saved chat made with another model says so
 
 
 def build(
@@ -93,7 +96,9 @@ def build(
     history: a `History` (saved through a `TreeStore`) or None (nothing is saved).
     Returns (window, controllers)."""
     from desktop.chat_service import ChatService
+    from desktop.ui.actions_state import ActionsController
     from desktop.ui.chat_list_controller import ChatListController
+    from desktop.ui.chat_menu import ChatMenuController
     from desktop.ui.edit_controller import EditController
     from desktop.ui.feedback import Feedback
     from desktop.ui.inside_controller import InsideController
@@ -102,6 +107,7 @@ def build(
     from desktop.ui.local_server import LocalServerSwitch
     from desktop.ui.main_window import MainWindow
     from desktop.ui.model_controller import ModelController
+    from desktop.ui.model_notice import ModelNotice
     from desktop.ui.run_controller import RunController
     from desktop.ui.session import ChatSession
     from desktop.ui.settings_store import AppSettings
@@ -132,6 +138,10 @@ def build(
     transcript.context_used.connect(models.show_context)
     runs = RunController(window, service, models, transcript, feedback)
     runs_busy.append(lambda: runs.busy)
+    feedback.end_on("stopping", runs.idle)  # status lines go when they stop being true
+    feedback.end_on("error", runs.run_started, session.replaced)
+    actions = ActionsController(window, transcript, models, busy)  # what Regenerate... can do
+    runs.sync_actions = actions.sync
     inspector = InspectorController(
         window, transcript, runs.branch, lambda user, mode: token_views.reveal(user, mode)
     )
@@ -143,6 +153,7 @@ def build(
     window.closing.connect(inside.shutdown)
     editing = EditController(window, session, transcript, feedback, busy)
     runs.take_edit, runs.cancel_edit = editing.take, editing.cancel
+    editing.send = runs.send  # the editor's Send
     token_views = TokenViewController(transcript, lambda: models.model, feedback)
     store = TreeStore(history) if history is not None else None
     chats = ChatListController(window, session, store, feedback, runs.abandon)
@@ -158,6 +169,8 @@ def build(
     window.settings.layout().addWidget(server)
     server.status_message.connect(window.statusBar().showMessage)
     lifetime = Lifetime(window, runs, models, service, server)
+    chat_menu = ChatMenuController(window, store, feedback)
+    model_notice = ModelNotice(window, session, models, feedback, list_models)
     return window, WindowControllers(
         session,
         feedback,
@@ -171,6 +184,9 @@ def build(
         chats,
         lifetime,
         server,
+        chat_menu,
+        actions,
+        model_notice,
     )
 
 

@@ -15,6 +15,8 @@ from PySide6.QtCore import QObject, Slot
 
 from desktop.conversation import Conversation, Node
 from desktop.engine.errors import EngineError
+from desktop.ui.chat_menu import chat_tooltip
+from desktop.ui.chat_title import followed_title
 from desktop.ui.feedback import Feedback
 from desktop.ui.main_window import MainWindow
 from desktop.ui.session import ChatSession
@@ -77,6 +79,7 @@ class ChatListController(QObject):
                     c.title,
                     f"{c.model} · {plural(c.message_count, 'message')} · "
                     f"{c.updated_at:%Y-%m-%d %H:%M}",
+                    chat_tooltip(c),
                 )
                 for c in rows
             ],
@@ -109,6 +112,8 @@ class ChatListController(QObject):
         if self.store is not None:
             store = self.store
             self._call(lambda: store.rename(conv_id, title))
+        if conv_id == self.session.conversation_id:
+            self.session.conversation.title = title  # the title follows no edit any more
         self.refresh()
 
     @Slot(int)
@@ -132,6 +137,7 @@ class ChatListController(QObject):
         store = self._saving(conversation)
         if store is not None:
             self._call(lambda: store.save_user(conversation, user, model))
+            self._follow_title(conversation, user)
             self.refresh()  # after the message: the list shows its count
 
     def reply_saver(self, conversation: Conversation, reply: Node, replaces: bool) -> Any:
@@ -159,4 +165,15 @@ class ChatListController(QObject):
         store = self._saving(conversation)
         if store is not None:
             self._call(lambda: store.set_active(conversation, node))
+            self._follow_title(conversation, node)
             self.refresh()
+
+    def _follow_title(self, conversation: Conversation, shown: Node) -> None:
+        """A chat named after its first message is renamed after the version now shown
+        (chat_title.py); a chat the person renamed keeps its title."""
+        title = followed_title(conversation, shown)
+        conv_id, store = conversation.id, self._saving(conversation)
+        if title is None or conv_id is None or store is None:
+            return
+        self._call(lambda: store.rename(conv_id, title))
+        conversation.title = title

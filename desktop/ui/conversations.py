@@ -1,8 +1,9 @@
 """The conversation list (left dock): search, new chat, open, rename, delete with confirmation.
 
-A view: the controller fills it with `(id, title, subtitle)` rows and reacts to its signals.
-Signals: open_requested(int), rename_requested(int, str), delete_requested(int),
-search_changed(str), new_requested.
+A view: the controller fills it with `(id, title, subtitle, tooltip)` rows and reacts to its
+signals. Signals: open_requested(int), rename_requested(int, str), delete_requested(int),
+search_changed(str), new_requested, export_requested(int, "md" | "json"), copy_requested(int)
+(the last two from the chat's menu, chat_menu.py).
 """
 
 from __future__ import annotations
@@ -16,14 +17,16 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QListWidget,
     QListWidgetItem,
-    QMenu,
     QMessageBox,
     QPushButton,
     QVBoxLayout,
     QWidget,
 )
 
+from desktop.ui.chat_menu import chat_menu
+
 RENAME_WIDTH = 440  # px: about 60 characters of a chat title
+TITLE_ROLE = Qt.ItemDataRole.UserRole + 1  # a row's chat title (its tooltip says more)
 
 
 class ConversationList(QWidget):
@@ -32,6 +35,8 @@ class ConversationList(QWidget):
     delete_requested = Signal(int)
     search_changed = Signal(str)
     new_requested = Signal()
+    export_requested = Signal(int, str)
+    copy_requested = Signal(int)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -64,13 +69,14 @@ class ConversationList(QWidget):
         layout.addWidget(self.no_match)
         layout.addWidget(self.items, 1)
 
-    def set_rows(self, rows: Sequence[tuple[int, str, str]], current: int | None) -> None:
+    def set_rows(self, rows: Sequence[tuple[int, str, str, str]], current: int | None) -> None:
         self.items.blockSignals(True)
         self.items.clear()
-        for conv_id, title, subtitle in rows:
+        for conv_id, title, subtitle, tooltip in rows:
             item = QListWidgetItem(f"{title}\n{subtitle}")
             item.setData(Qt.ItemDataRole.UserRole, conv_id)
-            item.setToolTip(title)
+            item.setData(TITLE_ROLE, title)
+            item.setToolTip(tooltip)
             self.items.addItem(item)
             if conv_id == current:
                 item.setSelected(True)
@@ -87,15 +93,17 @@ class ConversationList(QWidget):
         item = self.items.itemAt(pos)
         if item is None:
             return
-        menu = QMenu(self)
-        rename = menu.addAction("Rename…")
-        delete = menu.addAction("Delete…")
-        chosen = menu.exec(self.items.mapToGlobal(pos))
-        conv_id = int(item.data(Qt.ItemDataRole.UserRole))
-        if chosen is rename:
-            self.ask_rename(conv_id, item.toolTip())
-        elif chosen is delete:
-            self.ask_delete(conv_id, item.toolTip())
+        menu = chat_menu(self, int(item.data(Qt.ItemDataRole.UserRole)), item.data(TITLE_ROLE))
+        menu.exec(self.items.mapToGlobal(pos))
+        menu.deleteLater()
+
+    def title_of(self, conv_id: int) -> str | None:
+        """The title of chat `conv_id` as listed (None when it is not in the list)."""
+        for row in range(self.items.count()):
+            item = self.items.item(row)
+            if item.data(Qt.ItemDataRole.UserRole) == conv_id:
+                return item.data(TITLE_ROLE)
+        return None
 
     def rename_dialog(self, title: str) -> QInputDialog:
         """The rename dialog, wide enough to show a typical chat title whole (QInputDialog.getText

@@ -1,10 +1,14 @@
-"""Editing a message: the message goes back into the input box and is hidden with everything
-after it; sending makes the text a new version of that message (the old one is kept, with its
-replies); emptying the box, Regenerate, or another chat cancel the edit.
+"""Editing a message in place: Edit (on a message, or Edit last) opens an editor inside the
+message's bubble (edit_box.py); the conversation stays on screen and nothing changes in it until
+the edit is sent, which makes the text a new version of that message (the old one is kept, with
+its replies). Esc or Cancel close the editor and the message is shown exactly as it was;
+Regenerate, a branch, another chat cancel the edit too. The message box below keeps its own
+draft: a message sent from there is a new message, and an open edit stays open.
 
-Owns only which message is being edited. Knows the input box, the transcript (to hide and show
-bubbles) and the run controller's hooks (`take_edit`, `cancel_edit`) through which a send
-becomes an edit.
+Owns only which message is being edited and its editor. Knows the transcript (which bubble shows
+which message) and the run controller's hooks: the editor's Send calls `send(text)` (the run
+controller's), whose `take_edit` (this `take`) turns that send into an edit; `cancel_edit` is
+`cancel`.
 """
 
 from __future__ import annotations
@@ -12,10 +16,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import shiboken6
 from PySide6.QtCore import QObject, Slot
-from PySide6.QtGui import QTextCursor
 
 from desktop.conversation import Node
+from desktop.ui.edit_box import InlineEditor
 from desktop.ui.feedback import Feedback
 from desktop.ui.main_window import MainWindow
 from desktop.ui.session import ChatSession
@@ -37,9 +42,12 @@ class EditController(QObject):
         self.feedback = feedback
         self._is_busy = is_busy
         self.editing: Node | None = None
+        self.editor: InlineEditor | None = None
+        self._sending = False  # the editor's Send is under way (take() hands the message over)
+        self.send: Callable[[str], bool] = lambda _text: False  # set by app.py: runs.send
         window.chat.edit_button.clicked.connect(self.edit_last)
-        window.chat.input.textChanged.connect(self._input_changed)
         transcript.user_shown.connect(self._user_shown)
+        transcript.bubble_removed.connect(self._bubble_removed)
         session.replaced.connect(self._dropped)
 
     def _user_shown(self, node: Node, widget: Any) -> None:
@@ -53,48 +61,60 @@ class EditController(QObject):
             self.edit(users[-1])
 
     def edit(self, user: Node) -> None:
-        """Put `user`'s text in the input box and hide it and what follows; nothing changes in
-        the conversation until the edit is sent."""
-        if self._is_busy() or self.editing is not None:
+        """Open the editor in `user`'s bubble with its text (another open edit is cancelled);
+        nothing changes in the conversation until the edit is sent."""
+        if self._is_busy():
+            self.feedback.status("Wait for the current reply to finish, then edit.")
             return
-        self.editing = user
-        self.transcript.hide_from(user)
-        box = self.window.chat.input
-        box.setPlainText(user.text)
-        box.moveCursor(QTextCursor.MoveOperation.End)
-        box.setFocus()
-        self.feedback.status(
-            "Editing your message: sending makes a new version of it (the old one is kept); "
-            "empty the box to cancel.",
-            10000,
-        )
+        if self.editing is user and self.editor is not None:
+            self.editor.box.setFocus()
+            return
+        self.cancel()
+        bubble = self.transcript.widget_of(user)
+        if bubble is None:
+            return
+        editor = InlineEditor(user.text)
+        editor.submitted.connect(self._submitted)
+        editor.cancelled.connect(self.cancel)
+        self.editing, self.editor = user, editor
+        editor.open_in(bubble)
+
+    @Slot(str)
+    def _submitted(self, text: str) -> None:
+        if not text.strip():
+            self.feedback.status("An empty message cannot be sent: type one, or Esc to cancel.")
+            return
+        self._sending = True
+        try:
+            self.send(text)  # the run controller's send: take() gives it the edited message
+        finally:
+            self._sending = False
 
     def take(self) -> Node | None:
-        """The message being edited, as a send takes it (the edit is over; None when none)."""
-        user, self.editing = self.editing, None
-        if user is not None:
-            self.feedback.clear_status()  # the editing hint is done with
-            self.transcript.hide_from(None, render=False)  # the new version renders next
+        """The message being edited when the editor's Send is what sends (the edit is over; its
+        bubble is replaced by the new version's); None for a message sent from the box below."""
+        if not self._sending or self.editing is None:
+            return None
+        user = self.editing
+        self._close()
         return user
 
-    def cancel(self) -> None:
-        """The hidden messages come back, and the box no longer holds the edit."""
-        if self.editing is None:
-            return
-        self.editing = None
-        self.feedback.clear_status()
-        self.window.chat.input.clear()
-        self.transcript.hide_from(None)
-
     @Slot()
-    def _input_changed(self) -> None:
-        """An edit whose text was emptied is cancelled."""
-        if self.editing is not None and not self.window.chat.input.toPlainText().strip():
-            self.cancel()
+    def cancel(self) -> None:
+        """Close the editor; the message is shown as it was."""
+        self._close()
+
+    def _close(self) -> None:
+        editor, self.editor, self.editing = self.editor, None, None
+        if editor is not None and shiboken6.isValid(editor):
+            editor.close_editor()
+
+    def _bubble_removed(self, node: Node) -> None:
+        """The edited message left the screen (a version switched): its editor went with it."""
+        if node is self.editing:
+            self.editor = self.editing = None
 
     @Slot(object)
     def _dropped(self, _conversation: Any) -> None:
-        """Another chat is shown: the edit (and its text) go."""
-        if self.editing is not None:
-            self.editing = None
-            self.window.chat.input.clear()
+        """Another chat is shown: the edit goes (its bubble went with the old chat)."""
+        self.editor = self.editing = None

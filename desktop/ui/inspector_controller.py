@@ -72,9 +72,13 @@ class InspectorController(QObject):
         """Show `reply`'s records (its own list: a streaming reply grows in place)."""
         if self.inspected is not reply:
             self._unhighlight()  # one highlighted token in the window, not one per reply
+            pinned = self.inspector.current >= 0
             self.inspected = reply
             self._widget = self.transcript.widget_of(reply)
+            self.inspector.clear()  # no token of the reply before stays pinned beside this one
             self.inspector.set_reply(reply.steps)
+            if pinned:
+                self.cleared.emit()  # the Attention and Layers views let it go too
             self._charted = len(reply.steps)
             self.pipeline.set_reply(reply.prompt, reply.phases, reply.steps, reply.model)
             self._phased, self._prompted = len(reply.phases), reply.prompt is not None

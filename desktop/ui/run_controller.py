@@ -145,6 +145,7 @@ class RunController(QObject):
         self.ending: list[_Run] = []  # abandoned runs whose thread has not ended yet
         self.take_edit: Callable[[], Node | None] = lambda: None  # set by the editing controller
         self.cancel_edit: Callable[[], None] = lambda: None
+        self.sync_actions: Callable[[], None] = lambda: None  # set by app.py (actions_state)
         # (conversation, reply, replaces) -> a ChatService `finish` saving the reply, or None
         self.saver: Callable[[Conversation, Node, bool], Any] = lambda *_: None
         chat = window.chat
@@ -178,8 +179,10 @@ class RunController(QObject):
         self.regenerate()
 
     def send(self, text: str | None = None) -> bool:
-        """Sends the input box's text (or `text`); returns whether a reply was started. While a
-        message is being edited, the text becomes a new version of it."""
+        """Sends the input box's text (or `text`, leaving the box's draft alone); returns whether a
+        reply was started. When `take_edit` hands over a message being edited, the text becomes
+        a new version of it."""
+        from_box = text is None
         text = self.window.chat.input.toPlainText() if text is None else text
         text = well_formed(text)  # a pasted lone surrogate: U+FFFD, not a failed save
         if not text.strip():
@@ -191,8 +194,9 @@ class RunController(QObject):
         if model is None:
             self.feedback.show_error("No model is loaded yet. Choose one in Settings.")
             return False
-        editing = self.take_edit()  # before clear(): an emptied box would cancel the edit
-        self.window.chat.input.clear()
+        editing = self.take_edit()
+        if from_box:
+            self.window.chat.input.clear()
         self.feedback.clear_read()
         conversation = self.transcript.conversation
         user = conversation.edit(editing, text) if editing else conversation.add_user(text)
@@ -356,7 +360,7 @@ class RunController(QObject):
         self.window.chat.show_stopping()
         if not run.reply.steps:
             self.show_stopping(run.reply)
-        self.feedback.status("Stopping…")
+        self.feedback.status("Stopping…", 0, kind="stopping")  # until idle (app.py: end_on)
 
     def show_stopping(self, reply: Node) -> None:
         widget = self.transcript.widget_of(reply)
@@ -399,9 +403,6 @@ class RunController(QObject):
         self.window.chat.set_busy(False)
 
     def sync_buttons(self, *_args: Any) -> None:
-        """Regenerate needs a last reply, Edit last a user message; neither while busy."""
-        chat, busy, rows = self.window.chat, self.busy, self.transcript.rows
-        last_is_reply = bool(rows) and rows[-1].node.role == "assistant"
-        model = self.models.model is not None
-        chat.regenerate_button.setEnabled(not busy and last_is_reply and model)
-        chat.edit_button.setEnabled(not busy and any(r.node.role == "user" for r in rows))
+        """Regenerate, Edit last and Copy last reply follow the run (actions_state.py decides
+        them all, through `sync_actions`)."""
+        self.sync_actions()

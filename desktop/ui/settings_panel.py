@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
 from desktop.engine.events import GenerationSettings
 from desktop.engine.sampling import MAX_SEED
 from desktop.engine.session import PROVIDER_NEEDS, available_providers
+from desktop.ui.folder_dialog import model_folder_dialog
 from desktop.ui.layout import fill_with_scrolling
 
 RANDOM_SEED = -1
@@ -60,6 +61,7 @@ class SettingsPanel(QWidget):
         self.model.setAccessibleName("Model")
         self.browse = QPushButton("Open folder…")
         self.browse.clicked.connect(self._browse)
+        self.folder_dialog: QFileDialog | None = None  # the "Open folder…" dialog while it is open
         self.provider = QComboBox()
         self.provider.addItems(available_providers())  # only what this ONNX Runtime build has
         self.provider.setAccessibleName("Execution provider")
@@ -197,7 +199,12 @@ class SettingsPanel(QWidget):
             self.model_chosen.emit(str(value))
 
     def _browse(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Open a model folder")
+        """The folder dialog, opened in the models folder (`folder_dialog`: kept while open)."""
+        self.folder_dialog = model_folder_dialog(self)
+        self.folder_dialog.fileSelected.connect(self._folder_chosen)
+        self.folder_dialog.open()
+
+    def _folder_chosen(self, folder: str) -> None:
         if folder:
             self.model.addItem(folder, folder)
             self.model.setCurrentIndex(self.model.count() - 1)

@@ -27,6 +27,7 @@ from desktop.conversation_store import (
 )
 from desktop.engine.events import GenerationDone
 from desktop.history import History, default_title
+from desktop.history_export import export_text
 
 
 def refused(user: Node) -> bool:
@@ -76,6 +77,7 @@ class ChatStore(Protocol):
     def save_reply(self, conversation: Conversation, reply: Node) -> None: ...
     def set_active(self, conversation: Conversation, node: Node) -> None: ...
     def forget(self, conversation: Conversation, user: Node) -> None: ...
+    def export(self, conv_id: int, fmt: str) -> str: ...
 
 
 class TreeStore:
@@ -98,6 +100,10 @@ class TreeStore:
     def load(self, conv_id: int) -> Conversation:
         """The saved conversation with every version, the active path as saved."""
         return load_conversation(self.history, conv_id)
+
+    def export(self, conv_id: int, fmt: str) -> str:
+        """Chat `conv_id` as `tokenglass export ID --format json|md` writes it."""
+        return export_text(self.history, conv_id, "json" if fmt == "json" else "md")
 
     def save_user(self, conversation: Conversation, user: Node, model: str) -> None:
         """A message was sent: a new turn or an edited version of one, saved under its parent

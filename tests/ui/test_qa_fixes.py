@@ -14,6 +14,7 @@ from desktop.ui import settings_store, theme
 from desktop.ui.app import build
 from desktop.ui.messages import ErrorBanner, NoticeBanner, UserMessageWidget
 from tests.ui.scripted_model import ScriptedModel, scripted_loader
+from tests.ui.test_edit_in_place import send_edit
 from tests.ui.test_window import replies, send_and_wait
 
 
@@ -130,20 +131,19 @@ def test_edit_last_deletes_nothing_until_the_edit_is_sent(qtbot, scripted_window
     send_and_wait(qtbot, built, "two")
     conv = built.controller.session.conversation_id
     qtbot.mouseClick(built.window.chat.edit_button, Qt.MouseButton.LeftButton)
-    box = built.window.chat.input
-    assert box.toPlainText() == "two"
+    editor = built.controller.editing.editor
+    assert editor.box.toPlainText() == "two"  # edited in place, in its bubble (issue 15)
     assert len(built.history.messages(conv)) == 4  # nothing deleted yet
-    assert [t.text for t in built.controller.transcript.turns if t.role == "user"] == ["one"]
-    status = built.window.statusBar()
-    assert status.currentMessage().startswith("Editing your message")
-    # Emptying the box cancels the edit: the turn and its reply come back.
-    box.clear()
     assert [t.role for t in built.controller.transcript.turns] == ["user", "assistant"] * 2
     assert all(t.widget.isVisibleTo(built.window) for t in built.controller.transcript.turns)
-    assert status.currentMessage() == ""  # the hint went with the edit (QA 3, defect 11)
+    # Esc cancels the edit: the message is shown again as it was.
+    qtbot.keyClick(editor.box, Qt.Key.Key_Escape)
+    assert built.controller.editing.editor is None
+    assert [t.text for t in built.controller.transcript.turns if t.role == "user"] == ["one", "two"]
+    status = built.window.statusBar()
     # Sending the edit replaces the turn, on screen and in the history.
     qtbot.mouseClick(built.window.chat.edit_button, Qt.MouseButton.LeftButton)
-    send_and_wait(qtbot, built, "two, edited")
+    send_edit(qtbot, built.controller, "two, edited", timeout=10000)
     assert not status.currentMessage().startswith("Editing")
     stored = built.history.messages(conv)
     assert [m.text for m in stored if m.role == "user"] == ["one", "two, edited"]
@@ -163,7 +163,7 @@ def test_regenerate_during_an_edit_cancels_the_edit_and_deletes_nothing_else(
     qtbot.mouseClick(built.window.chat.edit_button, Qt.MouseButton.LeftButton)
     with qtbot.waitSignal(built.controller.runs.reply_done, timeout=10000):
         qtbot.mouseClick(built.window.chat.regenerate_button, Qt.MouseButton.LeftButton)
-    assert built.window.chat.input.toPlainText() == ""  # the edit is gone, not pending
+    assert built.controller.editing.editor is None  # the edit is gone, not pending
     roles = [t.role for t in built.controller.transcript.turns]
     assert roles == ["user", "assistant"] * 2
     assert [t.text for t in built.controller.transcript.turns if t.role == "user"] == ["one", "two"]
@@ -179,8 +179,9 @@ def test_edit_text_is_cleared_when_switching_chats(qtbot, scripted_window):
     built.window.new_chat_action.trigger()
     send_and_wait(qtbot, built, "second chat")
     qtbot.mouseClick(built.window.chat.edit_button, Qt.MouseButton.LeftButton)
-    assert built.window.chat.input.toPlainText() == "second chat"
+    assert built.controller.editing.editor.box.toPlainText() == "second chat"
     built.controller.chats.open_conversation(first)
+    assert built.controller.editing.editor is None and built.controller.editing.editing is None
     assert built.window.chat.input.toPlainText() == ""
     assert len(built.history.messages(first)) == 2
 
@@ -276,8 +277,14 @@ def test_context_used_for_a_reopened_chat_and_after_edit(qtbot, scripted_window)
     built.controller.chats.open_conversation(conv)
     assert built.window.context_label.text() == f"context {used} / 2048"
     qtbot.mouseClick(built.window.chat.edit_button, Qt.MouseButton.LeftButton)
-    used = first.prompt_tokens + first.completion_tokens
+    # Editing in place keeps the chat on screen, and its context, until the edit is sent.
     assert built.window.context_label.text() == f"context {used} / 2048"
+    send_edit(qtbot, built.controller, "two, edited", timeout=10000)
+    edited = built.controller.transcript.turns[-1].node.done
+    assert edited.prompt_tokens > first.prompt_tokens  # it read the first turn too
+    assert built.window.context_label.text() == (
+        f"context {edited.prompt_tokens + edited.completion_tokens} / 2048"
+    )
 
 
 # ---- 8: layout in the light theme ---------------------------------------------------------------

@@ -9,6 +9,7 @@ from __future__ import annotations
 from PySide6.QtCore import QPoint, Qt
 
 from desktop.ui.messages import ErrorBanner
+from tests.ui.test_edit_in_place import send_edit
 from tests.ui.test_window import send_and_wait
 
 
@@ -108,9 +109,9 @@ def test_editing_a_message_makes_a_new_version_with_its_own_replies(qtbot, scrip
     send_and_wait(qtbot, built, "two")
     user_two = turns(built)[2].widget
     qtbot.mouseClick(user_two.edit_button, Qt.MouseButton.LeftButton)
-    assert built.window.chat.input.toPlainText() == "two"
+    assert built.controller.editing.editor.box.toPlainText() == "two"
     built.model.reply = [("Edited-reply", 0.9)]
-    send_and_wait(qtbot, built, "two, edited")
+    send_edit(qtbot, built.controller, "two, edited", timeout=10000)
     assert [t.text for t in turns(built)] == ["one", "Hello, world!", "two, edited", "Edited-reply"]
     assert turns(built)[2].widget.versions.label.text() == "2/2"
     assert not turns(built)[3].widget.versions.isVisibleTo(built.window)  # one reply per version

@@ -17,6 +17,7 @@ from desktop.ui import theme
 from desktop.ui.messages import AssistantMessageWidget, ErrorBanner, UserMessageWidget
 from desktop.ui.token_view import marked_text
 from tests.ui.scripted_model import ScriptedModel
+from tests.ui.test_edit_in_place import send_edit
 
 
 def send_and_wait(qtbot, built, text: str, timeout: int = 10000):
@@ -140,9 +141,9 @@ def test_edit_and_resend(qtbot, scripted_window):
     built = scripted_window
     send_and_wait(qtbot, built, "helo")
     qtbot.mouseClick(built.window.chat.edit_button, Qt.MouseButton.LeftButton)
-    assert built.window.chat.input.toPlainText() == "helo"
-    assert built.controller.transcript.turns == []
-    send_and_wait(qtbot, built, "hello")
+    assert built.controller.editing.editor.box.toPlainText() == "helo"
+    assert [t.role for t in built.controller.transcript.turns] == ["user", "assistant"]
+    send_edit(qtbot, built.controller, "hello", timeout=10000)
     stored = built.history.messages(built.controller.session.conversation_id)
     assert [(m.role, m.text) for m in stored] == [("user", "hello"), ("assistant", "Hello, world!")]
 
@@ -269,7 +270,7 @@ def test_prompt_too_long_error_then_keep_chatting(qtbot, scripted_window):
     assert replies(built)[-1].error.text() == blocker.args[0]
     qtbot.waitUntil(lambda: not built.controller.runs.busy, timeout=5000)
     built.controller.editing.edit_last()
-    send_and_wait(qtbot, built, "short")
+    send_edit(qtbot, built.controller, "short", timeout=10000)
     assert replies(built)[-1].text == "Hello, world!"
 
 
