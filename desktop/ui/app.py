@@ -102,10 +102,12 @@ def build(
     from desktop.ui.local_server import LocalServerSwitch
     from desktop.ui.main_window import MainWindow
     from desktop.ui.model_controller import ModelController
+    from desktop.ui.reading_controller import ReadingController
     from desktop.ui.run_controller import RunController
     from desktop.ui.session import ChatSession
     from desktop.ui.settings_store import AppSettings
     from desktop.ui.store import TreeStore
+    from desktop.ui.token_count import TokenCount
     from desktop.ui.token_views import TokenViewController
     from desktop.ui.transcript import TranscriptController
 
@@ -158,6 +160,11 @@ def build(
     window.settings.layout().addWidget(server)
     server.status_message.connect(window.statusBar().showMessage)
     lifetime = Lifetime(window, runs, models, service, server)
+    # issue 15's reading aids: Tokens | Text, surprisal on tokens, the chart of an opened chat
+    ReadingController(window, transcript, inspector, models, session)
+    counter = TokenCount(window.chat.input, window.chat.count_label, lambda: models.model)
+    transcript.context_used.connect(counter.set_used)
+    models.model_ready.connect(lambda _m: counter.refresh())
     return window, WindowControllers(
         session,
         feedback,
