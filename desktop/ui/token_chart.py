@@ -168,7 +168,8 @@ class TokenBars(QWidget):
             x = self.bar_center(number - 1)
             painter.drawLine(QPointF(x, PLOT_PX + 1), QPointF(x, PLOT_PX + 4))
             label = str(number)
-            left = min(max(0.0, x - metrics.horizontalAdvance(label) / 2), self.width() - 1.0)
+            width = metrics.horizontalAdvance(label)
+            left = max(0.0, min(x - width / 2, self.width() - width - 1.0))  # never cut off
             painter.drawText(QPointF(left, PLOT_PX + 4 + metrics.ascent()), label)
 
 
