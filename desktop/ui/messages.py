@@ -219,9 +219,8 @@ class AssistantMessageWidget(QFrame):
         self._branch: tuple[int, str] | None = None  # (picked index, the token it replaced)
         self.done: GenerationDone | None = None
         self.mode = "tokens"
-        self.token_format = (
-            theme.token_format
-        )  # (prob, dark) -> a token's format (reading_controller)
+        # (prob, dark) -> a token's format; "Show surprisal" swaps it (reading_controller.py)
+        self.token_format = theme.token_format
         self._dropped = 0  # oldest messages left out, for the reading line
         who = QLabel("Assistant")
         who.setObjectName("role")
