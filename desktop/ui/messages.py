@@ -309,7 +309,9 @@ class AssistantMessageWidget(QFrame):
     def _show_reply(self) -> None:
         """The view of `mode` when the reply has text to show, else neither."""
         text = self.mode == "text"
-        if text and self._drawn:
+        if text and self._drawn and self.done is None:  # streaming: one render per interval
+            self.rendered.show_soon(self.text)
+        elif text and self._drawn:
             self.rendered.set_reply_text(self.text)
         self.body.setVisible(self._drawn > 0 and not text)
         self.rendered.setVisible(self._drawn > 0 and text)

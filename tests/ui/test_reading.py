@@ -63,6 +63,20 @@ def test_text_view_renders_the_reply_and_tokens_stay_the_default(qtbot, scripted
     assert reply.mode == "tokens" and reply.body.isVisible() and not reply.rendered.isVisible()
 
 
+def test_text_view_follows_a_streaming_reply(qtbot, scripted_window):
+    built = scripted_window
+    scripted_reply(built, *[f" word{i}" for i in range(40)])
+    built.model.delay_s = 0.05  # two seconds of streaming
+    with qtbot.waitSignal(built.controller.runs.reply_done, timeout=20000):
+        built.controller.runs.send("stream")
+        qtbot.waitUntil(lambda: bool(replies(built)) and len(replies(built)[-1].steps) > 0)
+        reply = replies(built)[-1]
+        reply.show_mode("text")
+        qtbot.waitUntil(lambda: reply.rendered.toPlainText().startswith("word0"))
+        assert reply.done is None  # rendered while the reply was still being written
+    assert reply.rendered.toPlainText() == reply.text.strip() and len(reply.steps) == 40
+
+
 def test_a_code_block_is_monospace_and_a_tab_is_four_spaces(qtbot, scripted_window):
     built = scripted_window
     scripted_reply(
