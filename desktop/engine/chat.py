@@ -26,6 +26,7 @@ from desktop.engine.events import (
     GenerationSettings,
     Message,
     Phase,
+    PrefillProgress,
     PromptInfo,
     TokenStep,
 )
@@ -160,9 +161,10 @@ class ChatModel:
         settings: GenerationSettings,
         cancel: threading.Event | None = None,
         forced_ids: Sequence[int] = (),
-    ) -> Iterator[PromptInfo | Phase | TokenStep | GenerationDone]:
-        """PromptInfo, the tokenize Phase, the prefill (or encode) Phase, one TokenStep per token,
-        the decode Phase, then exactly one GenerationDone (see `Phase`).
+    ) -> Iterator[PromptInfo | Phase | PrefillProgress | TokenStep | GenerationDone]:
+        """PromptInfo, the tokenize Phase, PrefillProgress records while a decoder-only model
+        reads the prompt in chunks (see `PrefillProgress`), the prefill (or encode) Phase, one
+        TokenStep per token, the decode Phase, then exactly one GenerationDone (see `Phase`).
 
         forced_ids: the reply's first tokens, given rather than sampled: to continue a reply from
         its token i with another token, the reply's ids [0, i) then the picked id (as
@@ -224,14 +226,15 @@ class ChatModel:
         text: str,
         settings: GenerationSettings,
         cancel: threading.Event | None = None,
-    ) -> Iterator[PromptInfo | Phase | TokenStep | GenerationDone]:
+    ) -> Iterator[PromptInfo | Phase | PrefillProgress | TokenStep | GenerationDone]:
         """Continue `text` read as is, with no chat template (the server's /v1/completions).
 
         The text is tokenized with the tokenizer's own special-token handling: it adds what the
         tokenizer adds (a BOS for Llama-style tokenizers, exactly one, case B1) and a special
         token written in the text (`<|im_start|>`) is that token, as OpenAI's and llama.cpp's
         raw completions read it. Nothing is trimmed: a prompt has to leave room for one token.
-        Yields PromptInfo (dropped_messages 0), one TokenStep per token, one GenerationDone.
+        Yields PromptInfo (dropped_messages 0), PrefillProgress and Phase records as `generate`
+        does, one TokenStep per token, one GenerationDone.
 
         Raises EmptyMessageError for a text with no tokens, PromptTooLongError for one that
         fills the context window, before the first yield.

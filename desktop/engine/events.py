@@ -184,6 +184,23 @@ class Phase:
 
 
 @dataclass(frozen=True)
+class PrefillProgress:
+    """How far the prompt's prefill has got ("reading your message… 512 / 900 tokens").
+
+    Yielded by the decoder-only prefill, which runs the prompt in chunks (steppers.PREFILL_CHUNK):
+    once with done=0 before the first run, then after each run, the last with done == total;
+    the values are the real run boundaries. total: prompt tokens this prefill runs (the reply's
+    forced prefix included, the `reused` tokens taken from the prefix cache not); done: tokens
+    run so far, 0 <= done <= total. An encoder-decoder model reads its prompt in one encoder run
+    and yields none. Consumers that only want the reply may ignore it.
+    """
+
+    done: int
+    total: int
+    reused: int = 0
+
+
+@dataclass(frozen=True)
 class TokenStep:
     """One generated token and what the model weighed to pick it.
 
@@ -249,4 +266,4 @@ class GenerationDone:
         return None if self.settings.temperature <= 0 else self.seed
 
 
-Event = PromptInfo | Phase | TokenStep | GenerationDone
+Event = PromptInfo | Phase | PrefillProgress | TokenStep | GenerationDone

@@ -13,7 +13,7 @@ records"), and only the picked token needs the model: one prefill run of the pro
 tokens after what the cache holds, whose last position gives the picked token's distribution.
 Otherwise (another reply, a fresh model) they are recomputed in the loop, as a sampled token's
 record is: the prompt's last token and the prefix go through the model in one run whose every
-position's logits are kept (`DecoderStepper.prefill_rows`; one token per run on a graph that
+position's logits are kept (`DecoderStepper.prefill_chunks`; one token per run on a graph that
 returns the last position only), or one decode step each for an encoder-decoder model. Recomputed
 records equal the original's up to float summation order: tests check ids, ranks and top ids
 exactly and logprobs within 1e-4; `step_ms` differs, and `sampling_prob` follows this run's
@@ -24,12 +24,12 @@ from __future__ import annotations
 
 import dataclasses
 import threading
-from collections.abc import Sequence
+from collections.abc import Generator, Sequence
 from typing import Protocol
 
 import numpy as np
 
-from desktop.engine.events import GenerationSettings, TokenStep
+from desktop.engine.events import GenerationSettings, PrefillProgress, TokenStep
 from desktop.engine.sampling import apply_repetition_penalty, sampling_distribution
 
 
@@ -62,21 +62,26 @@ class ForcedPrefix:
 
     def prefill(
         self, stepper: _Stepper, prompt_ids: Sequence[int], cancel: threading.Event | None
-    ) -> np.ndarray | None:
-        """Phase 1: the prompt, and the forced ids but the last. Returns float32[vocab], the
-        logits for reply token 0, or None when cancelled. With no forced ids this is exactly
-        `stepper.prefill`."""
+    ) -> Generator[PrefillProgress, None, np.ndarray | None]:
+        """Phase 1: the prompt, and the forced ids but the last. Yields the stepper's
+        PrefillProgress (a decoder-only stepper: one per prefill run, see `prefill_chunks`; none
+        for a stepper without it) and returns float32[vocab], the logits for reply token 0, or
+        None when cancelled. With no forced ids this is exactly `stepper.prefill`."""
+        chunks = getattr(stepper, "prefill_chunks", None)  # decoder-only: runs in chunks
         if not self.ids:
-            return stepper.prefill(list(prompt_ids), cancel)
+            if chunks is None:
+                return stepper.prefill(list(prompt_ids), cancel)
+            rows = yield from chunks(list(prompt_ids), 1, cancel)
+            return None if rows is None else rows[-1]
         prefix = list(self.ids[:-1])
-        prefill_rows = getattr(stepper, "prefill_rows", None)
-        if prefill_rows is None:
+        if chunks is None:
             self.kept = ()  # an encoder-decoder prefill reads the prompt only
-        if self.kept:  # the kept tokens' records exist: only the picked position's logits
-            self._picked = stepper.prefill([*prompt_ids, *prefix], cancel)
+        if self.kept and chunks is not None:  # the kept records exist: the picked logits only
+            rows = yield from chunks([*prompt_ids, *prefix], 1, cancel)
+            self._picked = None if rows is None else rows[-1]
             return self._picked
-        if prefill_rows is not None:  # decoder-only: one run for the last prompt id + prefix
-            rows = prefill_rows([*prompt_ids, *prefix], len(prefix) + 1, cancel)
+        if chunks is not None:  # decoder-only: one run for the last prompt id + prefix
+            rows = yield from chunks([*prompt_ids, *prefix], len(prefix) + 1, cancel)
         else:  # encoder-decoder: the prefix goes through the decoder one step at a time
             rows = _stepwise(stepper, prompt_ids, prefix, cancel)
         self._rows = rows  # (len(ids), vocab)

@@ -27,6 +27,7 @@ from desktop.engine.events import (
     GenerationDone,
     GenerationSettings,
     Phase,
+    PrefillProgress,
     PromptInfo,
     TokenStep,
 )
@@ -141,9 +142,11 @@ def generate(
     cancel: threading.Event | None = None,
     forced_ids: Sequence[int] = (),
     kept_records: Sequence[TokenStep] = (),
-) -> Iterator[Phase | TokenStep | GenerationDone]:
-    """Yield the prefill Phase, one TokenStep per reply token, the decode Phase, then exactly one
-    GenerationDone (also on error; the prefill Phase only when the prefill ran to its end).
+) -> Iterator[PrefillProgress | Phase | TokenStep | GenerationDone]:
+    """Yield the prefill's PrefillProgress records (a decoder-only model: one before the first
+    prefill run and one after each, see `DecoderStepper.prefill_chunks`), the prefill Phase, one
+    TokenStep per reply token, the decode Phase, then exactly one GenerationDone (also on error;
+    the prefill Phase only when the prefill ran to its end).
 
     forced_ids: the reply's first tokens, given rather than sampled (see forced.py); their
     records are marked `forced`, the last one `picked`. max_new_tokens counts the tokens sampled
@@ -182,7 +185,7 @@ def generate(
     try:
         started = time.perf_counter()
         # phase 1: prefill (chunked); a branch's given tokens but the last run with it
-        logits = forced.prefill(stepper, prompt.prompt_ids, cancel)
+        logits = yield from forced.prefill(stepper, prompt.prompt_ids, cancel)  # progress
         decode_from = time.perf_counter()
         reused = stepper.reused
         yield Phase(

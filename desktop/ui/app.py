@@ -108,10 +108,12 @@ def build(
     from desktop.ui.main_window import MainWindow
     from desktop.ui.model_controller import ModelController
     from desktop.ui.model_notice import ModelNotice
+    from desktop.ui.reading_controller import ReadingController
     from desktop.ui.run_controller import RunController
     from desktop.ui.session import ChatSession
     from desktop.ui.settings_store import AppSettings
     from desktop.ui.store import TreeStore
+    from desktop.ui.token_count import TokenCount
     from desktop.ui.token_views import TokenViewController
     from desktop.ui.transcript import TranscriptController
 
@@ -171,6 +173,11 @@ def build(
     lifetime = Lifetime(window, runs, models, service, server)
     chat_menu = ChatMenuController(window, store, feedback)
     model_notice = ModelNotice(window, session, models, feedback, list_models)
+    # issue 15's reading aids: Tokens | Text, surprisal on tokens, the chart of an opened chat
+    ReadingController(window, transcript, inspector, models, session)
+    counter = TokenCount(window.chat.input, window.chat.count_label, lambda: models.model)
+    transcript.context_used.connect(counter.set_used)
+    models.model_ready.connect(lambda _m: counter.refresh())
     return window, WindowControllers(
         session,
         feedback,

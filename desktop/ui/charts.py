@@ -1,12 +1,11 @@
-"""Small QPainter charts: the top-k alternatives of one step, a per-token probability strip for a
-reply, and the legend of the probability scale.
+"""Small QPainter charts: the top-k alternatives of one step and the legend of the probability
+scale (the per-token chart of a reply is token_chart.py).
 
 Views only: they draw what they are given and emit the index a person clicked.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 from PySide6.QtCore import QPointF, QRectF, QSize, Qt, Signal
@@ -21,9 +20,9 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
-from desktop.engine.events import Alternative, TokenStep
+from desktop.engine.events import Alternative
 from desktop.ui import theme
-from desktop.ui.token_view import percent, surprisal_bits, token_label
+from desktop.ui.token_view import percent, token_label
 
 RAW_COLOUR = {False: "#2f6fd6", True: "#5b93ea"}
 SAMPLING_COLOUR = {False: "#e8871e", True: "#f0a24a"}
@@ -166,82 +165,6 @@ class AlternativesChart(QWidget):
                     percent(value),
                 )
             y += self.row_height()
-        painter.end()
-
-
-class TokenStripChart(QWidget):
-    """One bar per token of a reply: height = probability (or surprisal in bits), colour = the
-    scale's bin. Clicking a bar emits token_clicked(index); the selected token is outlined."""
-
-    token_clicked = Signal(int)
-
-    def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self._probs: list[float] = []
-        self._selected = -1
-        self.surprisal = False
-        self.setMinimumHeight(90)
-        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
-        self.setAccessibleName("Probability per token")
-
-    def set_steps(self, steps: Sequence[TokenStep]) -> None:
-        self._probs = [s.prob for s in steps]
-        self.update()
-
-    def add_step(self, step: TokenStep) -> None:
-        self._probs.append(step.prob)
-        self.update()
-
-    def set_selected(self, index: int) -> None:
-        self._selected = index
-        self.update()
-
-    def set_surprisal(self, on: bool) -> None:
-        self.surprisal = on
-        self.update()
-
-    def _value(self, prob: float) -> float:
-        """Bar height as a fraction: probability, or surprisal capped at 16 bits."""
-        if not self.surprisal:
-            return prob
-        bits = surprisal_bits(prob)
-        return 1.0 if math.isinf(bits) else min(bits, 16.0) / 16.0
-
-    def _bar_width(self) -> float:
-        return (self.width() - 2) / max(1, len(self._probs))
-
-    def index_at(self, x: float) -> int:
-        if not self._probs:
-            return -1
-        return max(0, min(len(self._probs) - 1, int((x - 1) / self._bar_width())))
-
-    def mousePressEvent(self, event: QMouseEvent) -> None:
-        index = self.index_at(event.position().x())
-        if index >= 0:
-            self.set_selected(index)
-            self.token_clicked.emit(index)
-
-    def paintEvent(self, _event: QPaintEvent) -> None:
-        dark = theme.app_is_dark()
-        painter = QPainter(self)
-        height = self.height() - 14
-        painter.fillRect(self.rect(), self.palette().base())
-        bar_w = self._bar_width()
-        for index, prob in enumerate(self._probs):
-            h = max(1.0, height * self._value(prob))
-            rect = QRectF(
-                1 + index * bar_w, 2 + height - h, max(1.0, bar_w - (1 if bar_w > 3 else 0)), h
-            )
-            painter.fillRect(rect, QColor(theme.probability_bin(prob).bar))
-        if 0 <= self._selected < len(self._probs):
-            painter.setPen(QPen(self.palette().highlight().color(), 2))
-            painter.drawRect(QRectF(1 + self._selected * bar_w, 1, max(2.0, bar_w), height + 2))
-        painter.setPen(theme.muted_color(dark))
-        small = self.font()
-        small.setPointSizeF(max(6.0, small.pointSizeF() * 0.8))
-        painter.setFont(small)
-        caption = "surprisal (bits, ≤16) per token" if self.surprisal else "probability per token"
-        painter.drawText(QPointF(3, self.height() - 2), caption)
         painter.end()
 
 

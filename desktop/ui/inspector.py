@@ -22,8 +22,10 @@ from PySide6.QtWidgets import (
 
 from desktop.engine.events import Alternative, TokenStep
 from desktop.ui import theme
-from desktop.ui.charts import AlternativesChart, ScaleLegend, TokenStripChart
+from desktop.ui.charts import AlternativesChart, ScaleLegend
 from desktop.ui.layout import fill_with_scrolling
+from desktop.ui.surprisal_scale import SurprisalLegend
+from desktop.ui.token_chart import TokenChart
 from desktop.ui.token_view import (
     bytes_label,
     entropy_bits,
@@ -46,6 +48,8 @@ class InspectorPanel(QWidget):
         self.picked: tuple[int, str] | None = None  # (index, the token it replaced) of a branch
 
         self.legend = ScaleLegend()
+        self.surprisal_legend = SurprisalLegend()  # in the legend's place under "Show surprisal"
+        self.surprisal_legend.setVisible(False)
         self.title = QLabel("Click a token of a reply to inspect it.")
         self.title.setObjectName("inspectorTitle")
         self.title.setWordWrap(True)
@@ -78,7 +82,7 @@ class InspectorPanel(QWidget):
         )
         self.continue_hint.setObjectName("muted")
         self.continue_hint.setWordWrap(True)
-        self.strip = TokenStripChart()
+        self.strip = TokenChart()
         self.strip.token_clicked.connect(self.token_clicked)
         self.surprisal_box = QCheckBox("Show surprisal instead of probability")
         self.surprisal_box.toggled.connect(self.strip.set_surprisal)
@@ -87,6 +91,7 @@ class InspectorPanel(QWidget):
         column = QVBoxLayout(inner)
         column.addWidget(_heading("Probability scale"))
         column.addWidget(self.legend)
+        column.addWidget(self.surprisal_legend)
         column.addWidget(_heading("Selected token"))
         column.addWidget(self.title)
         column.addLayout(form)

@@ -34,6 +34,8 @@ from PySide6.QtWidgets import (
 from desktop.engine.events import GenerationDone, TokenStep
 from desktop.history_export import size_and_speed
 from desktop.ui import theme
+from desktop.ui.reply_text import ReplyModeButtons, ReplyTextView
+from desktop.ui.token_count import count_label
 from desktop.ui.token_view import (
     TokenSpanView,
     bytes_label,
@@ -201,7 +203,8 @@ class UserMessageWidget(QFrame):
 class AssistantMessageWidget(QFrame):
     """Signals: token_selected(int) (click or arrow keys), copy_requested, regenerate_requested,
     branch_requested(int, int) (token index, the alternative's id: "Continue from here with this
-    token", from the right-click menu of a token), versions.switch_requested(int)."""
+    token", from the right-click menu of a token), versions.switch_requested(int).
+    `mode`: "tokens" (the default) or "text" (the reply rendered as Markdown, reply_text.py)."""
 
     token_selected = Signal(int)
     copy_requested = Signal()
@@ -215,6 +218,10 @@ class AssistantMessageWidget(QFrame):
         self._drawn = 0
         self._branch: tuple[int, str] | None = None  # (picked index, the token it replaced)
         self.done: GenerationDone | None = None
+        self.mode = "tokens"
+        # (prob, dark) -> a token's format; "Show surprisal" swaps it (reading_controller.py)
+        self.token_format = theme.token_format
+        self._dropped = 0  # oldest messages left out, for the reading line
         who = QLabel("Assistant")
         who.setObjectName("role")
         self.model_label = QLabel(model_name)
@@ -227,6 +234,9 @@ class AssistantMessageWidget(QFrame):
         row.addWidget(who)
         row.addWidget(self.model_label)
         row.addStretch(1)
+        self.view_buttons = ReplyModeButtons()
+        self.view_buttons.mode_changed.connect(self.show_mode)
+        row.addWidget(self.view_buttons)
         self.versions = VersionSwitcher("reply")
         row.addWidget(self.versions)
         row.addWidget(self.regenerate_button)
@@ -240,6 +250,8 @@ class AssistantMessageWidget(QFrame):
         self.body.span_menus = True
         self.body.span_menu_requested.connect(self._token_menu)
         self.body.setVisible(False)
+        self.rendered = ReplyTextView()
+        self.rendered.setVisible(False)
         self.footer = QLabel("")
         self.footer.setObjectName("footer")
         self.footer.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -253,6 +265,7 @@ class AssistantMessageWidget(QFrame):
         column.addLayout(row)
         column.addWidget(self.reading)
         column.addWidget(self.body)
+        column.addWidget(self.rendered)
         column.addWidget(self.error)
         column.addWidget(self.footer)
         self.set_busy(True)
@@ -272,9 +285,36 @@ class AssistantMessageWidget(QFrame):
 
     def set_reading(self, prompt_tokens: int, dropped: int = 0) -> None:
         text = f"Reading your message… ({prompt_tokens} prompt tokens)"
+        self._dropped = dropped
         if dropped:
             text += f" · {dropped} oldest messages left out to fit the context window"
         self.reading.setText(text)
+
+    def set_progress(self, done: int, total: int, reused: int = 0) -> None:
+        """The prefill has run `done` of the `total` prompt tokens it runs (`reused` more came
+        from the previous turn's cache): "Reading your message… 120 / 900 tokens"."""
+        text = f"Reading your message… {done:,} / {total:,} tokens"
+        if reused:
+            text += f" ({reused:,} more kept from before)"
+        if self._dropped:
+            text += f" · {self._dropped} oldest messages left out to fit the context window"
+        self.reading.setText(text)
+
+    def show_mode(self, mode: str) -> None:
+        """Show the reply as "tokens" (coloured spans) or "text" (rendered Markdown)."""
+        self.mode = mode
+        self.view_buttons.set_mode(mode)
+        self._show_reply()
+
+    def _show_reply(self) -> None:
+        """The view of `mode` when the reply has text to show, else neither."""
+        text = self.mode == "text"
+        if text and self._drawn and self.done is None:  # streaming: one render per interval
+            self.rendered.show_soon(self.text)
+        elif text and self._drawn:
+            self.rendered.set_reply_text(self.text)
+        self.body.setVisible(self._drawn > 0 and not text)
+        self.rendered.setVisible(self._drawn > 0 and text)
 
     def set_branch(self, index: int, replaced: str) -> None:
         """This reply was branched at token `index`, picked in place of `replaced` (its label):
@@ -291,7 +331,6 @@ class AssistantMessageWidget(QFrame):
             return
         if self._drawn == 0:
             self.reading.setVisible(False)
-            self.body.setVisible(True)
         dark = theme.app_is_dark()
         first = self._drawn
         self._drawn = len(steps)
@@ -301,7 +340,7 @@ class AssistantMessageWidget(QFrame):
             spans.append(
                 (
                     marked_text(step.text),
-                    theme.token_format(step.prob, dark),
+                    self.token_format(step.prob, dark),
                     step_tooltip(step, replaced=replaced, branchable=True),
                     step_accessible(step) + (", picked by you" if replaced is not None else ""),
                 )
@@ -310,6 +349,7 @@ class AssistantMessageWidget(QFrame):
         marked = [i for i in range(first, self._drawn) if self._replaced_at(i, steps[i])]
         if marked:
             self.body.set_marked(self.body.marked | set(marked))
+        self._show_reply()
 
     def _replaced_at(self, index: int, step: TokenStep) -> str | None:
         """The token `step` was picked in place of; None for a token the model chose."""
@@ -345,7 +385,7 @@ class AssistantMessageWidget(QFrame):
     def finish(self, done: GenerationDone, partial: bool = False) -> None:
         self.done = done
         self.reading.setVisible(False)
-        self.body.setVisible(self._drawn > 0)
+        self._show_reply()
         if done.error:
             self.show_error(done.error)
         self.footer.setText(footer_text(done, partial))
@@ -451,9 +491,14 @@ class ChatView(QWidget):
         small.addWidget(self.regenerate_button)
         small.addWidget(self.edit_button)
         buttons.addLayout(small)
+        self.count_label = count_label()  # "12 tokens · 3,950 of 4,096 left" (token_count.py)
+        box = QVBoxLayout()
+        box.setSpacing(2)
+        box.addWidget(self.input)
+        box.addWidget(self.count_label)
         row = QHBoxLayout()
         row.setContentsMargins(16, 6, 16, 12)
-        row.addWidget(self.input, 1)
+        row.addLayout(box, 1)
         row.addLayout(buttons)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)

@@ -31,6 +31,7 @@ from desktop.engine.events import (
     GenerationSettings,
     Message,
     Phase,
+    PrefillProgress,
     PromptInfo,
     TokenStep,
 )
@@ -96,6 +97,13 @@ class _Run(QObject):
         self.conversation.set_prompt(self.reply, info)
         if self.stopping and not self.reply.steps:
             self.controller.show_stopping(self.reply)
+
+    @Slot(object)
+    def on_progress(self, progress: PrefillProgress) -> None:
+        """How far the prefill got: the bubble's reading line says it (not once stopping)."""
+        widget = self.controller.transcript.widget_of(self.reply)
+        if widget is not None and not self.stopping and not self.reply.steps:
+            widget.set_progress(progress.done, progress.total, progress.reused)
 
     @Slot(object)
     def on_phase(self, phase: Phase) -> None:
@@ -271,6 +279,7 @@ class RunController(QObject):
         worker = RunWorker(handle)
         run = _Run(self, conversation, reply, worker, replaces)
         worker.prompt_ready.connect(run.on_prompt)
+        worker.progress.connect(run.on_progress)
         worker.phase.connect(run.on_phase)
         worker.token.connect(run.on_token)
         worker.done.connect(run.on_done)

@@ -25,12 +25,14 @@ PROVIDERS = ("auto", "cpu", "cuda", "dml", "coreml")
 
 @dataclass
 class AppSettings:
-    """model: a model name from the catalog, or a model folder path; None = the default model."""
+    """model: a model name from the catalog, or a model folder path; None = the default model.
+    show_surprisal: the inspector's "Show surprisal" (tokens and chart by surprisal)."""
 
     model: str | None = None
     provider: str = "auto"
     system_prompt: str = ""
     generation: dict[str, dict[str, Any]] = field(default_factory=dict)
+    show_surprisal: bool = False
 
     def generation_for(self, model_name: str, defaults: GenerationSettings) -> GenerationSettings:
         """The saved settings for a model laid over `defaults` (from its generation_config)."""
@@ -73,6 +75,7 @@ def load(path: Path | None = None) -> AppSettings:
             for k, v in (data.get("generation") or {}).items()
             if isinstance(v, dict)
         },
+        show_surprisal=data.get("show_surprisal") is True,
     )
 
 

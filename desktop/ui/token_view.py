@@ -162,6 +162,8 @@ class TokenSpanView(QTextEdit):
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self.viewport().setCursor(Qt.CursorShape.PointingHandCursor)
         self.document().setDocumentMargin(2)
+        # a tab (in a message shown as text) is 4 spaces wide, not Qt's default 80 px
+        self.setTabStopDistance(4 * self.fontMetrics().horizontalAdvance(" "))
         self.document().documentLayout().documentSizeChanged.connect(self._fit_height)
         self.spans: list[Span] = []
         self.selected = -1

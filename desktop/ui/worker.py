@@ -25,6 +25,7 @@ from desktop.engine.errors import EngineError
 from desktop.engine.events import (
     GenerationDone,
     Phase,
+    PrefillProgress,
     PromptInfo,
     TokenStep,
 )
@@ -34,12 +35,14 @@ log = logging.getLogger(__name__)
 
 class RunWorker(QObject):
     """Iterates a chat service's `RunHandle` and emits a signal per record: prompt_ready
-    (PromptInfo), phase (Phase), token (TokenStep), done (GenerationDone; exactly one of done /
+    (PromptInfo), progress (PrefillProgress, one per prefill chunk), phase (Phase), token
+    (TokenStep), done (GenerationDone; exactly one of done /
     failed), failed (str: the engine refused before its first record), then finished(). The run
     happens on the service's thread; this thread only hands its records to the GUI thread.
     `cancel()` is thread-safe."""
 
     prompt_ready = Signal(object)
+    progress = Signal(object)
     phase = Signal(object)
     token = Signal(object)
     done = Signal(object)
@@ -68,6 +71,8 @@ class RunWorker(QObject):
                     self.prompt_ready.emit(record)
                 elif isinstance(record, Phase):
                     self.phase.emit(record)
+                elif isinstance(record, PrefillProgress):
+                    self.progress.emit(record)
                 elif isinstance(record, GenerationDone):
                     got_done = True
                     self.done.emit(record)

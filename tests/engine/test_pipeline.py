@@ -11,7 +11,14 @@ import numpy as np
 import pytest
 
 from desktop.engine.chat import load_model
-from desktop.engine.events import GenerationDone, GenerationSettings, Message, Phase, TokenStep
+from desktop.engine.events import (
+    GenerationDone,
+    GenerationSettings,
+    Message,
+    Phase,
+    PrefillProgress,
+    TokenStep,
+)
 from desktop.engine.sampler_chain import sampler_chain
 from desktop.engine.sampling import Sampler
 
@@ -36,8 +43,12 @@ def test_phases_in_order_and_add_up_to_the_wall_time(fixture, reads, request):
     prompt = events[0]
     phases = [e for e in events if isinstance(e, Phase)]
     assert [p.phase for p in phases] == ["tokenize", reads, "decode"]
-    kinds = [type(e).__name__ for e in events]
+    kinds = [type(e).__name__ for e in events if not isinstance(e, PrefillProgress)]
     assert kinds[:3] == ["PromptInfo", "Phase", "Phase"]  # both before the first token
+    # a decoder-only prefill's progress comes between the tokenize and prefill phases
+    at = [i for i, e in enumerate(events) if isinstance(e, PrefillProgress)]
+    assert at == (list(range(2, 2 + len(at))) if reads == "prefill" else [])
+    assert len(at) >= (2 if reads == "prefill" else 0)
     assert kinds[-2:] == ["Phase", "GenerationDone"]  # the decode summary after the last
     tokenize, read, decode = phases
     assert tokenize.ids == prompt.prompt_ids and tokenize.tokens == len(prompt.prompt_ids)

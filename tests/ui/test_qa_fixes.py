@@ -244,9 +244,11 @@ def pin_a_token(qtbot, built):
     assert built.window.inspector.values["prob"].text() == "30.0 %"
 
 
-def assert_inspector_empty(built):
+def assert_inspector_empty(built, steps=()):
+    """No token pinned; the per-token chart holds `steps` (an opened chat's last reply)."""
     inspector = built.window.inspector
-    assert inspector.current == -1 and inspector.steps == []
+    assert inspector.current == -1 and inspector.steps == list(steps)
+    assert inspector.strip.bars.steps == list(steps)
     assert inspector.values["prob"].text() == "–"
     assert inspector.title.text() == "Click a token of a reply to inspect it."
 
@@ -259,7 +261,7 @@ def test_inspector_resets_on_new_chat_open_chat_and_delete(qtbot, scripted_windo
     assert_inspector_empty(built)
     pin_a_token(qtbot, built)
     built.controller.chats.open_conversation(first)
-    assert_inspector_empty(built)
+    assert_inspector_empty(built, replies(built)[-1].steps)  # its chart shown (issue 15)
     replies(built)[-1].body.span_activated.emit(1)
     monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Yes)
     built.window.conversations.ask_delete(first, "hi")

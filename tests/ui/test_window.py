@@ -218,9 +218,9 @@ def test_tooltip_click_and_arrow_keys_pin_tokens_in_the_inspector(qtbot, scripte
     qtbot.keyClick(body, Qt.Key.Key_Left)
     assert inspector.current == 0
     # Clicking the per-token chart selects the token in the reply too.
-    strip = inspector.strip
-    x = int(strip.width() * (1.5 / 4))
-    qtbot.mouseClick(strip, Qt.MouseButton.LeftButton, pos=QPoint(x, strip.height() // 2))
+    bars = inspector.strip.bars
+    x = int(bars.bar_center(1))
+    qtbot.mouseClick(bars, Qt.MouseButton.LeftButton, pos=QPoint(x, bars.height() // 2))
     assert inspector.current == 1 and body.selected == 1
     # A tooltip event on a token shows it (real QHelpEvent through the view).
     from PySide6.QtGui import QHelpEvent
