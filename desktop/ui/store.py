@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from desktop.chat_service import RunResult
-from desktop.conversation import Conversation, Node
+from desktop.conversation import Conversation, Node, refused
 from desktop.conversation_store import (
     delete_saved,
     load_conversation,
@@ -27,20 +27,6 @@ from desktop.conversation_store import (
 )
 from desktop.engine.events import GenerationDone
 from desktop.history import History, default_title
-
-
-def refused(user: Node) -> bool:
-    """A user message the engine refused before reading it (e.g. longer than the context
-    window): its reply ended in an error with no prompt and no token. The model never reads such
-    a message again and it is not kept."""
-    return any(
-        child.role == "assistant"
-        and child.done is not None
-        and child.done.finish_reason == "error"
-        and child.prompt is None
-        and not child.steps
-        for child in user.children
-    )
 
 
 def keeps(node: Node) -> bool:
