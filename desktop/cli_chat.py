@@ -5,9 +5,10 @@ fields, then one `"type": "done"` object; desktop/cli_reply.py); without a MESSA
 from stdin. The turns form a `Conversation` (desktop/conversation.py) and run through the
 `ChatService`, as the window's and the server's do; `--continue ID` goes on from a saved
 conversation's active path, with the system prompt and sampling settings saved with it (options
-given on the line replace them, for this turn and the chat's next ones). `tokenize` shows a text's tokens with ids and byte spans; `models`
-lists installed models. Errors are `EngineError`s, turned into one line on stderr by
-desktop/cli.py (a `UsageError`, e.g. an unknown conversation id, exits 2).
+given on the line replace them, for this turn and the chat's next ones). `tokenize` shows a text's
+tokens with ids and byte spans; `models` lists installed models. Errors are `EngineError`s, turned
+into one line on stderr by desktop/cli.py (a `UsageError`, e.g. an unknown conversation id, exits
+2).
 """
 
 from __future__ import annotations

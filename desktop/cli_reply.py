@@ -94,11 +94,11 @@ def saving(
     model_name: str,
 ) -> Callable[[RunResult], Saved | None]:
     """A ChatService `finish` that saves the turn (None: no history, nothing saved). Everything
-    it needs from the conversation is read now, on the caller's thread; on the service thread it
-    only writes: the conversation row if new (titled after `user`, with the conversation's
-`ChatSettings`), `user` if not saved yet,
-    then the reply with the run's records under it (the active version), with its branch point.
-    A run the engine refused (no GenerationDone) saves nothing. Raises HistoryError."""
+        it needs from the conversation is read now, on the caller's thread; on the service thread it
+        only writes: the conversation row if new (titled after `user`, with the conversation's
+    `ChatSettings`), `user` if not saved yet,
+        then the reply with the run's records under it (the active version), with its branch point.
+        A run the engine refused (no GenerationDone) saves nothing. Raises HistoryError."""
     if history is None:
         return lambda _result: None
     conv_id = conversation.id

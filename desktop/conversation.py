@@ -128,8 +128,8 @@ class Node:
 
 def refused(user: Node) -> bool:
     """A user message the engine refused before reading it (e.g. longer than the context
-    window): its reply ended in an error with no prompt and no token."""
-    return any(
+    window): it has replies, and each ended in an error with no prompt and no token."""
+    return bool(user.children) and all(
         child.role == "assistant"
         and child.done is not None
         and child.done.finish_reason == "error"
@@ -226,10 +226,10 @@ class Conversation:
 
     def messages(self, until: Node | None = None) -> list[Message]:
         """What the model reads for a reply placed under `until` (default: the end of the active
-        path): the chat's system prompt (when not blank), then the turns on the path from the
-        first to `until` inclusive that `model_reads`."""
-        system = self.system_prompt
-        out = [Message("system", system)] if system.strip() else []
+        path): the chat's system prompt (stripped; none when blank), then the turns on the path
+        from the first to `until` inclusive that `model_reads`."""
+        system = self.system_prompt.strip()
+        out = [Message("system", system)] if system else []
         chain = self._chain(until) if until is not None else self.path()
         for node in chain:
             if not model_reads(node):

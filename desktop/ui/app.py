@@ -79,6 +79,7 @@ class WindowControllers:
     chats: Any
     lifetime: Any
     server: Any
+    chat_settings: Any = None
 
 
 def build(
@@ -94,6 +95,7 @@ def build(
     Returns (window, controllers)."""
     from desktop.chat_service import ChatService
     from desktop.ui.chat_list_controller import ChatListController
+    from desktop.ui.chat_settings import ChatSettingsController
     from desktop.ui.edit_controller import EditController
     from desktop.ui.feedback import Feedback
     from desktop.ui.inside_controller import InsideController
@@ -150,6 +152,8 @@ def build(
     runs.reply_finished.connect(chats.reply_finished)
     runs.saver = chats.reply_saver
     runs.user_refused.connect(chats.user_refused)
+    chat_settings = ChatSettingsController(window, session, models, store, feedback)
+    runs.settle = chat_settings.settle
     transcript.version_switched.connect(chats.version_switched)
     session.replaced.connect(lambda _c: inspector.reset())
     session.replaced.connect(lambda _c: runs.sync_buttons())
@@ -171,6 +175,7 @@ def build(
         chats,
         lifetime,
         server,
+        chat_settings,
     )
 
 

@@ -2,11 +2,11 @@
 `ChatStore`, so no controller knows the storage.
 
 `TreeStore` keeps each conversation as the history's tree (desktop/conversation_store.py over
-`History`): every version of every message, the active path, each reply's records, prompt,
-phases and branch point. A message is saved when it is sent, a reply once it has finished (on
-the chat service's thread through `reply_saver`, as desktop/cli_reply.py `saving` does; on the
-GUI thread when that could not be), a switch of version as the history's active path; a restart
-shows the same versions.
+`History`): every version of every message, the active path, each reply's records, prompt, phases
+and branch point, and the chat's own settings (system prompt, sampling). A message is saved when it
+is sent, a reply once it has finished (on the chat service's thread through `reply_saver`, as
+desktop/cli_reply.py `saving` does; on the GUI thread when that could not be), a switch of version
+as the history's active path; a restart shows the same versions.
 
 Qt-free. Knows `History` and the conversation tree; raises what `History` raises (HistoryError,
 an EngineError with a message for the person).
@@ -23,6 +23,7 @@ from desktop.conversation_store import (
     delete_saved,
     load_conversation,
     save_active,
+    save_settings,
     stored_branch,
 )
 from desktop.engine.events import GenerationDone
@@ -62,6 +63,7 @@ class ChatStore(Protocol):
     def save_reply(self, conversation: Conversation, reply: Node) -> None: ...
     def set_active(self, conversation: Conversation, node: Node) -> None: ...
     def forget(self, conversation: Conversation, user: Node) -> None: ...
+    def save_settings(self, conversation: Conversation) -> None: ...
 
 
 class TreeStore:
@@ -89,9 +91,16 @@ class TreeStore:
         """A message was sent: a new turn or an edited version of one, saved under its parent
         (the conversation is created first, titled after it, when it is new)."""
         if conversation.id is None:
-            conversation.id = self.history.create_conversation(default_title(user.text), model)
+            chat = conversation.settings
+            conversation.id = self.history.create_conversation(
+                default_title(user.text), model, chat.system_prompt, chat.generation
+            )
             conversation.title = default_title(user.text)
         self._save(conversation, user)
+
+    def save_settings(self, conversation: Conversation) -> None:
+        """The chat's settings changed: saved (a chat not saved yet gets them when it is)."""
+        save_settings(self.history, conversation)
 
     def reply_saver(
         self, conversation: Conversation, reply: Node, replaces: bool
