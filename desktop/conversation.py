@@ -141,17 +141,18 @@ def refused(user: Node) -> bool:
 
 def model_reads(node: Node) -> bool:
     """Whether the model reads `node` when it is on the path before a new reply: the one rule
-    the window, the CLI and the server's saved chats share.
+    the window and the CLI share.
 
     A user message is read unless the engine refused it (`refused`). A reply is read when it
-    has at least one token, whatever its end (stopped or failed midway: the text it shows is
-    the text the model reads); a reply with no token (failed or stopped before its first, or
-    still being written) is not. desktop/engine/prompt.py then merges what is left into
-    alternating turns (case I9)."""
+    has at least one token and did not end in an error: a reply stopped midway is read as far
+    as it got, a failed one (before or after its first token) is not, nor one with no token
+    or still being written. desktop/engine/prompt.py then merges what is left into
+    alternating turns (case I9: after a failed reply the next message still gets an answer)."""
     if node.role == "user":
         return not refused(node)
     if node.role == "assistant":
-        return node.done is not None and bool(node.steps)
+        done = node.done
+        return done is not None and bool(node.steps) and done.finish_reason != "error"
     return False
 
 
