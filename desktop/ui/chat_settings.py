@@ -36,11 +36,14 @@ SAVE_DELAY_MS = 400  # typing in the box is saved once, this long after the last
 
 def template_note(model: Any, system_prompt: str) -> str | None:
     """The line under an empty system prompt box when `model`'s chat template inserts its own
-    system prompt (quoting its start), else None."""
+    system prompt (quoting its start: at most NOTE_QUOTE_CHARS characters, cut after a word),
+    else None."""
     default = getattr(model, "template_system_prompt", None)
     if system_prompt.strip() or not default:
         return None
-    quote = default if len(default) <= NOTE_QUOTE_CHARS else default[:NOTE_QUOTE_CHARS] + "…"
+    quote = default
+    if len(default) > NOTE_QUOTE_CHARS:  # cut at a word's end
+        quote = default[: NOTE_QUOTE_CHARS + 1].rsplit(maxsplit=1)[0].rstrip(",;:") + "…"
     return f"Left empty, {model.name}'s chat template adds its own: “{quote}”"
 
 
