@@ -8,18 +8,10 @@ from __future__ import annotations
 from PySide6.QtCore import Qt
 
 from desktop.engine.events import GenerationSettings, Message
+from tests.engine.test_template_default import SMOLLM2_TEMPLATE
 from tests.ui.test_real_models import open_and_wait
 from tests.ui.test_real_models import send_and_wait as send_real
 from tests.ui.test_window import send_and_wait
-
-# SmolLM2-135M-Instruct's chat template, as its tokenizer_config.json has it
-SMOLLM2_TEMPLATE = (
-    "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}"
-    "{{ '<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging "
-    "Face<|im_end|>\n' }}{% endif %}{{'<|im_start|>' + message['role'] + '\n' + "
-    "message['content'] + '<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}"
-    "{{ '<|im_start|>assistant\n' }}{% endif %}"
-)
 
 
 def system_of(call) -> str | None:
