@@ -430,15 +430,19 @@ def save_cli_turn(
     model: str,
     prompt: PromptInfo | None = None,
     phases: Sequence[Phase] = (),
+    system_prompt: str | None = None,
 ) -> int:
     """Save one CLI chat turn: the user's message and the reply with its token records.
 
-    conv_id None starts a conversation titled after `user_text`. Returns the conversation id, to
+    conv_id None starts a conversation titled after `user_text`, kept with `system_prompt` and
+    the reply's settings (the chat's settings, migration m004). Returns the conversation id, to
     pass back on the next turn. A cancelled reply (Ctrl-C) is saved as partial.
     Raises HistoryError when the database cannot be written.
     """
     if conv_id is None:
-        conv_id = history.create_conversation(default_title(user_text), model)
+        conv_id = history.create_conversation(
+            default_title(user_text), model, system_prompt, done.settings
+        )
     history.add_user_message(conv_id, user_text)
     history.add_assistant_message(conv_id, done, steps, model, prompt=prompt, phases=phases)
     return conv_id
