@@ -214,11 +214,6 @@ class ChatSettingsController(QObject):
         if model is None or defaults is None:
             self.panel.source.setText("")
         elif self.conversation.settings == defaults:
-            self.panel.source.setText(
-                "This chat uses the defaults for new chats "
-                f"(sampling: {model.name}'s generation_config.json unless you set your own)."
-            )
+            self.panel.source.setText("Same as the defaults for new chats.")
         else:
-            self.panel.source.setText(
-                "This chat's settings differ from the defaults for new chats."
-            )
+            self.panel.source.setText("Differs from the defaults for new chats.")
