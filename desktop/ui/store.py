@@ -2,11 +2,11 @@
 `ChatStore`, so no controller knows the storage.
 
 `TreeStore` keeps each conversation as the history's tree (desktop/conversation_store.py over
-`History`): every version of every message, the active path, each reply's records, prompt, phases
-and branch point, and the chat's own settings (system prompt, sampling). A message is saved when it
-is sent, a reply once it has finished (on the chat service's thread through `reply_saver`, as
-desktop/cli_reply.py `saving` does; on the GUI thread when that could not be), a switch of version
-as the history's active path; a restart shows the same versions.
+`History`): every version of every message, the active path, each reply's records, prompt,
+phases and branch point. A message is saved when it is sent, a reply once it has finished (on
+the chat service's thread through `reply_saver`, as desktop/cli_reply.py `saving` does; on the
+GUI thread when that could not be), a switch of version as the history's active path; a restart
+shows the same versions. The chat's own settings (system prompt, sampling) are saved with it.
 
 Qt-free. Knows `History` and the conversation tree; raises what `History` raises (HistoryError,
 an EngineError with a message for the person).
