@@ -2,14 +2,15 @@
 a saved reply from one of its tokens with another token ("what if the model had picked that
 one?").
 
-The new reply keeps the original's tokens before INDEX (0-based), puts TOKEN_ID at INDEX, and
-goes on sampling with the original reply's settings (any generation option given on the line
-replaces that value); it is printed as `chat` prints a reply (JSON Lines with --json, the picked
-token's record with `"picked": true`, the ones before it `"forced": true`) and saved as a new
-version of the original (same parent), made active. The model is the original reply's unless
---model names another (token ids belong to one vocabulary). A conversation, message, index or
-token id that is not there is a `UsageError` (one line, exit 2) found before anything runs or is
-saved. Runs through the ChatService, as every generation does.
+The new reply keeps the original's tokens before INDEX (0-based), puts TOKEN_ID at INDEX, and goes
+on sampling with the original reply's settings (any generation option given on the line replaces
+that value), after the chat's saved system prompt (--system replaces it for this run); it is printed
+as `chat` prints a reply (JSON Lines with --json, the picked token's record with `"picked": true`,
+the ones before it `"forced": true`) and saved as a new version of the original (same parent), made
+active. The model is the original reply's unless --model names another (token ids belong to one
+vocabulary). A conversation, message, index or token id that is not there is a `UsageError` (one
+line, exit 2) found before anything runs or is saved. Runs through the ChatService, as every
+generation does.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     _model_args(branch)
     branch.add_argument(
-        "--system", help="system prompt (the history keeps none: give the original reply's)"
+        "--system", help="system prompt (default: the one saved with the conversation)"
     )
     generation_args(branch)
     branch.add_argument("--json", action="store_true", help="JSON Lines: one object per token")
@@ -53,7 +54,8 @@ def run_branch(args: argparse.Namespace) -> int:
         if history.notice:
             print(f"tokenglass: {history.notice}", file=sys.stderr)
         conversation, reply = _find_reply(history, args.conversation_id, args.message)
-        conversation.system_prompt = args.system or ""
+        if args.system is not None:
+            conversation.system_prompt = args.system
         if not 0 <= args.at < len(reply.steps):
             raise UsageError(
                 f"Token index {args.at} is outside message {args.message}'s reply "

@@ -4,9 +4,11 @@
 fields, then one `"type": "done"` object; desktop/cli_reply.py); without a MESSAGE it reads turns
 from stdin. The turns form a `Conversation` (desktop/conversation.py) and run through the
 `ChatService`, as the window's and the server's do; `--continue ID` goes on from a saved
-conversation's active path. `tokenize` shows a text's tokens with ids and byte spans; `models`
-lists installed models. Errors are `EngineError`s, turned into one line on stderr by
-desktop/cli.py (a `UsageError`, e.g. an unknown conversation id, exits 2).
+conversation's active path, with the system prompt and sampling settings saved with it (options
+given on the line replace them, for this turn and the chat's next ones). `tokenize` shows a text's
+tokens with ids and byte spans; `models` lists installed models. Errors are `EngineError`s, turned
+into one line on stderr by desktop/cli.py (a `UsageError`, e.g. an unknown conversation id, exits
+2).
 """
 
 from __future__ import annotations
@@ -87,7 +89,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="add the turns to this saved conversation's active path (see `tokenglass history`)",
     )
     _model_args(chat)
-    chat.add_argument("--system", help="system prompt")
+    chat.add_argument(
+        "--system", help="system prompt (with --continue: replaces the chat's saved one)"
+    )
     generation_args(chat)
     chat.add_argument("--json", action="store_true", help="JSON Lines: one object per token")
     chat.add_argument("--no-save", action="store_true", help="do not save this chat in the history")
@@ -192,8 +196,8 @@ def run_chat(args: argparse.Namespace) -> int:
         model = _load(args, _saved_model(store, args.continue_id))
         if model.template_note:
             print(f"tokenglass: {model.template_note}", file=sys.stderr)
-        settings = _settings(model, args)
         history = store if not args.no_save else None
+        settings = _chat_settings(model, args, conversation, history)
         service = ChatService(model)
         try:
             if args.message is not None:
@@ -223,10 +227,28 @@ def _open_chat(args: argparse.Namespace):
         return store, Conversation(args.system or "")
     assert store is not None
     try:
-        return store, load_conversation(store, args.continue_id, args.system or "")
+        return store, load_conversation(store, args.continue_id, args.system)
     except HistoryError as err:
         store.close()
         raise UsageError(str(err)) from err
+
+
+def _chat_settings(model, args: argparse.Namespace, conversation, history):
+    """The sampling settings of this run's turns: the conversation's own (saved with it; a new
+    chat, or one saved without any: the model's defaults) with the options given on the line.
+    The conversation keeps them and its system prompt (--system, else its saved one, else none)
+    for its next turns; a saved conversation whose settings this changes has them saved now
+    (not with --no-save). Raises HistoryError."""
+    from desktop.conversation import ChatSettings
+    from desktop.conversation_store import save_settings
+
+    saved = conversation.settings
+    generation = _settings(model, args, saved.generation)
+    system = args.system if args.system is not None else (saved.system_prompt or "")
+    conversation.set_settings(ChatSettings(system, generation))
+    if history is not None and conversation.settings != saved:
+        save_settings(history, conversation)
+    return generation
 
 
 def _saved_model(store, conv_id: int | None) -> str | None:

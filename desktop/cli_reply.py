@@ -94,10 +94,11 @@ def saving(
     model_name: str,
 ) -> Callable[[RunResult], Saved | None]:
     """A ChatService `finish` that saves the turn (None: no history, nothing saved). Everything
-    it needs from the conversation is read now, on the caller's thread; on the service thread it
-    only writes: the conversation row if new (titled after `user`), `user` if not saved yet,
-    then the reply with the run's records under it (the active version), with its branch point.
-    A run the engine refused (no GenerationDone) saves nothing. Raises HistoryError."""
+        it needs from the conversation is read now, on the caller's thread; on the service thread it
+        only writes: the conversation row if new (titled after `user`, with the conversation's
+    `ChatSettings`), `user` if not saved yet,
+        then the reply with the run's records under it (the active version), with its branch point.
+        A run the engine refused (no GenerationDone) saves nothing. Raises HistoryError."""
     if history is None:
         return lambda _result: None
     conv_id = conversation.id
@@ -106,13 +107,16 @@ def saving(
     user_parent = parent_message_id(conversation, user) if user_text is not None else None
     reply_parent = parent_message_id(conversation, reply) if user_text is None else None
     branch = stored_branch(conversation, reply)
+    chat = conversation.settings
 
     def finish(result: RunResult) -> Saved | None:
         if result.done is None:
             return None
         conv = conv_id
         if conv is None:
-            conv = history.create_conversation(default_title(title_text), model_name)
+            conv = history.create_conversation(
+                default_title(title_text), model_name, chat.system_prompt, chat.generation
+            )
         parent = reply_parent
         user_id = None
         if user_text is not None:

@@ -3,8 +3,11 @@
 Owns: the tree (every message has a parent; the children of one parent are versions of one
 turn: a regenerated reply, an edited user message, a reply branched from a token), which child is
 active at each level, the engine's records of each reply, and the operations people do on it
-(send, regenerate, edit, branch from a token, switch version). Listeners are told what changed
-(napari's evented model: the state lives here, views subscribe and render).
+(send, regenerate, edit, branch from a token, switch version), the chat's own settings (system
+prompt and sampling: `ChatSettings`, kept with the chat so that changing the defaults never
+rewrites an old chat's context), and the one rule for which messages the model reads
+(`model_reads`). Listeners are told what changed (napari's evented model: the state lives here,
+views subscribe and render).
 
 Knows: the engine's records. Does not know: Qt, SQLite (desktop/history.py saves the tree), how
 replies are generated (desktop/chat_service.py runs them).
@@ -12,15 +15,53 @@ replies are generated (desktop/chat_service.py runs them).
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Literal
 
-from desktop.engine.events import GenerationDone, Message, Phase, PromptInfo, Role, TokenStep
+from desktop.engine.events import (
+    GenerationDone,
+    GenerationSettings,
+    Message,
+    Phase,
+    PromptInfo,
+    Role,
+    TokenStep,
+)
 
-Change = Literal["added", "updated", "active", "removed"]
+Change = Literal["added", "updated", "active", "removed", "settings"]
+"""What a listener is told; "settings": the chat's `ChatSettings` changed (node: the root)."""
 Listener = Callable[[Change, "Node"], None]
+
+
+@dataclass(frozen=True)
+class ChatSettings:
+    """What a chat is run with, kept with the chat (saved in history, desktop/history.py).
+
+    system_prompt: read by the model before the first turn ("": none, so a template that has a
+    default system prompt inserts its own); None: not recorded (a chat saved before history
+    migration m004): the client fills in its default (the window: its default system prompt;
+    the CLI: none), which is what such a chat was sent with before.
+    generation: the sampling settings of the chat's next reply; None: not chosen yet (the
+    model's defaults, or the window's defaults for new chats, apply).
+    """
+
+    system_prompt: str | None = ""
+    generation: GenerationSettings | None = None
+
+    def with_defaults(self, defaults: ChatSettings) -> ChatSettings:
+        """These settings with each unrecorded (None) part taken from `defaults`."""
+        return ChatSettings(
+            self.system_prompt if self.system_prompt is not None else defaults.system_prompt,
+            self.generation if self.generation is not None else defaults.generation,
+        )
+
+    @property
+    def complete(self) -> bool:
+        """Both parts are recorded (nothing None)."""
+        return self.system_prompt is not None and self.generation is not None
 
 
 @dataclass(frozen=True)
@@ -85,21 +126,78 @@ class Node:
         return self.children[self.active] if self.children else None
 
 
+def refused(user: Node) -> bool:
+    """A user message the engine refused before reading it (e.g. longer than the context
+    window): it has replies, and each ended in an error with no prompt and no token."""
+    return bool(user.children) and all(
+        child.role == "assistant"
+        and child.done is not None
+        and child.done.finish_reason == "error"
+        and child.prompt is None
+        and not child.steps
+        for child in user.children
+    )
+
+
+def model_reads(node: Node) -> bool:
+    """Whether the model reads `node` when it is on the path before a new reply: the one rule
+    the window and the CLI share.
+
+    A user message is read unless the engine refused it (`refused`). A reply is read when it
+    has at least one token and did not end in an error: a reply stopped midway is read as far
+    as it got, a failed one (before or after its first token) is not, nor one with no token
+    or still being written. desktop/engine/prompt.py then merges what is left into
+    alternating turns (case I9: after a failed reply the next message still gets an answer)."""
+    if node.role == "user":
+        return not refused(node)
+    if node.role == "assistant":
+        done = node.done
+        return done is not None and bool(node.steps) and done.finish_reason != "error"
+    return False
+
+
 class Conversation:
     """The tree and its active path (see the module docstring).
 
-    system_prompt: read by the model before the first turn (empty: none). id: the history's
-    conversation id once saved (None before). Listeners get (change, node) after each change.
+    settings: the chat's `ChatSettings` (system_prompt: a shorthand for the one in settings,
+    given alone it keeps the rest). id: the history's conversation id once saved (None before).
+    Listeners get (change, node) after each change.
     """
 
-    def __init__(self, system_prompt: str = "", conversation_id: int | None = None) -> None:
-        self.system_prompt = system_prompt
+    def __init__(
+        self,
+        system_prompt: str = "",
+        conversation_id: int | None = None,
+        settings: ChatSettings | None = None,
+    ) -> None:
+        self._settings = settings if settings is not None else ChatSettings(system_prompt)
         self.id = conversation_id
         self.title: str | None = None
         self._keys = itertools.count(1)
         self.root = Node(key=0, role="system")  # holds the first turns as children; never shown
         self._by_key: dict[int, Node] = {0: self.root}
         self._listeners: list[Listener] = []
+
+    # -- the chat's settings ---------------------------------------------------------------------
+    @property
+    def settings(self) -> ChatSettings:
+        return self._settings
+
+    def set_settings(self, settings: ChatSettings) -> None:
+        """Use `settings` for the chat's next replies; listeners get ("settings", root) when
+        they differ from the current ones."""
+        if settings != self._settings:
+            self._settings = settings
+            self._emit("settings", self.root)
+
+    @property
+    def system_prompt(self) -> str:
+        """What the model reads first ("" when none or not recorded)."""
+        return self._settings.system_prompt or ""
+
+    @system_prompt.setter
+    def system_prompt(self, text: str) -> None:
+        self.set_settings(dataclasses.replace(self._settings, system_prompt=text))
 
     # -- reading ---------------------------------------------------------------------------------
     def path(self) -> list[Node]:
@@ -129,14 +227,16 @@ class Conversation:
 
     def messages(self, until: Node | None = None) -> list[Message]:
         """What the model reads for a reply placed under `until` (default: the end of the active
-        path): the system prompt, then the turns on the path from the first to `until` inclusive.
-        A reply that failed before its first token is left out."""
-        out = [Message("system", self.system_prompt)] if self.system_prompt.strip() else []
+        path): the chat's system prompt (stripped; none when blank), then the turns on the path
+        from the first to `until` inclusive that `model_reads`."""
+        system = self.system_prompt.strip()
+        out = [Message("system", system)] if system else []
         chain = self._chain(until) if until is not None else self.path()
         for node in chain:
+            if not model_reads(node):
+                continue
             if node.role == "assistant":
-                if not node.failed:
-                    out.append(Message("assistant", "".join(s.text for s in node.steps)))
+                out.append(Message("assistant", "".join(s.text for s in node.steps)))
             else:
                 out.append(Message(node.role, node.text))
         return out

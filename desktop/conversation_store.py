@@ -1,5 +1,6 @@
-"""A `Conversation` in and out of the history database: load a saved tree, save nodes as they
-happen (a message under its parent, a finished reply with its records, the active version).
+"""A `Conversation` in and out of the history database: load a saved tree with its chat settings,
+save nodes as they happen (a message under its parent, a finished reply with its records, the
+active version) and the chat's settings when they change.
 
 Owns: the mapping between a conversation's node keys and the history's message ids (a node's
 `message_id` once saved; a branch point's source key <-> the source's message id). Does not know:
@@ -12,16 +13,24 @@ thread that changes the conversation. To save off that thread (a ChatService `fi
 
 from __future__ import annotations
 
-from desktop.conversation import BranchPoint, Conversation, Node
+import dataclasses
+
+from desktop.conversation import BranchPoint, ChatSettings, Conversation, Node
 from desktop.history import History, StoredBranch, StoredMessage, default_title
 
 
-def load_conversation(history: History, conv_id: int, system_prompt: str = "") -> Conversation:
+def load_conversation(
+    history: History, conv_id: int, system_prompt: str | None = None
+) -> Conversation:
     """The saved conversation `conv_id` as a tree, every version with its records, the active
-    path as saved; each node's `message_id` set. system_prompt: what the model reads first (the
-    history does not store one). Raises HistoryError when there is no such conversation."""
+    path as saved, its `ChatSettings` as saved (parts not recorded stay None); each node's
+    `message_id` set. system_prompt: given, it replaces the saved one (e.g. `--system`).
+    Raises HistoryError when there is no such conversation."""
     summary = history.conversation(conv_id)
-    conversation = Conversation(system_prompt, conversation_id=conv_id)
+    settings = ChatSettings(summary.system_prompt, summary.settings)
+    if system_prompt is not None:
+        settings = dataclasses.replace(settings, system_prompt=system_prompt)
+    conversation = Conversation(conversation_id=conv_id, settings=settings)
     conversation.title = summary.title
     by_id: dict[int, Node] = {}
     has_active: set[int] = set()
@@ -50,12 +59,23 @@ def load_conversation(history: History, conv_id: int, system_prompt: str = "") -
 
 def ensure_saved(history: History, conversation: Conversation, model: str) -> int:
     """The conversation's history id, creating the conversation (titled after its first user
-    message) when it has none yet. Raises HistoryError."""
+    message, with its chat settings) when it has none yet. Raises HistoryError."""
     if conversation.id is None:
         first = next((n.text for n in conversation.path() if n.role == "user"), "")
-        conversation.id = history.create_conversation(default_title(first), model)
+        chat = conversation.settings
+        conversation.id = history.create_conversation(
+            default_title(first), model, chat.system_prompt, chat.generation
+        )
         conversation.title = default_title(first)
     return conversation.id
+
+
+def save_settings(history: History, conversation: Conversation) -> None:
+    """Save the conversation's `ChatSettings` (nothing happens before it is saved: creating it
+    saves them). Raises HistoryError."""
+    if conversation.id is not None:
+        chat = conversation.settings
+        history.set_chat_settings(conversation.id, chat.system_prompt, chat.generation)
 
 
 def save_message(

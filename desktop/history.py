@@ -71,7 +71,10 @@ class NoSuchConversation(HistoryError):
 
 @dataclass(frozen=True)
 class ConversationSummary:
-    """One row of the conversation list. Times are timezone-aware (UTC)."""
+    """One row of the conversation list. Times are timezone-aware (UTC).
+
+    system_prompt, settings: what the chat is run with (migration m004); None: not recorded
+    (a chat saved before it, see `m004_chat_settings`) or, for settings, none chosen."""
 
     id: int
     title: str
@@ -79,6 +82,8 @@ class ConversationSummary:
     created_at: datetime
     updated_at: datetime
     message_count: int
+    system_prompt: str | None = None
+    settings: GenerationSettings | None = None
 
 
 END: Literal["end"] = "end"
@@ -199,23 +204,44 @@ class History:
 
     # -- conversations ------------------------------------------------------------------------
 
-    def create_conversation(self, title: str, model: str) -> int:
-        """A new, empty conversation; returns its id."""
+    def create_conversation(
+        self,
+        title: str,
+        model: str,
+        system_prompt: str | None = None,
+        settings: GenerationSettings | None = None,
+    ) -> int:
+        """A new, empty conversation run with `system_prompt` and `settings` (None: not
+        recorded, see ConversationSummary); returns its id."""
         now = _now()
         with self._transaction("create a conversation") as db:
             cursor = db.execute(
-                "INSERT INTO conversations (title, model, created_at, updated_at) "
-                "VALUES (?, ?, ?, ?)",
-                (_clean_title(title), model, now, now),
+                "INSERT INTO conversations (title, model, created_at, updated_at, system_prompt, "
+                "settings) VALUES (?, ?, ?, ?, ?, ?)",
+                (_clean_title(title), model, now, now, system_prompt, _optional_json(settings)),
             )
             return int(cursor.lastrowid)  # type: ignore[arg-type]
+
+    def set_chat_settings(
+        self, conv_id: int, system_prompt: str | None, settings: GenerationSettings | None
+    ) -> None:
+        """What the conversation's next turns are run with (its list order stays: updated_at is
+        the last message's time). Raises HistoryError when there is no such conversation."""
+        with self._transaction("save the chat's settings") as db:
+            cursor = db.execute(
+                "UPDATE conversations SET system_prompt = ?, settings = ? WHERE id = ?",
+                (system_prompt, _optional_json(settings), conv_id),
+            )
+            if cursor.rowcount == 0:
+                raise _no_conversation(conv_id)
 
     def list_conversations(self, search: str | None = None) -> list[ConversationSummary]:
         """Conversations, most recently updated first. search: keep only those whose title or
         some message contains this text (case-insensitive, Unicode case folding)."""
         query = (
             "SELECT c.id, c.title, c.model, c.created_at, c.updated_at, "
-            "(SELECT count(*) FROM messages m WHERE m.conversation_id = c.id) "
+            "(SELECT count(*) FROM messages m WHERE m.conversation_id = c.id), "
+            "c.system_prompt, c.settings "
             "FROM conversations c"
         )
         params: tuple[str, ...] = ()
@@ -235,7 +261,8 @@ class History:
         with self._transaction("read a conversation", write=False) as db:
             row = db.execute(
                 "SELECT c.id, c.title, c.model, c.created_at, c.updated_at, "
-                "(SELECT count(*) FROM messages m WHERE m.conversation_id = c.id) "
+                "(SELECT count(*) FROM messages m WHERE m.conversation_id = c.id), "
+                "c.system_prompt, c.settings "
                 "FROM conversations c WHERE c.id = ?",
                 (conv_id,),
             ).fetchone()
@@ -410,15 +437,19 @@ def save_cli_turn(
     model: str,
     prompt: PromptInfo | None = None,
     phases: Sequence[Phase] = (),
+    system_prompt: str | None = None,
 ) -> int:
     """Save one CLI chat turn: the user's message and the reply with its token records.
 
-    conv_id None starts a conversation titled after `user_text`. Returns the conversation id, to
+    conv_id None starts a conversation titled after `user_text`, kept with `system_prompt` and
+    the reply's settings (the chat's settings, migration m004). Returns the conversation id, to
     pass back on the next turn. A cancelled reply (Ctrl-C) is saved as partial.
     Raises HistoryError when the database cannot be written.
     """
     if conv_id is None:
-        conv_id = history.create_conversation(default_title(user_text), model)
+        conv_id = history.create_conversation(
+            default_title(user_text), model, system_prompt, done.settings
+        )
     history.add_user_message(conv_id, user_text)
     history.add_assistant_message(conv_id, done, steps, model, prompt=prompt, phases=phases)
     return conv_id
@@ -496,6 +527,8 @@ def _summary(row: Sequence) -> ConversationSummary:
         created_at=datetime.fromisoformat(row[3]),
         updated_at=datetime.fromisoformat(row[4]),
         message_count=row[5],
+        system_prompt=row[6],
+        settings=_settings_from_json(row[7]) if row[7] is not None else None,
     )
 
 
@@ -655,6 +688,10 @@ def _done_fields(done: GenerationDone) -> dict[str, object]:
 def _settings_to_json(settings: GenerationSettings) -> str:
     # json writes floats with repr(), which round-trips every double exactly.
     return json.dumps(dataclasses.asdict(settings), ensure_ascii=False)
+
+
+def _optional_json(settings: GenerationSettings | None) -> str | None:
+    return _settings_to_json(settings) if settings is not None else None
 
 
 def _settings_from_json(text: str) -> GenerationSettings:

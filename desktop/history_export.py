@@ -1,12 +1,15 @@
 """One saved conversation as JSON (per-token logprobs in OpenAI's shape) or as a Markdown chat log.
 
-JSON: `messages` is the active path (what the model reads), `tree` every message of every version
+JSON: `system_prompt` and `settings` are what the chat is run with (null: not recorded, see
+desktop/history_migrations.py m004; added in version 2 without a bump, as new keys break no
+reader), `messages` is the active path (what the model reads), `tree` every message of every version
 with its `parent_id` (null for a first turn), `active`, `version` ({index, count} among the
 messages that share its parent) and, for a reply continued from one of its tokens, `branch`
 ({source_id, index, replaced_id, replaced_token, picked_id}). Each assistant message carries
 `logprobs.content[]`, one entry per token, in the shape of OpenAI's Chat Completions
 `choices[].logprobs.content[]` plus Tokenglass's own fields, as desktop/openai_json.py builds it
-(non-finite numbers as null: strict JSON, RFC 8259). Markdown: the active path; a message with
+(non-finite numbers as null: strict JSON, RFC 8259). Markdown: the chat's system prompt and
+settings under the title, then the active path; a message with
 other versions says which it is ("version 2 of 3"), a branched reply where it was branched.
 `export_text` is the one export behind `tokenglass export` and the window's chat menu (the same
 text for the same chat). Does not know: SQLite (it reads `StoredMessage`s through `History`),
@@ -99,6 +102,8 @@ def conversation_json(
         "model": summary.model,
         "created_at": summary.created_at.isoformat(),
         "updated_at": summary.updated_at.isoformat(),
+        "system_prompt": summary.system_prompt,
+        "settings": settings_json(summary.settings) if summary.settings is not None else None,
         "messages": [message_json(m) for m in messages],
         "tree": tree_json(messages if tree is None else tree),
     }
@@ -143,6 +148,7 @@ def to_markdown(
         "",
         f"Model: {summary.model} · started {_local(summary.created_at)} · {len(messages)} messages",
         "",
+        *chat_settings_lines(summary),
     ]
     for message in messages:
         heading = {"user": "You", "assistant": "Assistant", "system": "System"}[message.role]
@@ -158,6 +164,29 @@ def to_markdown(
         if message.done is not None:
             lines += [f"*{_facts(message)}*", ""]
     return "\n".join(lines).rstrip() + "\n"
+
+
+def chat_settings_lines(summary: ConversationSummary) -> list[str]:
+    """The Markdown lines (a blank line after each part) that say what the chat is run with:
+    its system prompt as a quote, and its sampling settings; a part not recorded is left out."""
+    lines = []
+    if summary.system_prompt is not None:
+        prompt = summary.system_prompt.strip()
+        if prompt:
+            quoted = [f"> {line}".rstrip() for line in prompt.splitlines()]
+            lines += ["System prompt:", "", *quoted, ""]
+        else:
+            lines += ["System prompt: none", ""]
+    s = summary.settings
+    if s is not None:
+        seed = "random" if s.seed is None else str(s.seed)
+        lines += [
+            f"Settings: temperature {s.temperature:g}, top-k {s.top_k}, top-p {s.top_p:g}, "
+            f"min-p {s.min_p:g}, repetition penalty {s.repetition_penalty:g}, "
+            f"max new tokens {s.max_new_tokens}, seed {seed}",
+            "",
+        ]
+    return lines
 
 
 def _versions(tree: Sequence[StoredMessage]) -> dict[int, tuple[int, int]]:

@@ -216,3 +216,30 @@ def m003_phases_and_sampler_chain(db: sqlite3.Connection) -> None:
     """
     db.execute("ALTER TABLE messages ADD COLUMN phases TEXT")
     db.execute("ALTER TABLE token_steps ADD COLUMN sampler TEXT")
+
+
+@migration
+def m004_chat_settings(db: sqlite3.Connection) -> None:
+    """Each conversation keeps the system prompt and sampling settings it is run with, so that
+    changing the defaults never rewrites an old chat's next turn (its cached prefix included).
+
+    conversations.system_prompt: the text the model reads first ('' for none); NULL: not
+    recorded. conversations.settings: GenerationSettings as JSON (as messages.settings); NULL:
+    none chosen (the model's defaults apply).
+
+    What a chat saved before this migration gets, i.e. what it would have had:
+    - settings: those of its latest saved reply (the highest message id with settings), which
+      are what its last turn was sent with; NULL when it has no reply.
+    - system_prompt: NULL. No version before this one saved a system prompt, and reading one back
+      out of a reply's rendered prompt would depend on each model's template, so it is left
+      unrecorded and each client fills in the one it used before: the window its default system
+      prompt (what such a chat's next turn was sent with until now), the CLI none (what
+      `chat --continue` without --system sent). The window saves what it filled in at once.
+    """
+    db.execute("ALTER TABLE conversations ADD COLUMN system_prompt TEXT")
+    db.execute("ALTER TABLE conversations ADD COLUMN settings TEXT")
+    db.execute(
+        "UPDATE conversations SET settings = (SELECT m.settings FROM messages m "
+        "WHERE m.conversation_id = conversations.id AND m.settings IS NOT NULL "
+        "ORDER BY m.id DESC LIMIT 1)"
+    )

@@ -7,6 +7,7 @@ time per model (a lock), cancellation through a threading.Event.
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -37,6 +38,7 @@ from desktop.engine.message_text import PromptPart
 from desktop.engine.prompt import build_prompt
 from desktop.engine.session import ProviderInfo, open_graphs
 from desktop.engine.steppers import make_stepper
+from desktop.engine.template_default import default_system_prompt
 from desktop.engine.tokenizer import TextTokenizer, TokenPiece
 
 __all__ = ["ChatModel", "Inspection", "ProviderInfo", "TokenPiece", "load_model"]
@@ -99,6 +101,13 @@ class ChatModel:
             f"{self.name} has no chat template (tokenizer_config.json or chat_template.jinja), "
             "so it reads your messages as plain text and continues them."
         )
+
+    @functools.cached_property
+    def template_system_prompt(self) -> str | None:
+        """The system prompt the model's chat template inserts when a conversation has none
+        (SmolLM2's "You are a helpful AI assistant named SmolLM, ..."), or None; found once per
+        model by rendering the template with and without one (template_default.py)."""
+        return default_system_prompt(self.template)
 
     def default_settings(self) -> GenerationSettings:
         """GenerationSettings from the model folder's generation_config.json.

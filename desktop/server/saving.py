@@ -28,13 +28,26 @@ _Key = tuple[tuple[str, str], ...]
 
 
 def save_turn(
-    history: History, conv_id: int | None, user_text: str, result: RunResult, model: str
+    history: History,
+    conv_id: int | None,
+    user_text: str,
+    result: RunResult,
+    model: str,
+    system_prompt: str = "",
 ) -> int:
     """Save one turn: the user's message and the reply with its token records and prompt.
-    conv_id None starts a conversation. Returns the conversation id. Raises HistoryError."""
+    conv_id None starts a conversation, kept with `system_prompt` (the request's system
+    messages) and the reply's settings. Returns the conversation id. Raises HistoryError."""
     assert result.done is not None
     return save_cli_turn(
-        history, conv_id, user_text, result.done, result.steps, model, prompt=result.prompt
+        history,
+        conv_id,
+        user_text,
+        result.done,
+        result.steps,
+        model,
+        prompt=result.prompt,
+        system_prompt=system_prompt,
     )
 
 
@@ -59,7 +72,8 @@ class ChatSaver:
             if done.completion_tokens == 0 and done.finish_reason == "cancelled":
                 return None
             conv_id = self._conversations.pop(_key(messages[:-1]), None)
-            conv_id = save_turn(self.history, conv_id, messages[-1].content, result, model)
+            system = "\n\n".join(m.content for m in messages if m.role == "system")
+            conv_id = save_turn(self.history, conv_id, messages[-1].content, result, model, system)
             self._conversations[_key([*messages, Message("assistant", done.text)])] = conv_id
             while len(self._conversations) > KEEP_CONVERSATIONS:
                 self._conversations.popitem(last=False)

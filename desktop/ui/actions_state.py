@@ -15,7 +15,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject
 
-from desktop.ui.store import refused
+from desktop.conversation import refused
 
 REGENERATE, EDIT_LAST, COPY_REPLY = "regenerate", "edit_last", "copy_reply"
 

@@ -82,6 +82,7 @@ class WindowControllers:
     chat_menu: Any = None  # export and copy of a saved chat (chat_menu.py)
     actions: Any = None  # Regenerate, Edit last, Copy last reply: enabled or why not
     model_notice: Any = None  # a saved chat made with another model says so
+    chat_settings: Any = None
 
 
 def build(
@@ -99,6 +100,7 @@ def build(
     from desktop.ui.actions_state import ActionsController
     from desktop.ui.chat_list_controller import ChatListController
     from desktop.ui.chat_menu import ChatMenuController
+    from desktop.ui.chat_settings import ChatSettingsController
     from desktop.ui.edit_controller import EditController
     from desktop.ui.feedback import Feedback
     from desktop.ui.inside_controller import InsideController
@@ -163,6 +165,8 @@ def build(
     runs.reply_finished.connect(chats.reply_finished)
     runs.saver = chats.reply_saver
     runs.user_refused.connect(chats.user_refused)
+    chat_settings = ChatSettingsController(window, session, models, store, feedback)
+    runs.settle = chat_settings.settle
     transcript.version_switched.connect(chats.version_switched)
     session.replaced.connect(lambda _c: inspector.reset())
     session.replaced.connect(lambda _c: runs.sync_buttons())
@@ -194,6 +198,7 @@ def build(
         chat_menu,
         actions,
         model_notice,
+        chat_settings,
     )
 
 

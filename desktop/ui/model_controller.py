@@ -1,5 +1,7 @@
 """Models and their settings: loading a model off the GUI thread, the execution provider, the
-sampling settings kept per model, and the status bar's model, provider and context labels.
+window's saved settings (`app_settings`: the defaults for new chats, whose sampling settings are
+kept per model; desktop/ui/chat_settings.py shows and changes a chat's own), and the status bar's
+model, provider and context labels.
 
 Owns the model in use (handed to the chat service, which runs every generation) and the one
 model load that may run at a time. Knows the settings panel and the status bar; nothing about
@@ -64,10 +66,8 @@ class ModelController(QObject):
         self.save_timer = QTimer(self, singleShot=True, interval=300)
         self.save_timer.timeout.connect(self.save_settings)
         panel = window.settings
-        panel.generation_changed.connect(self._generation_changed)
         panel.model_chosen.connect(self.open_model)
         panel.provider_chosen.connect(self._provider_chosen)
-        panel.reset_requested.connect(self._reset_settings)
         self._refresh_models()
         panel.set_provider(self.app_settings.provider)
 
@@ -124,7 +124,6 @@ class ModelController(QObject):
         self.feedback.clear_load_errors()
         self._show_model_status()
         self._refresh_models()
-        self._fill_settings(model)
         if model.template_note:
             self.feedback.show_notice(model.template_note)
         self.window.chat.send_button.setEnabled(True)
@@ -192,41 +191,11 @@ class ModelController(QObject):
         self.window.settings.set_models(rows, current)
 
     # ---- settings ----------------------------------------------------------------------------
-    def generation(self) -> Any:
-        """The sampling settings for the next run (remembered for the model in use)."""
-        settings = self.window.settings.generation()
-        if self.model is not None:
-            self.app_settings.remember(self.model.name, settings)
-        return settings
-
-    def _fill_settings(self, model: Any) -> None:
-        defaults = model.default_settings()
-        settings = self.app_settings.generation_for(model.name, defaults)
-        self.window.settings.set_generation(
-            settings,
-            self.app_settings.system_prompt,
-            f"Defaults from {model.name}'s generation_config.json.",
-        )
-
-    @Slot()
-    def _generation_changed(self) -> None:
-        if self.model is not None:
-            self.app_settings.remember(self.model.name, self.window.settings.generation())
-        self.app_settings.system_prompt = self.window.settings.system_prompt_text()
-        self.save_timer.start()
-
     @Slot(str)
     def _provider_chosen(self, provider: str) -> None:
         if provider != self.app_settings.provider:
             self.app_settings.provider = provider
             self.open_model(self.app_settings.model)
-
-    @Slot()
-    def _reset_settings(self) -> None:
-        if self.model is not None:
-            self.app_settings.generation.pop(self.model.name, None)
-            self._fill_settings(self.model)
-            self.save_timer.start()
 
     @Slot()
     def save_settings(self) -> None:

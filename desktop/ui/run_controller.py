@@ -24,7 +24,7 @@ from typing import Any
 from PySide6.QtCore import QCoreApplication, QObject, QThread, Signal, Slot
 
 from desktop.chat_service import ChatService, RunRequest
-from desktop.conversation import Conversation, Node
+from desktop.conversation import ChatSettings, Conversation, Node
 from desktop.engine.errors import EngineError
 from desktop.engine.events import (
     GenerationDone,
@@ -45,21 +45,10 @@ from desktop.ui.worker import RunWorker, prepare_thread
 
 
 def model_messages(conversation: Conversation, until: Node | None) -> list[Message]:
-    """What the model reads for a reply placed under `until`: the system prompt, then the active
-    path's messages up to `until`, leaving out a message the engine refused and a reply that
-    ended in an error."""
-    out = [Message("system", conversation.system_prompt)] if conversation.system_prompt else []
-    chain: list[Node] = []
-    node = until
-    while node is not None and node is not conversation.root:
-        chain.append(node)
-        node = node.parent
-    for node in reversed(chain):
-        if node.role == "user" and not refused(node):
-            out.append(Message("user", node.text))
-        elif node.role == "assistant" and node.done and node.done.finish_reason != "error":
-            out.append(Message("assistant", "".join(s.text for s in node.steps)))
-    return out
+    """What the model reads for a reply placed under `until`: the chat's system prompt, then the
+    active path's messages up to `until` that the model reads (`Conversation.messages`: one rule,
+    desktop/conversation.py `model_reads`, for the window and the CLI)."""
+    return conversation.messages(until if until is not None else conversation.root)
 
 
 class _Run(QObject):
@@ -156,6 +145,8 @@ class RunController(QObject):
         self.sync_actions: Callable[[], None] = lambda: None  # set by app.py (actions_state)
         # (conversation, reply, replaces) -> a ChatService `finish` saving the reply, or None
         self.saver: Callable[[Conversation, Node, bool], Any] = lambda *_: None
+        # conversation -> its ChatSettings, defaults filled in (set by the chat settings)
+        self.settle: Callable[[Conversation], ChatSettings] = lambda c: c.settings
         chat = window.chat
         chat.send_button.clicked.connect(self._send_clicked)
         chat.input.submitted.connect(self._send_clicked)
@@ -261,12 +252,12 @@ class RunController(QObject):
         replaces: Node | None = None,
         settings: GenerationSettings | None = None,
     ) -> None:
-        """Runs `reply` (a new node of `conversation`) on the service; `settings`: the sampling
-        settings, the panel's when None."""
-        conversation.system_prompt = self.models.app_settings.system_prompt.strip()
+        """Runs `reply` (a new node of `conversation`) on the service with the chat's system
+        prompt; `settings`: the sampling settings, the chat's own when None."""
+        chat = self.settle(conversation)
         messages = model_messages(conversation, reply.parent)
         if settings is None:
-            settings = self.models.generation()
+            settings = chat.generation or GenerationSettings()  # None only with no model
         request = RunRequest(tuple(messages), settings, forced, label="window")
         try:
             handle = self.service.submit(request, self.saver(conversation, reply, bool(replaces)))

@@ -1,8 +1,11 @@
 """The settings side panel: model, execution provider, sampling settings, system prompt.
 
 A view: `set_generation` fills the fields, `generation()` reads them back as a
-`GenerationSettings`. Signals: `generation_changed` (any sampling field or the system prompt),
-`model_chosen(str)` (a catalog name or a folder path), `provider_chosen(str)`, `reset_requested`.
+`GenerationSettings`. The sampling fields and the system prompt are the chat's own ("This chat",
+desktop/ui/chat_settings.py keeps them with the conversation). Signals: `generation_changed` (any
+sampling field or the system prompt), `model_chosen(str)` (a catalog name or a folder path),
+`provider_chosen(str)`, `reset_requested` (this chat back to the defaults), `default_requested`
+(this chat's settings become the defaults for new chats).
 """
 
 from __future__ import annotations
@@ -51,6 +54,7 @@ class SettingsPanel(QWidget):
     model_chosen = Signal(str)
     provider_chosen = Signal(str)
     reset_requested = Signal()
+    default_requested = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -80,8 +84,18 @@ class SettingsPanel(QWidget):
         self.system_prompt.setPlaceholderText("System prompt (optional)")
         self.system_prompt.setFixedHeight(90)
         self.system_prompt.setAccessibleName("System prompt")
-        self.reset = QPushButton("Reset to the model's defaults")
+        self.reset = QPushButton("Reset to defaults")
+        self.reset.setToolTip("This chat goes back to the settings new chats start with.")
         self.reset.clicked.connect(self.reset_requested)
+        self.make_default = QPushButton("Use as default for new chats")
+        self.make_default.setToolTip("New chats start with this chat's settings.")
+        self.make_default.clicked.connect(self.default_requested)
+        self.scope = QLabel("This chat")  # the fields below belong to the chat on screen
+        self.scope.setObjectName("heading")
+        self.template_note = QLabel("")  # the template's own system prompt, when the box is empty
+        self.template_note.setObjectName("muted")
+        self.template_note.setWordWrap(True)
+        self.template_note.hide()
         self.source = QLabel("")
         self.source.setObjectName("muted")
         self.source.setWordWrap(True)
@@ -101,6 +115,7 @@ class SettingsPanel(QWidget):
         form = QFormLayout()
         form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
         form.addRow("Provider", self.provider)
+        form.addRow(self.scope)
         form.addRow("Temperature", self.temperature)
         form.addRow("Top-k", self.top_k)
         form.addRow("Top-p", self.top_p)
@@ -116,7 +131,9 @@ class SettingsPanel(QWidget):
         column.addLayout(form)
         column.addWidget(QLabel("System prompt"))
         column.addWidget(self.system_prompt)
+        column.addWidget(self.template_note)
         column.addWidget(self.reset)
+        column.addWidget(self.make_default)
         column.addWidget(self.source)
         column.addStretch(1)
         fill_with_scrolling(self, inner)

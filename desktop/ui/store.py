@@ -6,7 +6,7 @@
 phases and branch point. A message is saved when it is sent, a reply once it has finished (on
 the chat service's thread through `reply_saver`, as desktop/cli_reply.py `saving` does; on the
 GUI thread when that could not be), a switch of version as the history's active path; a restart
-shows the same versions.
+shows the same versions. The chat's own settings (system prompt, sampling) are saved with it.
 
 Qt-free. Knows `History` and the conversation tree; raises what `History` raises (HistoryError,
 an EngineError with a message for the person).
@@ -18,30 +18,17 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from desktop.chat_service import RunResult
-from desktop.conversation import Conversation, Node
+from desktop.conversation import Conversation, Node, refused
 from desktop.conversation_store import (
     delete_saved,
     load_conversation,
     save_active,
+    save_settings,
     stored_branch,
 )
 from desktop.engine.events import GenerationDone
 from desktop.history import History, default_title
 from desktop.history_export import export_text
-
-
-def refused(user: Node) -> bool:
-    """A user message the engine refused before reading it (e.g. longer than the context
-    window): its reply ended in an error with no prompt and no token. The model never reads such
-    a message again and it is not kept."""
-    return any(
-        child.role == "assistant"
-        and child.done is not None
-        and child.done.finish_reason == "error"
-        and child.prompt is None
-        and not child.steps
-        for child in user.children
-    )
 
 
 def keeps(node: Node) -> bool:
@@ -78,6 +65,7 @@ class ChatStore(Protocol):
     def set_active(self, conversation: Conversation, node: Node) -> None: ...
     def forget(self, conversation: Conversation, user: Node) -> None: ...
     def export(self, conv_id: int, fmt: str) -> str: ...
+    def save_settings(self, conversation: Conversation) -> None: ...
 
 
 class TreeStore:
@@ -109,9 +97,16 @@ class TreeStore:
         """A message was sent: a new turn or an edited version of one, saved under its parent
         (the conversation is created first, titled after it, when it is new)."""
         if conversation.id is None:
-            conversation.id = self.history.create_conversation(default_title(user.text), model)
+            chat = conversation.settings
+            conversation.id = self.history.create_conversation(
+                default_title(user.text), model, chat.system_prompt, chat.generation
+            )
             conversation.title = default_title(user.text)
         self._save(conversation, user)
+
+    def save_settings(self, conversation: Conversation) -> None:
+        """The chat's settings changed: saved (a chat not saved yet gets them when it is)."""
+        save_settings(self.history, conversation)
 
     def reply_saver(
         self, conversation: Conversation, reply: Node, replaces: bool

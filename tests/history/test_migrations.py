@@ -6,6 +6,7 @@ import sqlite3
 
 import pytest
 
+from desktop.engine.events import GenerationSettings
 from desktop.history import History
 from desktop.history_migrations import MIGRATIONS, migrate
 
@@ -34,6 +35,8 @@ EXPECTED_COLUMNS = {
         (2, "model", "TEXT", 1, None, 0),
         (3, "created_at", "TEXT", 1, None, 0),
         (4, "updated_at", "TEXT", 1, None, 0),
+        (5, "system_prompt", "TEXT", 0, None, 0),  # m004
+        (6, "settings", "TEXT", 0, None, 0),  # m004
     ],
     "messages": [
         (0, "id", "INTEGER", 0, None, 1),
@@ -183,7 +186,8 @@ def test_history_opens_in_wal_mode_with_foreign_keys(tmp_path):
 def test_a_reply_saved_before_m003_opens_without_phases_or_chains(tmp_path):
     path = tmp_path / "h.sqlite3"
     db = sqlite3.connect(path, isolation_level=None)
-    first = [fn for fn in MIGRATIONS if fn.__name__ != "m003_phases_and_sampler_chain"]
+    names = [fn.__name__ for fn in MIGRATIONS]
+    first = MIGRATIONS[: names.index("m003_phases_and_sampler_chain")]
     migrate(db, first)  # the schema as the previous version left it
     db.execute("INSERT INTO conversations VALUES (1, 't', 'm', '2026-01-01', '2026-01-01')")
     db.execute(
@@ -202,3 +206,52 @@ def test_a_reply_saved_before_m003_opens_without_phases_or_chains(tmp_path):
         (reply,) = history.messages(1)
     assert reply.phases == () and reply.steps[0].sampler == ()
     assert reply.steps[0].id == 5
+
+
+def test_chats_saved_before_m004_get_their_latest_replys_settings_and_no_recorded_prompt(tmp_path):
+    """An old file migrates: each chat's settings are those its latest reply was sent with, its
+    system prompt is not recorded (None: each client fills in the one it used before m004)."""
+    path = tmp_path / "h.sqlite3"
+    db = sqlite3.connect(path, isolation_level=None)
+    migrate(db, [fn for fn in MIGRATIONS if fn.__name__ != "m004_chat_settings"])
+    for conv in (1, 2):
+        db.execute(
+            f"INSERT INTO conversations VALUES ({conv}, 't', 'm', '2026-01-01', '2026-01-01')"
+        )
+    reply = (
+        "INSERT INTO messages (id, conversation_id, role, text, created_at, finish_reason, "
+        "settings, seed, provider, prompt_tokens, completion_tokens, dropped_messages, ttft_ms, "
+        "decode_tokens_per_s) VALUES (?, 1, 'assistant', 'a', '2026-01-01', 'stop', ?, '1', "
+        "'CPUExecutionProvider', 3, 1, 0, 1.5, 0.0)"
+    )
+    db.execute(reply, (1, '{"temperature": 0.3, "top_k": 5}'))
+    db.execute(reply, (2, '{"temperature": 1.5, "seed": 9}'))  # the latest: this one counts
+    db.execute(
+        "INSERT INTO messages (id, conversation_id, role, text, created_at) "
+        "VALUES (3, 2, 'user', 'no reply yet', '2026-01-01')"
+    )
+    db.close()
+    with History(path) as history:  # applies m004
+        answered, unanswered = history.conversation(1), history.conversation(2)
+    assert answered.settings == GenerationSettings(temperature=1.5, seed=9)
+    assert answered.system_prompt is None
+    assert unanswered.settings is None and unanswered.system_prompt is None
+
+
+def test_chat_settings_round_trip_through_the_file(tmp_path):
+    path = tmp_path / "h.sqlite3"
+    chosen = GenerationSettings(temperature=0.0, top_p=0.25, seed=3, stop_strings=("\n",))
+    with History(path) as history:
+        conv = history.create_conversation("t", "m", "Be brief.", chosen)
+        plain = history.create_conversation("u", "m")
+        history.set_chat_settings(plain, "", None)
+    with History(path) as history:  # a fresh connection reads the file
+        saved, other = history.conversation(conv), history.conversation(plain)
+        listed = {c.id: c for c in history.list_conversations()}
+        history.set_chat_settings(conv, "Be long.", GenerationSettings(top_k=7))
+        changed = history.conversation(conv)
+    assert (saved.system_prompt, saved.settings) == ("Be brief.", chosen)
+    assert (other.system_prompt, other.settings) == ("", None)
+    assert listed[conv].settings == chosen
+    assert (changed.system_prompt, changed.settings) == ("Be long.", GenerationSettings(top_k=7))
+    assert changed.updated_at == saved.updated_at  # settings do not reorder the chat list

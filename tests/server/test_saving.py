@@ -24,6 +24,8 @@ def test_a_chat_and_its_follow_up_are_one_saved_conversation(client, server):
     with History(server.home / "history.sqlite3") as history:
         found = history.list_conversations(first_text)
         assert len(found) == 1 and found[0].model == server.model
+        assert found[0].system_prompt == "You are terse."  # the chat's own (migration m004)
+        assert found[0].settings.temperature == 0 and found[0].settings.max_new_tokens == 6
         saved = history.messages(found[0].id)
     assert [(m.role, m.text) for m in saved] == [
         ("user", first_text),

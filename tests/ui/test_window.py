@@ -288,6 +288,8 @@ def test_broken_model_folder_error_keeps_the_loaded_model(qtbot, scripted_window
 
 
 def test_settings_default_from_model_then_persist(qtbot, scripted_window, qapp_theme, history):
+    """A chat's settings start from the model's; "Use as default for new chats" saves them for
+    the next start; "Reset to defaults" brings a chat back to them."""
     built = scripted_window
     panel = built.window.settings
     assert panel.temperature.value() == 0.5  # the model's generation_config default
@@ -300,6 +302,7 @@ def test_settings_default_from_model_then_persist(qtbot, scripted_window, qapp_t
     assert (sent_settings.temperature, sent_settings.top_k, sent_settings.seed) == (1.25, 40, 7)
     assert built.model.calls[-1][0].role == "system"
     assert built.model.calls[-1][0].content == "Be brief."
+    qtbot.mouseClick(panel.make_default, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: paths.settings_file().is_file(), timeout=3000)
     built.controller.lifetime.shutdown()
     saved = json.loads(paths.settings_file().read_text())
@@ -319,10 +322,11 @@ def test_settings_default_from_model_then_persist(qtbot, scripted_window, qapp_t
     assert window.settings.temperature.value() == 1.25
     assert window.settings.seed.value() == 7
     assert window.settings.system_prompt_text() == "Be brief."
-    with qtbot.waitSignal(window.settings.generation_changed):
-        qtbot.mouseClick(window.settings.reset, Qt.MouseButton.LeftButton)
-        window.settings.generation_changed.emit()
-    assert window.settings.temperature.value() == 0.5
+    window.settings.temperature.setValue(0.5)
+    assert controller.session.conversation.settings.generation.temperature == 0.5
+    qtbot.mouseClick(window.settings.reset, Qt.MouseButton.LeftButton)
+    assert window.settings.temperature.value() == 1.25
+    assert controller.session.conversation.settings.generation.temperature == 1.25
     controller.lifetime.shutdown()
 
 
