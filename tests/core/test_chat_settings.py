@@ -12,7 +12,14 @@ from desktop.chat_service import ChatService, RunRequest
 from desktop.conversation import ChatSettings, Conversation, model_reads
 from desktop.conversation_store import ensure_saved, load_conversation, save_message, save_settings
 from desktop.engine.chat import load_model
-from desktop.engine.events import GenerationDone, GenerationSettings, Message, Phase, PromptInfo
+from desktop.engine.events import (
+    GenerationDone,
+    GenerationSettings,
+    Message,
+    Phase,
+    PromptInfo,
+    TokenStep,
+)
 from desktop.history import History
 from desktop.history_migrations import MIGRATIONS, migrate
 from tests.core.test_conversation_store import answer, step
@@ -156,6 +163,6 @@ def run(service: ChatService, conv: Conversation, user):
             conv.add_phase(reply, record)
         elif isinstance(record, GenerationDone):
             conv.finish(reply, record)
-        else:
+        elif isinstance(record, TokenStep):  # (PrefillProgress records are for the screen)
             conv.append_step(reply, record)
     return reply
