@@ -15,7 +15,7 @@ import html
 from collections.abc import Sequence
 
 from PySide6.QtCore import QPoint, Qt, Signal
-from PySide6.QtGui import QKeyEvent, QKeySequence, QShortcut
+from PySide6.QtGui import QKeyEvent, QKeySequence, QShortcut, QTextOption
 from PySide6.QtWidgets import (
     QButtonGroup,
     QFrame,
@@ -34,6 +34,7 @@ from PySide6.QtWidgets import (
 from desktop.engine.events import GenerationDone, TokenStep
 from desktop.history_export import size_and_speed
 from desktop.ui import theme
+from desktop.ui.flow_layout import FlowLayout
 from desktop.ui.token_view import (
     TokenSpanView,
     bytes_label,
@@ -48,6 +49,10 @@ from desktop.ui.token_view import (
 
 MAX_PIECES = 20_000
 """Tokens drawn in a message's Tokens or Prompt view at most (a bound for pasted books)."""
+
+MESSAGE_BOX_MIN_WIDTH = 220
+"""The message box's narrowest width (px): about 30 characters a line. With its buttons it sets
+the chat column's minimum width, which the window keeps by hiding side panels (panel_fit.py)."""
 
 
 def _tool(text: str, tip: str) -> QToolButton:
@@ -115,7 +120,7 @@ class UserMessageWidget(QFrame):
         who = QLabel("You")
         who.setObjectName("role")
         self.modes = QButtonGroup(self)
-        row = QHBoxLayout()
+        row = FlowLayout()  # the buttons wrap under "You" in a narrow column, never cut off
         row.addWidget(who)
         row.addStretch(1)
         self.mode_buttons: dict[str, QToolButton] = {}
@@ -142,6 +147,7 @@ class UserMessageWidget(QFrame):
         row.addWidget(self.edit_button)
         row.addWidget(self.copy_button)
         self.body = TokenSpanView()
+        self.body.setWordWrapMode(QTextOption.WrapMode.WrapAtWordBoundaryOrAnywhere)
         self.body.setAccessibleName("Your message")
         self.info = QLabel("")
         self.info.setObjectName("footer")
@@ -223,7 +229,7 @@ class AssistantMessageWidget(QFrame):
         self.regenerate_button.clicked.connect(self.regenerate_requested)
         self.copy_button = _tool("Copy", "Copy this reply")
         self.copy_button.clicked.connect(self.copy_requested)
-        row = QHBoxLayout()
+        row = FlowLayout()  # the buttons wrap under the name in a narrow column
         row.addWidget(who)
         row.addWidget(self.model_label)
         row.addStretch(1)
@@ -234,7 +240,9 @@ class AssistantMessageWidget(QFrame):
         _version_keys(self, self.versions)
         self.reading = QLabel("Reading your message…")
         self.reading.setObjectName("reading")
+        self.reading.setWordWrap(True)  # else its one line sets the chat column's minimum width
         self.body = TokenSpanView()
+        self.body.setWordWrapMode(QTextOption.WrapMode.WrapAtWordBoundaryOrAnywhere)
         self.body.setAccessibleName("Assistant reply; use the arrow keys to move between tokens")
         self.body.span_activated.connect(self.token_selected)
         self.body.span_menus = True
@@ -436,6 +444,7 @@ class ChatView(QWidget):
         )
         self.input.setAccessibleName("Message")
         self.input.setFixedHeight(76)
+        self.input.setMinimumWidth(MESSAGE_BOX_MIN_WIDTH)
         self.send_button = QPushButton("Send")
         self.send_button.setObjectName("send")
         self.send_button.setDefault(True)
