@@ -248,8 +248,8 @@ class TokenStripChart(QWidget):
 
 class ScaleLegend(QWidget):
     """The probability scale: each bin's colour swatch with its underline cue and range, one cell
-    widget per bin in a flow layout (the cells wrap onto a second line in a narrow panel instead
-    of overlapping; on a line with room they share its width)."""
+    widget per bin in a flow layout (cells of one width sharing the panel's width; in a narrow
+    panel they wrap onto a second line instead of overlapping)."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -277,10 +277,11 @@ class _LegendCell(QWidget):
 
     def sizeHint(self) -> QSize:
         metrics = QFontMetrics(self.font())
-        return QSize(metrics.horizontalAdvance(self.band.label) + 16, metrics.height() + 4)
+        return QSize(metrics.horizontalAdvance(self.band.label) + 10, metrics.height() + 4)
 
     def minimumSizeHint(self) -> QSize:
-        return self.sizeHint()
+        hint = self.sizeHint()
+        return QSize(hint.width() - 6, hint.height())  # the label still whole
 
     def paintEvent(self, _event: QPaintEvent) -> None:
         dark = theme.app_is_dark()

@@ -4,8 +4,9 @@ runs out (a view helper; no behaviour).
 Used where a row of controls must stay whole in a narrow column: a bubble's header (its buttons
 wrap under the name instead of being cut off at the right edge) and the probability legend (its
 cells wrap instead of overlapping). Like a QHBoxLayout on one line: `addStretch` takes the spare
-width of its line (so buttons after it sit at the right), and with `justify` the spare width of a
-line without a stretch is shared by its items. Hidden widgets take no room. The height follows the
+width of its line (so buttons after it sit at the right). With `justify` the items are cells of
+one width in as many columns as fit, the lines balanced (3 + 2, not 4 + 1), filling the width.
+Hidden widgets take no room. The height follows the
 width (heightForWidth), so the parent grows by a line when the items wrap.
 
 Source: the shape of Qt's Flow Layout example (doc.qt.io/qt-6/qtwidgets-layouts-flowlayout-
@@ -103,18 +104,29 @@ class FlowLayout(QLayout):
             used += needed
         return [line for line in lines if line]
 
+    def _grid(self, width: int) -> tuple[list[list[QLayoutItem]], int]:
+        """`justify`: the items in balanced lines of equal cells; (lines, cell width in px)."""
+        items = [item for item in self._items if _takes_room(item)]
+        if not items:
+            return [], 0
+        widest = max(item.minimumSize().width() for item in items)  # cells may be this tight
+        columns = max(1, min(len(items), (width + self.spacing()) // (widest + self.spacing())))
+        rows = -(-len(items) // columns)
+        columns = -(-len(items) // rows)  # balanced: 5 in 2 lines is 3 + 2
+        cell = max(widest, (width - self.spacing() * (columns - 1)) // columns)
+        return [items[i : i + columns] for i in range(0, len(items), columns)], cell
+
     def _place(self, rect: QRect, apply: bool) -> int:
         """Lays the items out in `rect` (when `apply`); returns the height they need (px)."""
         margins = self.contentsMargins()
         area = rect.marginsRemoved(margins)
         width = max(1, area.width())
         y = area.y()
-        for line in self._lines(width):
-            widths = [min(item.sizeHint().width(), width) for item in line]
+        lines, cell = self._grid(width) if self._justify else (self._lines(width), 0)
+        for line in lines:
+            widths = [cell or min(item.sizeHint().width(), width) for item in line]
             spare = width - sum(widths) - self.spacing() * (len(line) - 1)
             growing = [i for i, item in enumerate(line) if item.spacerItem() is not None]
-            if not growing and self._justify:
-                growing = list(range(len(line)))
             for rank, i in enumerate(growing):
                 share = spare // len(growing) + (1 if rank < spare % len(growing) else 0)
                 widths[i] += max(0, share)

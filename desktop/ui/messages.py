@@ -173,6 +173,7 @@ class UserMessageWidget(QFrame):
         self.body.clear_spans()
         self.body.append_span(self.text, self.body.currentCharFormat(), "", self.text)
         self.info.setText("")
+        self.info.setVisible(False)  # an empty line would pad the bubble
 
     def show_pieces(self, pieces: Sequence, mode: str, note: str = "") -> None:
         """pieces: objects with id, token, bytes, special and a display `text` attribute or the
@@ -199,6 +200,7 @@ class UserMessageWidget(QFrame):
             self.body.append_plain(f" … ({len(pieces) - MAX_PIECES:,} more not drawn)")
             count += f"; the first {MAX_PIECES:,} are drawn"
         self.info.setText(note or count)
+        self.info.setVisible(True)
 
     def enable_prompt(self, on: bool) -> None:
         self.mode_buttons["prompt"].setEnabled(on)
