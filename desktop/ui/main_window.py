@@ -1,5 +1,6 @@
 """The main window's layout: chat in the centre, chats and settings on the left, the token
-inspector on the right, a tool bar and a status bar (model, provider, context used / size).
+inspector on the right, a tool bar and a status bar (model, provider, context used / size). On a
+narrow window the side panels give way to the chat (panel_fit.py; the tool bar shows them again).
 
 A view: it owns widgets and their placement, not behaviour. `close_guard` (set by the
 controller) may defer a close while a reply stops; `closing` is emitted when the window goes.

@@ -15,7 +15,7 @@ import html
 from collections.abc import Sequence
 
 from PySide6.QtCore import QPoint, Qt, Signal
-from PySide6.QtGui import QKeyEvent, QKeySequence, QShortcut, QTextOption
+from PySide6.QtGui import QKeyEvent, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QButtonGroup,
     QFrame,
@@ -147,7 +147,6 @@ class UserMessageWidget(QFrame):
         row.addWidget(self.edit_button)
         row.addWidget(self.copy_button)
         self.body = TokenSpanView()
-        self.body.setWordWrapMode(QTextOption.WrapMode.WrapAtWordBoundaryOrAnywhere)
         self.body.setAccessibleName("Your message")
         self.info = QLabel("")
         self.info.setObjectName("footer")
@@ -244,7 +243,6 @@ class AssistantMessageWidget(QFrame):
         self.reading.setObjectName("reading")
         self.reading.setWordWrap(True)  # else its one line sets the chat column's minimum width
         self.body = TokenSpanView()
-        self.body.setWordWrapMode(QTextOption.WrapMode.WrapAtWordBoundaryOrAnywhere)
         self.body.setAccessibleName("Assistant reply; use the arrow keys to move between tokens")
         self.body.span_activated.connect(self.token_selected)
         self.body.span_menus = True

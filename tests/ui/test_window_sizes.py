@@ -176,3 +176,34 @@ def test_flow_layout_wraps_a_row_of_buttons_without_overlap(qtbot):
         assert widget.x() >= 0 and widget.geometry().right() < narrow
         for other in widgets[index + 1 :]:
             assert not widget.geometry().intersects(other.geometry())
+
+
+def test_at_the_narrowest_window_bubble_headers_wrap_instead_of_being_cut(qtbot, scripted_window):
+    """The window at its minimum width (the chat's, every side panel hidden), a reply with two
+    versions from a model with a long name: its header no longer fits one line, so its buttons
+    wrap under the name, all inside the chat."""
+    built = scripted_window
+    built.model.name = "SmolLM2-135M-Instruct-with-a-longer-name"
+    built.controller.models.open_model(None)
+    window = built.window
+    window.resize(window.minimumWidth(), 600)
+    qtbot.waitUntil(lambda: window.chats_dock.isHidden() and window.inspector_dock.isHidden())
+    send_and_wait(qtbot, built, "Hi")
+    with qtbot.waitSignal(built.controller.runs.reply_done, timeout=5000):
+        window.chat.regenerate_button.click()
+    chat = window.chat
+    qtbot.waitUntil(lambda: chat.column_widget.width() <= chat.scroll.viewport().width())
+    qtbot.wait(50)
+    reply = built.controller.transcript.turns[-1].widget
+    assert reply.versions.isVisible()  # ‹ 2/2 ›
+    row = reply.layout().itemAt(0).layout()
+    assert row.sizeHint().width() > row.geometry().width()  # one line would not fit
+    name_y = reply.model_label.y()
+    assert reply.copy_button.y() > name_y  # wrapped onto a line below
+    assert reply.body.y() > reply.copy_button.geometry().bottom()  # and the text below them
+    viewport = chat.scroll.viewport()
+    f = facts(window, built.controller.transcript.turns)
+    for name, visible, left, right in f["header_buttons"]:
+        assert visible and 0 <= left < right <= viewport.width(), name
+    assert reply.geometry().right() < viewport.width()
+    assert reply.height() >= reply.minimumSizeHint().height()  # the extra line fits the bubble
