@@ -16,6 +16,7 @@ example.html), with stretches and justification added.
 from __future__ import annotations
 
 from PySide6.QtCore import QPoint, QRect, QSize, Qt
+from PySide6.QtGui import QResizeEvent
 from PySide6.QtWidgets import QLayout, QLayoutItem, QSizePolicy, QSpacerItem, QWidget, QWidgetItem
 
 
@@ -146,3 +147,19 @@ class FlowLayout(QLayout):
 def _takes_room(item: QLayoutItem) -> bool:
     """A stretch, or a shown widget (a hidden widget's item is empty)."""
     return item.spacerItem() is not None or not item.isEmpty()
+
+
+class WrappingRow(QWidget):
+    """A widget holding a FlowLayout (`flow`) whose minimum height follows its width, so that a
+    parent that sizes it by its size hint (a bubble kept to its hint's height) still gives it
+    every line it wraps onto."""
+
+    def __init__(self, parent: QWidget | None = None, spacing: int = 6) -> None:
+        super().__init__(parent)
+        self.flow = FlowLayout(self, spacing)
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        height = self.flow.heightForWidth(self.width())
+        if height != self.minimumHeight():
+            self.setMinimumHeight(height)

@@ -34,7 +34,7 @@ from PySide6.QtWidgets import (
 from desktop.engine.events import GenerationDone, TokenStep
 from desktop.history_export import size_and_speed
 from desktop.ui import theme
-from desktop.ui.flow_layout import FlowLayout
+from desktop.ui.flow_layout import WrappingRow
 from desktop.ui.token_view import (
     TokenSpanView,
     bytes_label,
@@ -120,7 +120,8 @@ class UserMessageWidget(QFrame):
         who = QLabel("You")
         who.setObjectName("role")
         self.modes = QButtonGroup(self)
-        row = FlowLayout()  # the buttons wrap under "You" in a narrow column, never cut off
+        header = WrappingRow()  # the buttons wrap under "You" in a narrow column, never cut off
+        row = header.flow
         row.addWidget(who)
         row.addStretch(1)
         self.mode_buttons: dict[str, QToolButton] = {}
@@ -153,7 +154,7 @@ class UserMessageWidget(QFrame):
         self.info.setWordWrap(True)
         column = QVBoxLayout(self)
         column.setContentsMargins(10, 6, 10, 8)
-        column.addLayout(row)
+        column.addWidget(header)
         column.addWidget(self.body)
         column.addWidget(self.info)
         self.show_text()
@@ -230,7 +231,8 @@ class AssistantMessageWidget(QFrame):
         self.regenerate_button.clicked.connect(self.regenerate_requested)
         self.copy_button = _tool("Copy", "Copy this reply")
         self.copy_button.clicked.connect(self.copy_requested)
-        row = FlowLayout()  # the buttons wrap under the name in a narrow column
+        header = WrappingRow()  # the buttons wrap under the name in a narrow column
+        row = header.flow
         row.addWidget(who)
         row.addWidget(self.model_label)
         row.addStretch(1)
@@ -258,7 +260,7 @@ class AssistantMessageWidget(QFrame):
         self.error.setVisible(False)
         column = QVBoxLayout(self)
         column.setContentsMargins(10, 6, 10, 8)
-        column.addLayout(row)
+        column.addWidget(header)
         column.addWidget(self.reading)
         column.addWidget(self.body)
         column.addWidget(self.error)

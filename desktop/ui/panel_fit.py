@@ -91,7 +91,7 @@ class PanelFitter(QObject):
     def _hide_side(self, area: Qt.DockWidgetArea) -> None:
         for dock in self.open_docks():
             if self.window.dockWidgetArea(dock) == area:
-                if dock.isVisible():  # the shown tab (the others are behind it)
+                if not dock.visibleRegion().isEmpty():  # the shown tab (others are behind it)
                     self._current.add(dock)
                 self.auto_hidden.append(dock)
                 dock.hide()

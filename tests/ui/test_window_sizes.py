@@ -196,8 +196,8 @@ def test_at_the_narrowest_window_bubble_headers_wrap_instead_of_being_cut(qtbot,
     qtbot.wait(50)
     reply = built.controller.transcript.turns[-1].widget
     assert reply.versions.isVisible()  # ‹ 2/2 ›
-    row = reply.layout().itemAt(0).layout()
-    assert row.sizeHint().width() > row.geometry().width()  # one line would not fit
+    header = reply.layout().itemAt(0).widget()
+    assert header.flow.sizeHint().width() > header.width()  # one line would not fit
     name_y = reply.model_label.y()
     assert reply.copy_button.y() > name_y  # wrapped onto a line below
     assert reply.body.y() > reply.copy_button.geometry().bottom()  # and the text below them
@@ -207,3 +207,17 @@ def test_at_the_narrowest_window_bubble_headers_wrap_instead_of_being_cut(qtbot,
         assert visible and 0 <= left < right <= viewport.width(), name
     assert reply.geometry().right() < viewport.width()
     assert reply.height() >= reply.minimumSizeHint().height()  # the extra line fits the bubble
+
+
+def test_panels_a_narrow_window_hid_come_back_on_the_same_tabs(qtbot, scripted_window):
+    window = scripted_window.window
+    window.settings_dock.raise_()
+    window.pipeline_dock.raise_()
+    qtbot.waitUntil(lambda: not window.pipeline_dock.visibleRegion().isEmpty())
+    window.resize(window.minimumWidth(), 600)  # too narrow for either side
+    qtbot.waitUntil(lambda: all(dock.isHidden() for dock in window.panel_fit.docks))
+    qtbot.waitUntil(lambda: window.chat.width() == window.width())  # the chat has it all
+    window.resize(1360, 860)
+    qtbot.waitUntil(lambda: not any(dock.isHidden() for dock in window.panel_fit.docks))
+    shown = {d.objectName() for d in window.panel_fit.docks if not d.visibleRegion().isEmpty()}
+    assert shown == {"SettingsDock", "PipelineDock"}
