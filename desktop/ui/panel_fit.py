@@ -37,14 +37,21 @@ class PanelFitter(QObject):
         self.auto_hidden: list[QDockWidget] = []  # hidden here, shown again when there is room
         self._current: set[QDockWidget] = set()  # the shown tab of each auto-hidden group
         self._busy = False
+        self._started = False  # the window's first show seen (its docks are shown before it)
         for dock in docks:
             dock.installEventFilter(self)
         window.installEventFilter(self)
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
         if watched is self.window and event.type() in (QEvent.Type.Resize, QEvent.Type.Show):
+            self._started = self._started or event.type() == QEvent.Type.Show
             self.fit()
-        elif watched in self.docks and event.type() == QEvent.Type.Show and not self._busy:
+        elif (
+            watched in self.docks
+            and event.type() == QEvent.Type.Show
+            and self._started  # not the window's own first show
+            and not self._busy
+        ):
             self._shown(watched)  # type: ignore[arg-type]  # the docks are QDockWidgets
         return False
 
