@@ -262,6 +262,7 @@ def main(argv: Sequence[str]) -> int:
         history = None
     load, list_models = engine_loader()
     window, controllers = build(load, list_models, history, settings)
+    window.fit_to_screen()
     window.show()
     controllers.models.open_model(args.model or settings.model, fallback_to_default=True)
     quit_on_interrupt(app, window)

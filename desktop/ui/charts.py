@@ -22,6 +22,7 @@ from PySide6.QtWidgets import QSizePolicy, QWidget
 
 from desktop.engine.events import Alternative
 from desktop.ui import theme
+from desktop.ui.flow_layout import FlowLayout
 from desktop.ui.token_view import percent, token_label
 
 RAW_COLOUR = {False: "#2f6fd6", True: "#5b93ea"}
@@ -169,7 +170,9 @@ class AlternativesChart(QWidget):
 
 
 class ScaleLegend(QWidget):
-    """The probability scale: each bin's colour swatch with its underline cue and range."""
+    """The probability scale: each bin's colour swatch with its underline cue and range, one cell
+    widget per bin in a flow layout (cells of one width sharing the panel's width; in a narrow
+    panel they wrap onto a second line instead of overlapping)."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -181,24 +184,36 @@ class ScaleLegend(QWidget):
                 for b in theme.PROBABILITY_SCALE
             )
         )
-        self.setMinimumHeight(QFontMetrics(self.font()).height() + 10)
+        layout = FlowLayout(self, spacing=4, justify=True)
+        layout.setContentsMargins(2, 3, 2, 3)
+        self.cells = [_LegendCell(band) for band in theme.PROBABILITY_SCALE]
+        for cell in self.cells:
+            layout.addWidget(cell)
+
+
+class _LegendCell(QWidget):
+    """One bin of the scale: its background colour, its range as text, its underline cue."""
+
+    def __init__(self, band: theme.ProbabilityBin) -> None:
+        super().__init__()
+        self.band = band
 
     def sizeHint(self) -> QSize:
-        return QSize(360, QFontMetrics(self.font()).height() + 10)
+        metrics = QFontMetrics(self.font())
+        return QSize(metrics.horizontalAdvance(self.band.label) + 10, metrics.height() + 4)
+
+    def minimumSizeHint(self) -> QSize:
+        hint = self.sizeHint()
+        return QSize(hint.width() - 6, hint.height())  # the label still whole
 
     def paintEvent(self, _event: QPaintEvent) -> None:
         dark = theme.app_is_dark()
         painter = QPainter(self)
-        metrics = QFontMetrics(self.font())
-        x = 2.0
-        cell = (self.width() - 4) / len(theme.PROBABILITY_SCALE)
-        for band in theme.PROBABILITY_SCALE:
-            rect = QRectF(x, 3, cell - 4, metrics.height() + 4)
-            painter.fillRect(rect, QColor(band.dark if dark else band.light))
-            painter.setPen(self.palette().text().color())
-            painter.drawText(rect, Qt.AlignmentFlag.AlignCenter, band.label)
-            _draw_underline(painter, rect, band.underline, dark)
-            x += cell
+        rect = QRectF(self.rect())
+        painter.fillRect(rect, QColor(self.band.dark if dark else self.band.light))
+        painter.setPen(self.palette().text().color())
+        painter.drawText(rect, Qt.AlignmentFlag.AlignCenter, self.band.label)
+        _draw_underline(painter, rect, self.band.underline, dark)
         painter.end()
 
 

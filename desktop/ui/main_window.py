@@ -1,5 +1,6 @@
 """The main window's layout: chat in the centre, chats and settings on the left, the token
-inspector on the right, a tool bar and a status bar (model, provider, context used / size).
+inspector on the right, a tool bar and a status bar (model, provider, context used / size). On a
+narrow window the side panels give way to the chat (panel_fit.py; the tool bar shows them again).
 
 A view: it owns widgets and their placement, not behaviour. `close_guard` (set by the
 controller) may defer a close while a reply stops; `closing` is emitted when the window goes.
@@ -19,6 +20,7 @@ from desktop.ui.conversations import ConversationList
 from desktop.ui.inspector import InspectorPanel
 from desktop.ui.layers_view import LayersView
 from desktop.ui.messages import ChatView
+from desktop.ui.panel_fit import PanelFitter
 from desktop.ui.pipeline_view import PipelineView
 from desktop.ui.settings_panel import SettingsPanel
 
@@ -68,6 +70,8 @@ class MainWindow(QMainWindow):
         self.layers_dock = self._dock("Layers", self.layers, Qt.DockWidgetArea.RightDockWidgetArea)
         self.tabifyDockWidget(self.attention_dock, self.layers_dock)
         self.inspector_dock.raise_()
+        for dock, narrowest in ((self.chats_dock, 200), (self.inspector_dock, 280)):
+            dock.setMinimumWidth(narrowest)  # px: narrower, the side gives way (panel_fit.py)
         self.resizeDocks([self.chats_dock], [290], Qt.Orientation.Horizontal)
         self.resizeDocks([self.inspector_dock], [360], Qt.Orientation.Horizontal)
 
@@ -108,6 +112,11 @@ class MainWindow(QMainWindow):
         self.provider_label.setAccessibleName("Execution provider")
         self.context_label.setAccessibleName("Context used")
 
+        # The window may be narrower than the chat and the open panels: PanelFitter then hides
+        # panels (the tool bar's toggles show them again) instead of the chat being squeezed.
+        self.setMinimumSize(self.chat.minimumSizeHint().width(), 400)
+        self.panel_fit = PanelFitter(self, self.chat, list(docks))
+
         stop = QShortcut(QKeySequence(Qt.Key.Key_Escape), self)
         stop.setContext(Qt.ShortcutContext.WindowShortcut)
         stop.activated.connect(self.stop_shortcut)
@@ -122,6 +131,12 @@ class MainWindow(QMainWindow):
         )
         self.addDockWidget(area, dock)
         return dock
+
+    def fit_to_screen(self) -> None:
+        """At most the screen's free area (a 1366x768 laptop, a 800x600 screen or 150 % scale):
+        the side panels that no longer fit start hidden (PanelFitter)."""
+        free = self.screen().availableGeometry()  # logical px
+        self.resize(min(self.width(), free.width()), min(self.height(), free.height()))
 
     def showEvent(self, event: QShowEvent) -> None:
         """On first show the message box has the keyboard focus, so a person can type at once."""

@@ -34,6 +34,7 @@ from PySide6.QtWidgets import (
 from desktop.engine.events import GenerationDone, TokenStep
 from desktop.history_export import size_and_speed
 from desktop.ui import theme
+from desktop.ui.flow_layout import WrappingRow
 from desktop.ui.reply_text import ReplyModeButtons, ReplyTextView
 from desktop.ui.token_count import count_label
 from desktop.ui.token_view import (
@@ -50,6 +51,10 @@ from desktop.ui.token_view import (
 
 MAX_PIECES = 20_000
 """Tokens drawn in a message's Tokens or Prompt view at most (a bound for pasted books)."""
+
+MESSAGE_BOX_MIN_WIDTH = 220
+"""The message box's narrowest width (px): about 30 characters a line. With its buttons it sets
+the chat column's minimum width, which the window keeps by hiding side panels (panel_fit.py)."""
 
 
 def _tool(text: str, tip: str) -> QToolButton:
@@ -117,7 +122,8 @@ class UserMessageWidget(QFrame):
         who = QLabel("You")
         who.setObjectName("role")
         self.modes = QButtonGroup(self)
-        row = QHBoxLayout()
+        header = WrappingRow()  # the buttons wrap under "You" in a narrow column, never cut off
+        row = header.flow
         row.addWidget(who)
         row.addStretch(1)
         self.mode_buttons: dict[str, QToolButton] = {}
@@ -150,7 +156,7 @@ class UserMessageWidget(QFrame):
         self.info.setWordWrap(True)
         column = QVBoxLayout(self)
         column.setContentsMargins(10, 6, 10, 8)
-        column.addLayout(row)
+        column.addWidget(header)
         column.addWidget(self.body)
         column.addWidget(self.info)
         self.show_text()
@@ -169,6 +175,7 @@ class UserMessageWidget(QFrame):
         self.body.clear_spans()
         self.body.append_span(self.text, self.body.currentCharFormat(), "", self.text)
         self.info.setText("")
+        self.info.setVisible(False)  # an empty line would pad the bubble
 
     def show_pieces(self, pieces: Sequence, mode: str, note: str = "") -> None:
         """pieces: objects with id, token, bytes, special and a display `text` attribute or the
@@ -195,6 +202,7 @@ class UserMessageWidget(QFrame):
             self.body.append_plain(f" … ({len(pieces) - MAX_PIECES:,} more not drawn)")
             count += f"; the first {MAX_PIECES:,} are drawn"
         self.info.setText(note or count)
+        self.info.setVisible(True)
 
     def enable_prompt(self, on: bool) -> None:
         self.mode_buttons["prompt"].setEnabled(on)
@@ -230,7 +238,8 @@ class AssistantMessageWidget(QFrame):
         self.regenerate_button.clicked.connect(self.regenerate_requested)
         self.copy_button = _tool("Copy", "Copy this reply")
         self.copy_button.clicked.connect(self.copy_requested)
-        row = QHBoxLayout()
+        header = WrappingRow()  # the buttons wrap under the name in a narrow column
+        row = header.flow
         row.addWidget(who)
         row.addWidget(self.model_label)
         row.addStretch(1)
@@ -244,6 +253,7 @@ class AssistantMessageWidget(QFrame):
         _version_keys(self, self.versions)
         self.reading = QLabel("Reading your message…")
         self.reading.setObjectName("reading")
+        self.reading.setWordWrap(True)  # else its one line sets the chat column's minimum width
         self.body = TokenSpanView()
         self.body.setAccessibleName("Assistant reply; use the arrow keys to move between tokens")
         self.body.span_activated.connect(self.token_selected)
@@ -262,7 +272,7 @@ class AssistantMessageWidget(QFrame):
         self.error.setVisible(False)
         column = QVBoxLayout(self)
         column.setContentsMargins(10, 6, 10, 8)
-        column.addLayout(row)
+        column.addWidget(header)
         column.addWidget(self.reading)
         column.addWidget(self.body)
         column.addWidget(self.rendered)
@@ -476,6 +486,7 @@ class ChatView(QWidget):
         )
         self.input.setAccessibleName("Message")
         self.input.setFixedHeight(76)
+        self.input.setMinimumWidth(MESSAGE_BOX_MIN_WIDTH)
         self.send_button = QPushButton("Send")
         self.send_button.setObjectName("send")
         self.send_button.setDefault(True)
