@@ -51,7 +51,9 @@ def assert_usable(f: dict, width: int, height: int) -> None:
     # About 100 words and the 135-letter word: many lines, the word alone takes two or more.
     assert f["bodies"][1]["lines"] >= 6
     names = sorted(name for name, *_ in f["header_buttons"])
-    assert names == sorted(["Text", "Tokens", "Prompt", "Edit", "Copy", "Regenerate", "Copy"])
+    user = ["Text", "Tokens", "Prompt", "Edit", "Copy"]
+    reply = ["Tokens", "Text", "Regenerate", "Copy"]  # the reply's Tokens | Text pair included
+    assert names == sorted(user + reply)
     for name, visible, left, right in f["header_buttons"]:
         assert visible and 0 <= left < right <= viewport, name
     visible, left, right = f["input"]

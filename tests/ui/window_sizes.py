@@ -116,9 +116,13 @@ def facts(window: MainWindow, turns) -> dict:
 
 
 def _next_in_column(widget: QWidget) -> QWidget:
-    """The widget placed right below `widget` in its parent's column layout."""
+    """The visible widget placed right below `widget` in its parent's column layout (a hidden
+    one, such as the surprisal legend in the probability legend's place, takes no room)."""
     column = widget.parentWidget().layout()
-    return column.itemAt(column.indexOf(widget) + 1).widget()
+    index = column.indexOf(widget) + 1
+    while not column.itemAt(index).widget().isVisibleTo(widget.parentWidget()):
+        index += 1
+    return column.itemAt(index).widget()
 
 
 def _run_until(app: QApplication, done, timeout_ms: int = 10_000) -> None:
