@@ -158,6 +158,7 @@ def build(
     window.settings.layout().addWidget(server)
     server.status_message.connect(window.statusBar().showMessage)
     lifetime = Lifetime(window, runs, models, service, server)
+    keyboard_and_screen_readers(window)
     return window, WindowControllers(
         session,
         feedback,
@@ -172,6 +173,19 @@ def build(
         lifetime,
         server,
     )
+
+
+def keyboard_and_screen_readers(window: Any) -> None:
+    """The window's shortcuts and Help list, focus order, focus ring and accessible texts (after
+    every control is in place)."""
+    from desktop.ui import accessibility, shortcuts
+    from desktop.ui.focus_order import FocusOrder
+    from desktop.ui.focus_ring import FocusRing
+
+    shortcuts.install(window)
+    accessibility.describe(window)
+    window.focus_order = FocusOrder(window)
+    window.focus_ring = FocusRing(window)
 
 
 def make_application(theme_choice: str = "system"):

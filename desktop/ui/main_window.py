@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from PySide6.QtCore import QSize, Qt, Signal
-from PySide6.QtGui import QAction, QCloseEvent, QIcon, QKeySequence, QShortcut, QShowEvent
+from PySide6.QtGui import QAction, QCloseEvent, QIcon, QKeySequence, QShowEvent
 from PySide6.QtWidgets import QDockWidget, QLabel, QMainWindow, QToolBar, QWidget
 
 from desktop import paths
@@ -25,7 +25,7 @@ from desktop.ui.settings_panel import SettingsPanel
 
 class MainWindow(QMainWindow):
     closing = Signal()
-    stop_shortcut = Signal()
+    stop_shortcut = Signal()  # Esc, bound by shortcuts.py
     close_guard: Callable[[], bool] | None = None
     """Set by the controller: returns False to keep the window open for now (a reply is
     stopping); the controller closes the window again once it may."""
@@ -107,10 +107,6 @@ class MainWindow(QMainWindow):
         self.model_label.setAccessibleName("Model")
         self.provider_label.setAccessibleName("Execution provider")
         self.context_label.setAccessibleName("Context used")
-
-        stop = QShortcut(QKeySequence(Qt.Key.Key_Escape), self)
-        stop.setContext(Qt.ShortcutContext.WindowShortcut)
-        stop.activated.connect(self.stop_shortcut)
 
     def _dock(self, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
         dock = QDockWidget(title, self)

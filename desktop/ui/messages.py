@@ -34,13 +34,13 @@ from PySide6.QtWidgets import (
 from desktop.engine.events import GenerationDone, TokenStep
 from desktop.history_export import size_and_speed
 from desktop.ui import theme
+from desktop.ui.spoken import piece_text, step_text
 from desktop.ui.token_view import (
     TokenSpanView,
     bytes_label,
     marked_text,
     percent,
     piece_format,
-    step_accessible,
     step_tooltip,
     token_label,
     visible_token,
@@ -184,7 +184,7 @@ class UserMessageWidget(QFrame):
                 f"<b><code>{html.escape(visible_token(piece.token))}</code></b><br>id {piece.id}"
                 + (" · special token" if piece.special else "")
                 + f"<br>bytes {html.escape(bytes_label(piece.bytes))}",
-                f"token {piece.token}, id {piece.id}",
+                piece_text(index, piece.token, piece.bytes, piece.id, piece.special),
             )
             for index, piece in enumerate(shown_pieces)
         )
@@ -303,7 +303,7 @@ class AssistantMessageWidget(QFrame):
                     marked_text(step.text),
                     theme.token_format(step.prob, dark),
                     step_tooltip(step, replaced=replaced, branchable=True),
-                    step_accessible(step) + (", picked by you" if replaced is not None else ""),
+                    step_text(step) + (", picked by you" if replaced is not None else ""),
                 )
             )
         self.body.append_spans(spans)
