@@ -87,6 +87,9 @@ class FocusOrder(QObject):
         """A panel's content is hidden while its tab is behind another (or the panel closed)."""
         content = dock.widget()
         if content is not None and content.isHidden() == shown:
+            policy = content.sizePolicy()
+            policy.setRetainSizeWhenHidden(True)  # the panels keep their widths
+            content.setSizePolicy(policy)
             content.setVisible(shown)
         if hasattr(self, "_later"):
             self._later.start()  # the tab bars exist once the window is laid out

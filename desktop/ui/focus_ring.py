@@ -11,21 +11,59 @@ start), and not for a mouse click, where the pointer already says where the pers
 
 from __future__ import annotations
 
-from PySide6.QtCore import QObject, Qt
-from PySide6.QtGui import QGuiApplication
+from PySide6.QtCore import QEvent, QObject, QPoint, QRectF, Qt
+from PySide6.QtGui import QColor, QGuiApplication, QPainter, QPaintEvent, QPen
 from PySide6.QtWidgets import QApplication, QFocusFrame, QWidget
+
+from desktop.ui import theme
+
+RING_WIDTH = 2.0  # px
+
+
+class RingFrame(QFocusFrame):
+    """The ring: a rounded 2 px line in the theme's focus colour around the focused control, kept
+    inside its parent's area (a control that fills its panel, such as a panel's scrolling area,
+    gets the ring along its own edge instead of outside it, where the panel would clip it)."""
+
+    def __init__(self, parent: QWidget) -> None:
+        super().__init__(parent)
+        self.setObjectName("focusRing")
+        self.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+
+    def event(self, event: QEvent) -> bool:
+        handled = super().event(event)
+        if event.type() in (QEvent.Type.Resize, QEvent.Type.Move, QEvent.Type.ZOrderChange):
+            self.clearMask()  # the style masks all but a thin outer band; the ring may go inside
+            if self.widget() is not None and self.isVisible():
+                self.raise_()  # above the control (styles put it under), so it is never hidden
+        return handled
+
+    def paintEvent(self, _event: QPaintEvent) -> None:
+        area = QRectF(self.rect())
+        parent = self.parentWidget()
+        if parent is not None:
+            area = area.intersected(QRectF(self.mapFrom(parent, QPoint(0, 0)), parent.size()))
+        painter = QPainter(self)
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        painter.setPen(QPen(focus_colour(), RING_WIDTH))
+        half = RING_WIDTH / 2
+        painter.drawRoundedRect(area.adjusted(half, half, -half, -half), 4, 4)
+        painter.end()
+
+
+def focus_colour() -> QColor:
+    """The theme's focus colour (theme.STYLE_VARS "@focus", light or dark)."""
+    return QColor(theme.STYLE_VARS[theme.app_is_dark()]["@focus"])
 
 
 class FocusRing(QObject):
-    """Keeps a focus frame on `window`'s focus widget. `frame.widget()` is the ringed control
+    """Keeps a focus ring on `window`'s focus widget. `frame.widget()` is the ringed control
     (None while the focus is outside the window or came from a mouse click)."""
 
     def __init__(self, window: QWidget) -> None:
         super().__init__(window)
         self.window = window
-        self.frame = QFocusFrame(window)
-        self.frame.setObjectName("focusRing")
-        self.frame.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.frame = RingFrame(window)
         app = QApplication.instance()
         assert isinstance(app, QApplication)  # widgets exist, so the application does
         app.focusChanged.connect(self._focus_changed)  # dropped with this object (PySide)
@@ -37,3 +75,4 @@ class FocusRing(QObject):
             self.frame.setWidget(None)
         else:
             self.frame.setWidget(new)
+            self.frame.raise_()
