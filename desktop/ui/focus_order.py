@@ -17,7 +17,14 @@ from __future__ import annotations
 import itertools
 
 from PySide6.QtCore import QEvent, QObject, Qt, QTimer
-from PySide6.QtWidgets import QDockWidget, QMainWindow, QTabBar, QWidget
+from PySide6.QtWidgets import (
+    QDockWidget,
+    QMainWindow,
+    QPlainTextEdit,
+    QTabBar,
+    QTextEdit,
+    QWidget,
+)
 
 
 def is_tab_stop(widget: QWidget) -> bool:
@@ -30,35 +37,22 @@ def _takes_tab(widget: QWidget) -> bool:
     return bool(widget.focusPolicy() & Qt.FocusPolicy.TabFocus) and widget.focusProxy() is None
 
 
-def focus_chain(window: QWidget) -> list[QWidget]:
-    """Every widget of `window`'s focus chain, in chain order, starting after the window."""
-    chain: list[QWidget] = []
-    widget = window.nextInFocusChain()
-    while widget is not window and widget is not None and len(chain) < 100_000:
-        chain.append(widget)
-        widget = widget.nextInFocusChain()
-    return chain
+def in_tree_order(root: QWidget) -> list[QWidget]:
+    """`root` and the widgets inside it that may take Tab focus (shown or not: a hidden one keeps
+    its place for when it shows), depth first, each parent's children in the order they were
+    added (the order Qt gives a new subtree in the focus chain), in `root`'s window only.
 
-
-def tab_stops(window: QWidget, start: QWidget | None = None) -> list[QWidget]:
-    """The widgets Tab visits, in order, from `start` (default: the chain's first) round to
-    just before it."""
-    chain = focus_chain(window)
-    if start is not None and start in chain:
-        at = chain.index(start)
-        chain = chain[at:] + chain[:at]
-    return [widget for widget in chain if is_tab_stop(widget)]
+    Read from the widget tree, not by walking nextInFocusChain: PySide records each widget that
+    call returns as a child of the caller, so a walk made wrappers of live widgets go stale when
+    an unrelated bubble before them was deleted."""
+    window = root.window()
+    widgets = [root, *root.findChildren(QWidget)]
+    return [w for w in widgets if _takes_tab(w) and w.window() is window]
 
 
 def first_stop(root: QWidget) -> QWidget | None:
-    """The first tab stop inside `root` (or `root` itself), or None."""
-    return next((w for w in tab_stops(root.window()) if w is root or root.isAncestorOf(w)), None)
-
-
-def _inside(chain: list[QWidget], root: QWidget) -> list[QWidget]:
-    """The widgets of `chain` that may take Tab focus in `root`'s subtree, in chain order
-    (shown or not: a hidden one keeps its place for when it shows)."""
-    return [w for w in chain if (w is root or root.isAncestorOf(w)) and _takes_tab(w)]
+    """The first widget inside `root` (or `root` itself) that Tab may stop on now, or None."""
+    return next((w for w in in_tree_order(root) if is_tab_stop(w)), None)
 
 
 class FocusOrder(QObject):
@@ -97,24 +91,25 @@ class FocusOrder(QObject):
     def order(self) -> list[QWidget]:
         """The window's would-be tab stops in the order Tab should take them."""
         window, chat = self.window, self.window.chat
-        chain = focus_chain(window)
         column = chat.column_widget
-        beside_box = [w for w in _inside(chain, chat) if w is not chat.input]
-        beside_box = [w for w in beside_box if w is not chat.scroll and not column.isAncestorOf(w)]
+        beside_box = [
+            w
+            for w in in_tree_order(chat)
+            if w not in (chat, chat.input, chat.scroll) and not column.isAncestorOf(w)
+        ]
         ordered = [chat.input, *beside_box, chat.scroll]
         for index in range(chat.column.count()):
             item = chat.column.itemAt(index).widget()
             if item is not None:
-                ordered += _inside(chain, item)
+                ordered += in_tree_order(item)
         for area in (Qt.DockWidgetArea.RightDockWidgetArea, Qt.DockWidgetArea.LeftDockWidgetArea):
             docks = [d for d in self.docks if window.dockWidgetArea(d) == area]
             for dock in docks:
-                ordered += _inside(chain, dock)
+                ordered += in_tree_order(dock)
             for bar in self._tab_bars(docks):
-                ordered += _inside(chain, bar)  # the bar, then its scroll buttons
+                ordered += in_tree_order(bar)  # the bar, then its scroll buttons
         placed = set(ordered)
-        ordered += [w for w in chain if w not in placed and _takes_tab(w)]
-        return ordered
+        return ordered + [w for w in in_tree_order(window) if w not in placed and w is not window]
 
     def _tab_bars(self, docks: list[QDockWidget]) -> list[QWidget]:
         """The tab bars QMainWindow made for these panels (one per group of tabbed panels)."""
@@ -123,7 +118,12 @@ class FocusOrder(QObject):
         return [bar for bar in bars if any(bar.tabText(i) in titles for i in range(bar.count()))]
 
     def apply(self) -> None:
-        """Sets the order (QWidget.setTabOrder, pair by pair)."""
+        """Sets the order (QWidget.setTabOrder, pair by pair); Tab in a text box (the system
+        prompt, as the message box) moves on rather than typing a tab, so no box traps the
+        keyboard (a tab character can still be pasted)."""
         ordered = self.order()
+        for box in ordered:
+            if isinstance(box, QPlainTextEdit | QTextEdit) and not box.tabChangesFocus():
+                box.setTabChangesFocus(True)
         for first, second in itertools.pairwise(ordered):
             QWidget.setTabOrder(first, second)

@@ -11,6 +11,7 @@ start), and not for a mouse click, where the pointer already says where the pers
 
 from __future__ import annotations
 
+import shiboken6
 from PySide6.QtCore import QEvent, QObject, QPoint, QRectF, Qt
 from PySide6.QtGui import QColor, QGuiApplication, QPainter, QPaintEvent, QPen
 from PySide6.QtWidgets import QApplication, QFocusFrame, QWidget
@@ -29,12 +30,13 @@ class RingFrame(QFocusFrame):
         super().__init__(parent)
         self.setObjectName("focusRing")
         self.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.ringing = False  # around a control now (not read back with widget(): see FocusRing)
 
     def event(self, event: QEvent) -> bool:
         handled = super().event(event)
         if event.type() in (QEvent.Type.Resize, QEvent.Type.Move, QEvent.Type.ZOrderChange):
             self.clearMask()  # the style masks all but a thin outer band; the ring may go inside
-            if self.widget() is not None and self.isVisible():
+            if self.ringing and self.isVisible():
                 self.raise_()  # above the control (styles put it under), so it is never hidden
         return handled
 
@@ -57,22 +59,34 @@ def focus_colour() -> QColor:
 
 
 class FocusRing(QObject):
-    """Keeps a focus ring on `window`'s focus widget. `frame.widget()` is the ringed control
-    (None while the focus is outside the window or came from a mouse click)."""
+    """Keeps a focus ring on `window`'s focus widget. `target` is the ringed control (None while
+    the focus is outside the window or came from a mouse click).
+
+    The control is kept here rather than read back with QFocusFrame.widget(): PySide records a
+    widget a getter returns as a child of the object asked, so the control's wrapper would die
+    with the frame (which Qt deletes with the parent of whichever control it rings)."""
 
     def __init__(self, window: QWidget) -> None:
         super().__init__(window)
         self.window = window
         self.frame = RingFrame(window)
+        self.target: QWidget | None = None
         app = QApplication.instance()
         assert isinstance(app, QApplication)  # widgets exist, so the application does
         app.focusChanged.connect(self._focus_changed)  # dropped with this object (PySide)
         self._focus_changed(None, QApplication.focusWidget())
 
     def _focus_changed(self, _old: QWidget | None, new: QWidget | None) -> None:
+        if not shiboken6.isValid(self.frame):
+            # A focus frame lives beside its control, so it goes when the control's parent does
+            # (a bubble of a closed chat): a new one takes over.
+            self.frame = RingFrame(self.window)
         clicked = QGuiApplication.mouseButtons() != Qt.MouseButton.NoButton
         if new is None or clicked or new.window() is not self.window:
-            self.frame.setWidget(None)
+            self.target = None
         else:
-            self.frame.setWidget(new)
+            self.target = new
+        self.frame.ringing = self.target is not None
+        self.frame.setWidget(self.target)
+        if self.target is not None:
             self.frame.raise_()
