@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from PySide6.QtWidgets import QDockWidget, QScrollArea, QWidget
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QAbstractButton, QDockWidget, QScrollArea, QWidget
 
 if TYPE_CHECKING:
     from desktop.ui.main_window import MainWindow
@@ -31,6 +32,8 @@ SETTING_DESCRIPTIONS = {
     "top_logprobs": "How many alternatives the inspector lists for each token.",
     "system_prompt": "Instructions the model reads before the chat.",
     "model": "The model that writes the replies.",
+    "browse": "Open a model folder from your disk.",
+    "reset": "Set the sampling settings back to the model's own defaults.",
     "provider": "Where the model runs: on the processor (CPU), or on a graphics card when this "
     "build of ONNX Runtime supports one.",
 }
@@ -47,9 +50,19 @@ def describe(window: MainWindow) -> None:
     chat.scroll.setAccessibleDescription(
         "The chat, first message to last. Tab goes through each message's buttons and tokens."
     )
+    window.inspector.setAccessibleName("Token inspector")
+    window.conversations.items.setAccessibleDescription(
+        "Your saved chats. Enter opens the selected one."
+    )
     for dock in window.findChildren(QDockWidget):
+        title = dock.windowTitle()
         if dock.widget() is not None:
-            _name_scroll_areas(dock.widget(), dock.windowTitle())
+            _name_scroll_areas(dock.widget(), title)
+        for button in dock.findChildren(
+            QAbstractButton, options=Qt.FindChildOption.FindDirectChildrenOnly
+        ):  # the title bar's close button ("Closes the dock widget", Qt's words)
+            button.setAccessibleName(f"Close the {title} panel")
+            button.setAccessibleDescription("The tool bar or its key opens it again.")
     for attribute, text in SETTING_DESCRIPTIONS.items():
         field = getattr(window.settings, attribute, None)
         if isinstance(field, QWidget):

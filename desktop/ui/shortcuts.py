@@ -60,12 +60,12 @@ PANELS = (  # (MainWindow attribute, its title, key): the side panels, in the or
 
 SHORTCUTS: tuple[Shortcut, ...] = (
     Shortcut("new_chat", "New chat", ("Ctrl+N",), "Start a new chat"),
-    Shortcut("stop", "Stop", ("Esc",), "Stop the reply being written (what it wrote is kept)"),
+    Shortcut("stop", "Stop", ("Esc",), "Stop the reply being written; what it wrote is kept"),
     Shortcut(
         "regenerate",
         "Regenerate",
         ("Ctrl+R",),
-        "Write the last reply again (the old one is kept as a version)",
+        "Write the last reply again; the old one is kept as a version",
     ),
     Shortcut(
         "edit_last",
@@ -81,7 +81,7 @@ SHORTCUTS: tuple[Shortcut, ...] = (
         for attr, title, key in PANELS
     ),
     Shortcut("help", "Keyboard shortcuts", ("F1",), "Show this list of keys"),
-    Shortcut("quit", "Quit", ("Ctrl+Q",), "Close Tokenglass (a reply being written is stopped)"),
+    Shortcut("quit", "Quit", ("Ctrl+Q",), "Close Tokenglass; a reply being written is stopped"),
 )
 
 CONTROL_KEYS: tuple[tuple[str, str], ...] = (
@@ -122,6 +122,10 @@ def install(window: MainWindow) -> dict[str, QAction]:
         window.addAction(action)
         actions[shortcut.name] = action
     _describe_buttons(window)
+    for attr, title, key in PANELS:  # the tool bar's panel buttons say their key
+        getattr(window, attr).toggleViewAction().setToolTip(
+            f"Show or hide {title} ({key} shows it)"
+        )
     help_menu = window.menuBar().addMenu("&Help")
     help_menu.addAction(actions["help"])
     return actions
