@@ -265,6 +265,12 @@ def test_the_chat_buttons_say_their_keys(scripted_window):
     assert chat.regenerate_button.toolTip().endswith("(Ctrl+R)")
     assert chat.edit_button.accessibleDescription().endswith("(Ctrl+Shift+E)")
     assert "Esc" in chat.stop_button.accessibleDescription()
+    window = scripted_window.window
+    assert (
+        window.layers_dock.toggleViewAction().toolTip() == "Show or hide Layers (Ctrl+6 shows it)"
+    )
+    close = window.chats_dock.findChild(QtWidgets.QAbstractButton)
+    assert _accessible(close)[0] == "Close the Chats panel"  # not Qt's "Closes the dock widget"
 
 
 # ---- screen readers ---------------------------------------------------------------------------
