@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import itertools
 
+import shiboken6
 from PySide6.QtCore import QEvent, QObject, Qt, QTimer
 from PySide6.QtWidgets import (
     QDockWidget,
@@ -91,6 +92,8 @@ class FocusOrder(QObject):
 
     def _dock_shown(self, dock: QDockWidget, shown: bool) -> None:
         """A panel's content is hidden while its tab is behind another (or the panel closed)."""
+        if not shiboken6.isValid(self.window):
+            return  # the window is being destroyed (its panels hide as it goes)
         content = dock.widget()
         if content is not None and content.isHidden() == shown:
             policy = content.sizePolicy()

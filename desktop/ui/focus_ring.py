@@ -77,6 +77,8 @@ class FocusRing(QObject):
         self._focus_changed(None, QApplication.focusWidget())
 
     def _focus_changed(self, _old: QWidget | None, new: QWidget | None) -> None:
+        if not shiboken6.isValid(self.window):
+            return  # the window is being destroyed
         if not shiboken6.isValid(self.frame):
             # A focus frame lives beside its control, so it goes when the control's parent does
             # (a bubble of a closed chat): a new one takes over.
