@@ -3,10 +3,11 @@
 Fusion draws no focus at all on flat tool buttons, plain push buttons, tab bars, check boxes or the
 painted views (token views, charts), and the style sheet's buttons drew none either. One
 `QFocusFrame` (the frame Qt's macOS style uses) follows the focus instead, so every control,
-painted or not, gets the same ring without changing how it draws; its colour is the theme's
-`@focus` (style.qss, light and dark in theme.STYLE_VARS). As the web's `:focus-visible`, the ring
-shows when the focus came from the keyboard or from the app (Tab, a shortcut, the message box at
-start), and not for a mouse click, where the pointer already says where the person is.
+painted or not, gets the same ring without changing how it draws. Its colour is the theme's
+`@focus` (theme.STYLE_VARS, light and dark; at least 3:1 against what is around it, WCAG 1.4.11).
+As the web's `:focus-visible`, the ring shows when the focus came from the keyboard or from the
+app (Tab, a shortcut, the message box at start), and not for a mouse click, where the pointer
+already says where the person is.
 """
 
 from __future__ import annotations

@@ -170,7 +170,6 @@ def _contrast(one: str, two: str) -> float:
 def test_the_ring_colour_stands_out_in_both_themes(dark):
     """WCAG 1.4.11: a focus indicator needs 3:1 against what is around it."""
     colours = theme.STYLE_VARS[dark]
-    assert "@focus" in theme.style_sheet(dark) or "QFocusFrame" in theme.style_sheet(dark)
     for around in ("@panel", "@input", "@bubble_user", "@bubble_assistant"):
         assert _contrast(colours["@focus"], colours[around]) >= 3.0, (dark, around)
 
