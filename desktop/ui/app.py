@@ -182,6 +182,7 @@ def build(
     counter = TokenCount(window.chat.input, window.chat.count_label, lambda: models.model)
     transcript.context_used.connect(counter.set_used)
     models.model_ready.connect(lambda _m: counter.refresh())
+    keyboard_and_screen_readers(window)
     return window, WindowControllers(
         session,
         feedback,
@@ -200,6 +201,19 @@ def build(
         model_notice,
         chat_settings,
     )
+
+
+def keyboard_and_screen_readers(window: Any) -> None:
+    """The window's shortcuts and Help list, focus order, focus ring and accessible texts (after
+    every control is in place)."""
+    from desktop.ui import accessibility, shortcuts
+    from desktop.ui.focus_order import FocusOrder
+    from desktop.ui.focus_ring import FocusRing
+
+    shortcuts.install(window)
+    accessibility.describe(window)
+    window.focus_order = FocusOrder(window)
+    window.focus_ring = FocusRing(window)
 
 
 def make_application(theme_choice: str = "system"):

@@ -23,6 +23,7 @@ from PySide6.QtWidgets import QSizePolicy, QWidget
 from desktop.engine.events import Alternative
 from desktop.ui import theme
 from desktop.ui.flow_layout import FlowLayout
+from desktop.ui.spoken import scale_text, spoken_percent, spoken_token
 from desktop.ui.token_view import percent, token_label
 
 RAW_COLOUR = {False: "#2f6fd6", True: "#5b93ea"}
@@ -78,9 +79,10 @@ class AlternativesChart(QWidget):
         if key in (Qt.Key.Key_Up, Qt.Key.Key_Down) and count:
             step = -1 if key == Qt.Key.Key_Up else 1
             self.focused = max(0, min(count - 1, self.focused + step))
+            alt = self._alternatives[self.focused]
             self.setAccessibleDescription(
-                f"{token_label(self._alternatives[self.focused].token, b'')}: press Enter to "
-                "continue from here with it"
+                f"{spoken_token(alt.token, alt.bytes)}, {spoken_percent(alt.prob)}: press Enter "
+                "to continue from here with it"
             )
             self.update()
         elif key in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
@@ -96,8 +98,9 @@ class AlternativesChart(QWidget):
         self.focused = -1
         self.setAccessibleDescription(
             "; ".join(
-                f"{token_label(a.token, a.bytes)} {percent(a.prob)} raw, "
-                f"{percent(a.sampling_prob)} sampled"
+                f"{spoken_token(a.token, a.bytes)}{', chosen' if a.id == chosen_id else ''}: "
+                f"{spoken_percent(a.prob)} under the model, {spoken_percent(a.sampling_prob)} "
+                "as sampled"
                 for a in self._alternatives
             )
         )
@@ -177,13 +180,7 @@ class ScaleLegend(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setAccessibleName("Probability legend")
-        self.setAccessibleDescription(
-            "Token background and underline show probability: "
-            + ", ".join(
-                f"{b.label}: {'no underline' if b.underline.value == 0 else b.underline.name}"
-                for b in theme.PROBABILITY_SCALE
-            )
-        )
+        self.setAccessibleDescription(scale_text())
         layout = FlowLayout(self, spacing=4, justify=True)
         layout.setContentsMargins(2, 3, 2, 3)
         self.cells = [_LegendCell(band) for band in theme.PROBABILITY_SCALE]

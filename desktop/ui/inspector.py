@@ -24,6 +24,7 @@ from desktop.engine.events import Alternative, TokenStep
 from desktop.ui import theme
 from desktop.ui.charts import AlternativesChart, ScaleLegend
 from desktop.ui.layout import fill_with_scrolling
+from desktop.ui.spoken import spoken_percent, spoken_token
 from desktop.ui.surprisal_scale import SurprisalLegend
 from desktop.ui.token_chart import TokenChart
 from desktop.ui.token_view import (
@@ -165,8 +166,9 @@ class InspectorPanel(QWidget):
             rows = (*rows, chosen)
         self.alternatives.set_step(rows, step.id)
         self.setAccessibleDescription(
-            f"{shown}: probability {percent(step.prob)}, rank {step.rank + 1}, "
-            f"entropy {step.entropy:.2f} nats"
+            f"{spoken_token(step.token, step.bytes)}: {spoken_percent(step.prob)}, rank "
+            f"{step.rank + 1}, entropy {entropy_bits(step.entropy):.3f} bits, surprisal "
+            f"{bits:.2f} bits"
         )
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from PySide6.QtCore import QSize, Qt, Signal
-from PySide6.QtGui import QAction, QCloseEvent, QIcon, QKeySequence, QShortcut, QShowEvent
+from PySide6.QtGui import QAction, QCloseEvent, QIcon, QKeySequence, QShowEvent
 from PySide6.QtWidgets import QDockWidget, QLabel, QMainWindow, QToolBar, QWidget
 
 from desktop import paths
@@ -27,7 +27,7 @@ from desktop.ui.settings_panel import SettingsPanel
 
 class MainWindow(QMainWindow):
     closing = Signal()
-    stop_shortcut = Signal()
+    stop_shortcut = Signal()  # Esc, bound by shortcuts.py
     close_guard: Callable[[], bool] | None = None
     """Set by the controller: returns False to keep the window open for now (a reply is
     stopping); the controller closes the window again once it may."""
@@ -114,12 +114,9 @@ class MainWindow(QMainWindow):
 
         # The window may be narrower than the chat and the open panels: PanelFitter then hides
         # panels (the tool bar's toggles show them again) instead of the chat being squeezed.
+        # (Esc, Stop, is in shortcuts.py's table with every other key.)
         self.setMinimumSize(self.chat.minimumSizeHint().width(), 400)
         self.panel_fit = PanelFitter(self, self.chat, list(docks))
-
-        stop = QShortcut(QKeySequence(Qt.Key.Key_Escape), self)
-        stop.setContext(Qt.ShortcutContext.WindowShortcut)
-        stop.activated.connect(self.stop_shortcut)
 
     def _dock(self, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
         dock = QDockWidget(title, self)

@@ -36,6 +36,7 @@ from desktop.history_export import size_and_speed
 from desktop.ui import theme
 from desktop.ui.flow_layout import WrappingRow
 from desktop.ui.reply_text import ReplyModeButtons, ReplyTextView
+from desktop.ui.spoken import piece_text, step_text
 from desktop.ui.token_count import count_label
 from desktop.ui.token_view import (
     TokenSpanView,
@@ -43,7 +44,6 @@ from desktop.ui.token_view import (
     marked_text,
     percent,
     piece_format,
-    step_accessible,
     step_tooltip,
     token_label,
     visible_token,
@@ -193,7 +193,7 @@ class UserMessageWidget(QFrame):
                 f"<b><code>{html.escape(visible_token(piece.token))}</code></b><br>id {piece.id}"
                 + (" · special token" if piece.special else "")
                 + f"<br>bytes {html.escape(bytes_label(piece.bytes))}",
-                f"token {piece.token}, id {piece.id}",
+                piece_text(index, piece.token, piece.bytes, piece.id, piece.special),
             )
             for index, piece in enumerate(shown_pieces)
         )
@@ -352,7 +352,7 @@ class AssistantMessageWidget(QFrame):
                     marked_text(step.text),
                     self.token_format(step.prob, dark),
                     step_tooltip(step, replaced=replaced, branchable=True),
-                    step_accessible(step) + (", picked by you" if replaced is not None else ""),
+                    step_text(step) + (", picked by you" if replaced is not None else ""),
                 )
             )
         self.body.append_spans(spans)

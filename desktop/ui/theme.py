@@ -218,6 +218,7 @@ STYLE_VARS = {
         "@error_fg": "#8a1c12",
         "@panel": "#f4f5f7",
         "@input": "#ffffff",
+        "@focus": "#1f5fc8",  # the focus ring (focus_ring.py): contrast 5.2-6.0 on what is around
     },
     True: {
         "@bubble_user": "#2a3547",
@@ -229,6 +230,7 @@ STYLE_VARS = {
         "@error_fg": "#ffc9c0",
         "@panel": "#2b2d31",
         "@input": "#1e1f22",
+        "@focus": "#8ab8ff",  # contrast 6.1-8.1 on the dark panels and bubbles
     },
 }
 

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 
 from PySide6.QtCore import QEvent, QSize, Qt, Signal
 from PySide6.QtGui import (
+    QAccessible,
+    QAccessibleAnnouncementEvent,
     QColor,
     QContextMenuEvent,
     QKeyEvent,
@@ -97,14 +99,6 @@ def step_tooltip(
         head = f"<b>Picked by you</b> in place of <code>{html.escape(replaced)}</code><br>{head}"
     hint = "<br><i>Right-click: continue from here with another token</i>" if branchable else ""
     return f"{head}<table cellspacing='4'>{''.join(rows)}</table>{hint}"
-
-
-def step_accessible(step: TokenStep) -> str:
-    """What a screen reader says for a token of a reply."""
-    return (
-        f"token {step.index + 1}: {visible_token(step.token)}, probability {percent(step.prob)}, "
-        f"rank {step.rank + 1}"
-    )
 
 
 def surprisal_bits(prob: float) -> float:
@@ -247,6 +241,8 @@ class TokenSpanView(QTextEdit):
             selections.append(extra)
         self.setExtraSelections(selections)
         self.setAccessibleDescription(span.accessible)
+        if self.hasFocus() and QAccessible.isActive():  # said now, as the selection moves
+            QAccessible.updateAccessibility(QAccessibleAnnouncementEvent(self, span.accessible))
         if emit:
             self.span_activated.emit(index)
 

@@ -131,7 +131,7 @@ def test_a_folder_without_a_probe_graph_says_so_in_one_line(
     assert "no probe graph" in message and "tokenglass-export" in message and "\n" not in message
     assert window.attention.heading.text() == message
     assert window.layers.heading.text() == message
-    assert not window.layers.table.isVisible()
+    assert not window.layers.table.isVisibleTo(window.layers)  # (its tab is behind)
 
 
 def test_cross_attention_of_an_encoder_decoder_model(qtbot, real_window, trained_t5_dir, tmp_path):

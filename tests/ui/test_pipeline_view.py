@@ -95,7 +95,7 @@ def test_encoder_decoder_strip_says_encoder_and_shows_its_input(qtbot, real_wind
     # the encoder reads the message itself: no chat template written out, as for a decoder
     assert "chat template" not in view.tokenize.sentence.text()
     assert view.tokenize.sentence.text().startswith("Your message is cut into tokens")
-    assert view.inputs.isVisible()
+    assert view.inputs.isVisibleTo(view)  # the tab is behind the inspector: its content hidden
     ids = turn.prompt.prompt_ids
     assert view.inputs.text().count("<code>") == len(ids) > 0  # each input token, by its label
     for token_id in ids:

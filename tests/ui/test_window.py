@@ -207,7 +207,10 @@ def test_tooltip_click_and_arrow_keys_pin_tokens_in_the_inspector(qtbot, scripte
     assert inspector.values["surprisal"].text() == "1.74 bits"
     assert "entropy 1.58 bits" in body.spans[2].tooltip
     assert "·world" in inspector.title.text()
-    assert body.accessibleDescription() == "token 3: ·world, probability 30.0 %, rank 3"
+    assert body.accessibleDescription() == (
+        "token 3: space world, 30.0 percent, rank 3; alternatives: alt 35.0 percent, "
+        "space other 35.0 percent"
+    )
     assert "30.0 %" in body.spans[2].tooltip and "alt" in body.spans[2].tooltip
     # Arrow keys move between tokens.
     body.setFocus()
