@@ -16,6 +16,7 @@ from typing import Any
 from PySide6.QtCore import QObject
 
 from desktop.conversation import refused
+from desktop.ui.shortcuts import with_key
 
 REGENERATE, EDIT_LAST, COPY_REPLY = "regenerate", "edit_last", "copy_reply"
 
@@ -24,7 +25,7 @@ TIPS = {
     EDIT_LAST: "Edit your last message and send it as a new version (the old one is kept)",
     COPY_REPLY: "Copy the last reply's text",
 }
-"""Each action's tooltip while it is enabled."""
+"""Each action's tooltip while it is enabled (followed by its key)."""
 
 
 @dataclass(frozen=True)
@@ -159,5 +160,7 @@ class ActionsController(QObject):
         self.states = action_states(state)
         for name, targets in self.targets().items():
             for target in targets:
-                target.setEnabled(self.states[name].enabled)
-                target.setToolTip(self.states[name].tip)
+                state = self.states[name]
+                target.setEnabled(state.enabled)
+                # the key only while it does something (shortcuts.py's table; the same names)
+                target.setToolTip(with_key(name, state.tip) if state.enabled else state.tip)

@@ -183,6 +183,7 @@ def build(
     transcript.context_used.connect(counter.set_used)
     models.model_ready.connect(lambda _m: counter.refresh())
     keyboard_and_screen_readers(window)
+    actions.sync()  # the tooltips of Regenerate, Edit last and Copy last reply are its own
     return window, WindowControllers(
         session,
         feedback,

@@ -71,7 +71,7 @@ SHORTCUTS: tuple[Shortcut, ...] = (
         "edit_last",
         "Edit last message",
         ("Ctrl+Shift+E",),
-        "Put your last message back in the message box to edit and send again",
+        "Edit your last message in its bubble and send it as a new version",
     ),
     Shortcut("copy_reply", "Copy last reply", ("Ctrl+Shift+C",), "Copy the last reply's text"),
     Shortcut("search", "Search chats", ("Ctrl+K",), "Go to the search box of the Chats panel"),
@@ -99,6 +99,12 @@ def key_text(keys: tuple[str, ...]) -> str:
     """Keys as this platform writes them ("Ctrl+Shift+C"; "⇧⌘C" on macOS), "or" between."""
     native = QKeySequence.SequenceFormat.NativeText
     return " or ".join(QKeySequence(key).toString(native) for key in keys)
+
+
+def with_key(name: str, text: str) -> str:
+    """`text` followed by the key of the table's entry `name`: "Copy ... (Ctrl+Shift+C)"."""
+    shortcut = next(s for s in SHORTCUTS if s.name == name)
+    return f"{text} ({key_text(shortcut.keys)})"
 
 
 def install(window: MainWindow) -> dict[str, QAction]:

@@ -11,6 +11,7 @@ from desktop.ui.actions_state import (
     ChatState,
     action_states,
 )
+from desktop.ui.shortcuts import with_key
 from tests.ui.test_real_models import open_and_wait, send_and_wait
 
 
@@ -37,7 +38,8 @@ def test_actions_follow_model_chat_and_errors(qtbot, real_window, tiny_llama_dir
     window.settings.max_new_tokens.setValue(4)
     done = send_and_wait(qtbot, window, controller, "hello")
     assert done.error is None and done.text
-    assert shown(window) == {name: (True, TIPS[name]) for name in TIPS}
+    assert shown(window) == {name: (True, with_key(name, TIPS[name])) for name in TIPS}
+    assert shown(window)[COPY_REPLY][1] == "Copy the last reply's text (Ctrl+Shift+C)"
     # A message longer than the context window: the engine refuses it before reading it.
     too_long = "hello " * (controller.models.model.context_size + 20)
     assert send_and_wait(qtbot, window, controller, too_long) is None  # refused: no reply record
@@ -52,7 +54,7 @@ def test_actions_follow_model_chat_and_errors(qtbot, real_window, tiny_llama_dir
         False,
         f"The last reply has no text (it ended in an error: {refused.error})",
     )
-    assert state[EDIT_LAST] == (True, TIPS[EDIT_LAST])  # editing is how to fix it
+    assert state[EDIT_LAST] == (True, with_key(EDIT_LAST, TIPS[EDIT_LAST]))  # how to fix it
 
 
 def test_no_model_disables_regenerate_and_edit_but_not_copy():

@@ -118,16 +118,16 @@ def test_the_note_quotes_the_templates_own_system_prompt(
     open_and_wait(qtbot, controller, folder)
     panel = window.settings
     note = panel.template_note
-    assert note.isVisibleTo(window) and note.text() == (
+    assert note.isVisibleTo(panel) and note.text() == (
         "Left empty, tiny-smollm-template's chat template adds its own: “You are a helpful AI "
         "assistant named SmolLM, trained by…”"
     )
     panel.system_prompt.setPlainText("Be brief.")
-    assert not note.isVisibleTo(window)
+    assert not note.isVisibleTo(panel)
     panel.system_prompt.setPlainText("")
-    assert note.isVisibleTo(window)
+    assert note.isVisibleTo(panel)
     open_and_wait(qtbot, controller, tiny_llama_dir)  # plain ChatML: no default of its own
-    assert not note.isVisibleTo(window)
+    assert not note.isVisibleTo(panel)
 
 
 def test_a_real_follow_up_reads_its_chats_prompt_after_the_default_changed(
