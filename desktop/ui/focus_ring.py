@@ -32,6 +32,7 @@ class RingFrame(QFocusFrame):
         self.setObjectName("focusRing")
         self.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         self.ringing = False  # around a control now (not read back with widget(): see FocusRing)
+        self.hide()  # until it rings a control (setWidget(None) on a new frame does not hide it)
 
     def event(self, event: QEvent) -> bool:
         handled = super().event(event)
@@ -93,3 +94,5 @@ class FocusRing(QObject):
         self.frame.setWidget(self.target)
         if self.target is not None:
             self.frame.raise_()
+        else:
+            self.frame.hide()  # also when no control of the window ever had the focus

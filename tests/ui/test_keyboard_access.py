@@ -382,3 +382,19 @@ def test_the_legend_says_the_underlines_in_words(qapp_theme):
     text = spoken.scale_text()
     assert "dotted underline" in text and "wavy underline" in text
     assert "under 5 percent" in text and "90 percent or more" in text
+
+
+def test_no_ring_while_nothing_in_the_window_has_the_focus(qtbot):
+    """A window that never got the focus (Xvfb without a window manager, a window behind another)
+    shows no ring: the ring used to sit in its top-left corner, over the Help menu."""
+    from desktop.ui.focus_ring import FocusRing
+
+    window = QWidget()
+    window.resize(300, 200)
+    QLabel("nothing here takes the focus", window)
+    qtbot.addWidget(window)
+    ring = FocusRing(window)
+    window.show()
+    qtbot.waitExposed(window)
+    assert ring.target is None
+    assert not ring.frame.isVisible()
