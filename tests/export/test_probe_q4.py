@@ -59,8 +59,9 @@ def test_probe_is_a_graph_that_reads_the_chat_graphs_data_file(q4_folder):
     # only tensors under 1 KiB inline (the chat graph keeps those inline too: norms, shapes)
     assert max(len(t.raw_data) for t in inline) < 1024
     chat = onnx.load(str(q4_folder / "onnx" / "model_q4.onnx"), load_external_data=False)
-    own = {t.name for t in inline} - {t.name for t in chat.graph.initializer}
-    assert own == {"/probe/lens_k", "/probe/axis0"}  # the probe's own: two int64[1]
+    own = [t for t in inline if t.name not in {c.name for c in chat.graph.initializer}]
+    assert all(t.name.startswith("/probe/") and t.data_type == onnx.TensorProto.INT64 for t in own)
+    assert all(len(t.raw_data) <= 3 * 8 for t in own)  # axes, shapes, layer indices
     external = [t for t in proto.graph.initializer if t.data_location == onnx.TensorProto.EXTERNAL]
     locations = {e.value for t in external for e in t.external_data if e.key == "location"}
     assert locations == {"model_q4.onnx.data"} and len(external) > 10
@@ -173,3 +174,20 @@ def test_a_graph_without_external_data_or_attention_is_refused(q4_folder, tmp_pa
         bare = q4_folder / "onnx" / "bare.onnx"
         onnx.save_model(chat, str(bare), save_as_external_data=True, location="bare.data")
         build_q4_probe(bare)
+
+
+def test_lens_layer_by_layer_equals_the_merged_lm_head(q4_folder):
+    """Past MERGED_ROWS lens rows (layers x rows) the lm_head runs layer by layer instead of
+    once over all rows: the same values either way."""
+    from model_export.probe_q4 import MERGED_ROWS
+
+    build_q4_probe(q4_folder / "onnx" / "model_q4.onnx")
+    session = _session(q4_folder / "onnx" / "probe_model.onnx")
+    ids = np.array([[(7 * i + 3) % 400 for i in range(200)]])
+    rows = np.arange(200)
+    assert 2 * len(rows) > MERGED_ROWS >= 2 * 100
+    _, each_values, each_ids = session.run(None, {"input_ids": ids, "positions": rows})
+    for part in (rows[:100], rows[100:]):
+        _, values, top_ids = session.run(None, {"input_ids": ids, "positions": part})
+        np.testing.assert_allclose(values, each_values[:, :, part], atol=1e-4)
+        assert (top_ids[..., 0] == each_ids[:, :, part, 0]).mean() > 0.99  # ties may reorder
