@@ -5,17 +5,16 @@ embedding, a rescored lm_head; gguf_carry.py and fused_graph.py). A float32 prob
 a 539.6 MB copy of weights the folder does not keep. This module turns the chat graph into the
 probe by graph surgery: the same nodes read the same initializers from the same data file
 (`model_q4.onnx.data`: the probe's tensors keep their external-data entries, which name that file,
-an offset and a length), so the probe file holds only its graph (about 0.4 MB) and computes with
-exactly the chat graph's weights and kernels.
+an offset and a length), so the probe file holds only its graph (0.34 MB for the default model) and
+computes with exactly the chat graph's weights and kernels.
 
     chat graph (one run: a prefill or a decode step)  ->  probe (the whole sequence at once)
     input_ids, attention_mask, past_key_values.*      ->  input_ids, positions (mask made inside)
     GroupQueryAttention(past) -> present              ->  the same node, no past, qk_output=2:
         softmax(QKᵀ·scale + causal mask), one map per query head ─ Gather(rows) ─ attentions
-    residual after layer l < L (SkipSimplifiedLayerNorm output 3) ─ Gather(rows) ─ final norm ─┐
-    final norm's output (layer L) ─ Gather(rows) ──────────────────────────────────────────────┤
-        the chat graph's lm_head nodes, cloned per layer (same initializers) ◄─────────────────┘
-        ─ LogSoftmax ─ TopK(20) ─ lens_logprobs, lens_ids (Unsqueeze + Concat over layers)
+    residual stream after each layer (the fused norms' input + skip sum) ─ Gather(rows) ─ the
+        chat graph's final norm and lm_head nodes ─ LogSoftmax ─ TopK(20) ─ lens_logprobs,
+        lens_ids (probe_q4_lens.py)
 
 I/O: the float32 probe's (probe.py): input_ids int64[batch, seq], positions int64[rows] ->
 attentions float32[layers, batch, heads, rows, seq], lens_logprobs float32[layers, batch, rows,
@@ -47,8 +46,8 @@ from onnx import TensorProto, helper, numpy_helper
 
 from .errors import ExportError
 from .probe import INPUTS, LENS_TOP_K, OUTPUTS, PROBE_FILE
+from .probe_q4_lens import MERGED_ROWS, lens_inputs, lens_nodes, stack
 
-CHAT_FILE = "model_q4.onnx"
 AFTER_SOFTMAX = 2  # GroupQueryAttention's qk_output: 0 none, 1 before softmax, 2 after
 QK_OUTPUT = 3  # its output index for those maps
 RESIDUAL_OUTPUT = 3  # SkipSimplifiedLayerNormalization's input + skip sum
@@ -151,154 +150,6 @@ def _norm_above(node: onnx.NodeProto, producers: dict[str, onnx.NodeProto], step
     return None
 
 
-def _clone_head(parts: ChatParts, x: str, prefix: str) -> tuple[list[onnx.NodeProto], str]:
-    """The lm_head's nodes reading `x` instead, every tensor they make renamed under `prefix`;
-    returns (nodes, logits tensor). Initializers are shared, not copied."""
-    renamed: dict[str, str] = {parts.head_input: x}
-    nodes = []
-    for node in parts.head_nodes:
-        clone = onnx.NodeProto()
-        clone.CopyFrom(node)
-        clone.name = f"{prefix}/{node.name or node.op_type}"
-        for i, name in enumerate(clone.input):
-            clone.input[i] = renamed.get(name, name)
-        for i, name in enumerate(clone.output):
-            if name:
-                renamed[name] = clone.output[i] = f"{prefix}/{name}"
-        nodes += _as_matmul(clone) if _is_row_dots(clone) else [clone]
-    return nodes, renamed[parts.logits]
-
-
-ROW_DOTS = "bsk,bstk->bst"  # the rescored head's exact logits: x · E[top id] per position
-
-
-def _is_row_dots(node: onnx.NodeProto) -> bool:
-    equation = next((a.s for a in node.attribute if a.name == "equation"), b"")
-    return node.op_type == "Einsum" and equation.decode() == ROW_DOTS
-
-
-def _as_matmul(node: onnx.NodeProto) -> list[onnx.NodeProto]:
-    """Einsum(bsk,bstk->bst) as a batched MatMul: the same dot products, but ONNX Runtime's
-    Einsum took 1.8 s of a 20 s probe run over 154 rows x 30 layers (the chat graph runs it on
-    one position, where it costs nothing); as MatMul, milliseconds.
-
-      x (B, S, K) ─ Unsqueeze(-1) ─ (B, S, K, 1) ─┐
-      rows (B, S, T, K) ─────────────────── MatMul ─ (B, S, T, 1) ─ Squeeze(-1) ─ (B, S, T)
-    """
-    x, rows = node.input
-    column, dots = f"{node.name}/column", f"{node.name}/dots"
-    return [
-        helper.make_node("Unsqueeze", [x, "/probe/axis_last"], [column]),
-        helper.make_node("MatMul", [rows, column], [dots], name=f"{node.name}/MatMul"),
-        helper.make_node("Squeeze", [dots, "/probe/axis_last"], list(node.output)),
-    ]
-
-
-MERGED_ROWS = 256
-"""At most this many lens rows (layers x batch x rows) go through one lm_head together; more
-go layer by layer. One lm_head over all layers' rows reads the 28 MB of 8-bit codes once instead
-of once per layer (the last row's lens for 30 layers: 64 instead of 108 ms of lm_head, measured
-alone on this machine), while its [rows, vocab] tensors stay under 50 MB each (256 x 49152 x 4 B);
-past it, layer by layer keeps them at [rows, vocab] for one layer."""
-
-
-def _lens_inputs(
-    parts: ChatParts, norm_weight: str, epsilon: float
-) -> tuple[list[onnx.NodeProto], str]:
-    """Each layer's residual stream at the rows `positions`, through the final norm (the same
-    weight and epsilon as the chat graph's; the last layer's residual is that norm's output):
-    (nodes, tensor float32[layers, B, rows, hidden])."""
-    nodes, normed = [], []
-    for layer, residual in enumerate(parts.residuals):
-        p = f"/probe/lens.{layer}"
-        rows = f"{p}/rows"  # (B, rows, hidden)
-        nodes.append(helper.make_node("Gather", [residual, "positions"], [rows], axis=1))
-        if layer < len(parts.residuals) - 1:
-            nodes.append(helper.make_node(
-                "SimplifiedLayerNormalization", [rows, norm_weight], [f"{p}/normed"],
-                name=f"{p}/final_norm", axis=-1, epsilon=epsilon, stash_type=1,
-            ))  # fmt: skip
-            rows = f"{p}/normed"
-        normed.append(rows)
-    return nodes + _stack("/probe/lens_in", normed, "lens_in"), "/probe/lens_in"
-
-
-def _top(parts: ChatParts, x: str, p: str) -> tuple[list[onnx.NodeProto], str, str]:
-    """The chat graph's lm_head on x (B, n, hidden), then the top LENS_TOP_K log-probabilities:
-    (nodes, values (B, n, k), ids (B, n, k)), best first."""
-    head, logits = _clone_head(parts, x, f"{p}/head")  # (B, n, vocab)
-    return (
-        [
-            *head,
-            helper.make_node("LogSoftmax", [logits], [f"{p}/logprobs"], axis=-1),
-            helper.make_node(
-                "TopK", [f"{p}/logprobs", "/probe/lens_k"], [f"{p}/top", f"{p}/ids"], axis=-1
-            ),
-        ],
-        f"{p}/top",
-        f"{p}/ids",
-    )
-
-
-def _branch(name: str, nodes: list[onnx.NodeProto], values: str, ids: str) -> onnx.GraphProto:
-    outputs = [
-        helper.make_tensor_value_info(values, TensorProto.FLOAT, None),
-        helper.make_tensor_value_info(ids, TensorProto.INT64, None),
-    ]
-    return helper.make_graph(nodes, name, [], outputs)
-
-
-def _lens_nodes(parts: ChatParts, lens_in: str) -> list[onnx.NodeProto]:
-    """lens_logprobs and lens_ids [layers, B, rows, k] from lens_in [layers, B, rows, hidden]:
-    one lm_head over all rows when they are at most MERGED_ROWS, else one per layer (an If)."""
-    merged = "/probe/lens.merged"
-    flat = [helper.make_node("Reshape", [lens_in, "/probe/flat_shape"], [f"{merged}/x"])]
-    top_nodes, values, ids = _top(parts, f"{merged}/x", merged)  # (1, layers*B*rows, k)
-    flat += [
-        *top_nodes,
-        helper.make_node("Reshape", [values, "/probe/lens_shape"], [f"{merged}/lens_values"]),
-        helper.make_node("Reshape", [ids, "/probe/lens_shape"], [f"{merged}/lens_ids"]),
-    ]
-    each: list[onnx.NodeProto] = []
-    all_values, all_ids = [], []
-    for layer in range(len(parts.residuals)):
-        p = f"/probe/lens.{layer}"
-        index = f"/probe/layer.{layer}"
-        each.append(helper.make_node("Gather", [lens_in, index], [f"{p}/x"], axis=0))
-        top_nodes, values, ids = _top(parts, f"{p}/x", p)  # (B, rows, k)
-        each += top_nodes
-        all_values.append(values)
-        all_ids.append(ids)
-    each += _stack("/probe/lens.each/values", all_values, "lens_values")
-    each += _stack("/probe/lens.each/ids", all_ids, "lens_ids")
-    shape = "/probe/lens_in_shape"
-    return [
-        helper.make_node("Shape", [lens_in], [shape], end=3),  # [layers, B, rows]
-        helper.make_node("Concat", [shape, "/probe/lens_k"], ["/probe/lens_shape"], axis=0),
-        helper.make_node("ReduceProd", [shape], ["/probe/lens_rows"], keepdims=1),
-        helper.make_node(
-            "LessOrEqual", ["/probe/lens_rows", "/probe/merged_rows"], ["/probe/merged"]
-        ),
-        helper.make_node(
-            "If", ["/probe/merged"], ["lens_logprobs", "lens_ids"], name="/probe/lens",
-            then_branch=_branch("merged", flat, f"{merged}/lens_values", f"{merged}/lens_ids"),
-            else_branch=_branch(
-                "each_layer", each, "/probe/lens.each/values", "/probe/lens.each/ids"
-            ),
-        ),
-    ]  # fmt: skip
-
-
-def _stack(name: str, parts: list[str], tag: str) -> list[onnx.NodeProto]:
-    """Unsqueeze each [...] to [1, ...] and Concat on axis 0 into graph output `name`."""
-    nodes, lifted = [], []
-    for i, part in enumerate(parts):
-        lifted.append(f"/probe/{tag}.{i}/lifted")
-        nodes.append(helper.make_node("Unsqueeze", [part, "/probe/axis0"], [lifted[-1]]))
-    nodes.append(helper.make_node("Concat", lifted, [name], axis=0))
-    return nodes
-
-
 def _attention_nodes(parts: ChatParts) -> tuple[list[onnx.NodeProto], list[str]]:
     """Each GroupQueryAttention made to output its probabilities (qk_output=2) and read without
     a past; returns the nodes picking their rows [B, heads, rows, seq] and those tensors."""
@@ -348,10 +199,10 @@ def build_q4_probe(chat_path: Path, out_path: Path | None = None) -> dict:
     keep = [n for n in keep if not (n.op_type == "Slice" and parts.head_input in n.output)]
     new_nodes = _mask_nodes()
     attention_nodes, attention_rows = _attention_nodes(parts)
-    new_nodes_after = attention_nodes + _stack("attentions", attention_rows, "attention")
-    lens_in_nodes, lens_in = _lens_inputs(parts, norm_weight, float(epsilon))
+    new_nodes_after = attention_nodes + stack("attentions", attention_rows, "attention")
+    lens_in_nodes, lens_in = lens_inputs(parts, norm_weight, float(epsilon))
     hidden = int(next(t.dims[0] for t in graph.initializer if t.name == norm_weight))
-    new_nodes_after += lens_in_nodes + _lens_nodes(parts, lens_in)
+    new_nodes_after += lens_in_nodes + lens_nodes(parts, lens_in)
     del graph.node[:]
     graph.node.extend(new_nodes + keep + new_nodes_after)
     graph.initializer.extend([

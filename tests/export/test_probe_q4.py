@@ -179,7 +179,7 @@ def test_a_graph_without_external_data_or_attention_is_refused(q4_folder, tmp_pa
 def test_lens_layer_by_layer_equals_the_merged_lm_head(q4_folder):
     """Past MERGED_ROWS lens rows (layers x rows) the lm_head runs layer by layer instead of
     once over all rows: the same values either way."""
-    from model_export.probe_q4 import MERGED_ROWS
+    from model_export.probe_q4_lens import MERGED_ROWS
 
     build_q4_probe(q4_folder / "onnx" / "model_q4.onnx")
     session = _session(q4_folder / "onnx" / "probe_model.onnx")
