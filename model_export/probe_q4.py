@@ -175,6 +175,8 @@ def build_q4_probe(chat_path: Path, out_path: Path | None = None) -> dict:
     out_path = out_path or chat_path.with_name(PROBE_FILE)
     if out_path.parent.resolve() != chat_path.parent.resolve():
         raise ExportError("the probe must sit beside the chat graph whose data file it reads")
+    if not chat_path.is_file():
+        raise ExportError(f"no chat graph at {chat_path}")
     model = onnx.load(str(chat_path), load_external_data=False)
     graph = model.graph
     shared = {

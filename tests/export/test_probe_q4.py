@@ -191,3 +191,23 @@ def test_lens_layer_by_layer_equals_the_merged_lm_head(q4_folder):
         _, values, top_ids = session.run(None, {"input_ids": ids, "positions": part})
         np.testing.assert_allclose(values, each_values[:, :, part], atol=1e-4)
         assert (top_ids[..., 0] == each_ids[:, :, part, 0]).mean() > 0.99  # ties may reorder
+
+
+def test_make_model_adds_the_probe_to_a_current_folder_without_a_rebuild(q4_folder):
+    """A default model folder of this recipe built before the probe (or holding the old float32
+    probe, here a stand-in without the q4 mark) gets the probe from its model_q4.onnx: no
+    download, no export."""
+    from desktop import paths
+    from model_export.default_model import RECIPE, build_default_model
+
+    folder = paths.default_model_dir()
+    shutil.copytree(q4_folder, folder)
+    report = json.loads((folder / "export_report.json").read_text())
+    (folder / "export_report.json").write_text(json.dumps({**report, "recipe": RECIPE}))
+    (folder / "onnx" / "probe_model.onnx").write_bytes(b"not the q4 probe")
+    assert build_default_model() == folder
+    assert has_q4_probe(folder) and not (paths.cache_dir() / "wheels").exists()
+    assert json.loads((folder / "export_report.json").read_text())["recipe"] == RECIPE
+    stamp = (folder / "onnx" / "probe_model.onnx").stat().st_mtime_ns
+    build_default_model()  # now current, probe included: nothing to do
+    assert (folder / "onnx" / "probe_model.onnx").stat().st_mtime_ns == stamp
