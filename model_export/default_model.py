@@ -102,9 +102,10 @@ def build_default_model(force: bool = False, probe: bool = True) -> Path:
     keeps what checks need from it: `quantized.reference`). A model_q4.onnx that failed keeps the
     float32 graph as the model.
     probe: also write onnx/probe_model.onnx, made from model_q4.onnx itself (probe_q4.py: its
-    graph only, about 0.4 MB; the weights are read from model_q4.onnx.data). A folder of this
+    graph only, 0.34 MB; the weights are read from model_q4.onnx.data). A folder of this
     recipe without that probe (or with the old 539 MB float32 one) gets it added in place, in
-    seconds, without a rebuild.
+    seconds, without a rebuild. A probe that fails its check is left out (the model chats
+    without one): the report's `probe.error` and a line on stderr say why.
     """
     from desktop import paths
 
@@ -122,7 +123,7 @@ def build_default_model(force: bool = False, probe: bool = True) -> Path:
         report = export(gguf, staging, quantize="int4", force=True, probe=False)
         _keep_only_exact_variant(staging, report)
         if probe and (staging / Q4_GRAPH).is_file():
-            report["probe"] = write_q4_probe(staging)
+            report["probe"] = _probe_or_reason(staging)
         report.update(_drop_reference(staging, report))
         generation = json.loads((staging / "generation_config.json").read_text(encoding="utf-8"))
         write_json(staging / "generation_config.json", {**generation, **SAMPLING_DEFAULTS})
@@ -181,10 +182,20 @@ def _check_ids(folder: Path) -> list[int]:
     return Tokenizer.from_file(str(folder / "tokenizer.json")).encode(CHECK_TEXT).ids[:32]
 
 
+def _probe_or_reason(folder: Path) -> dict:
+    """write_q4_probe's section, or {"file": None, "error": why} when it failed (also printed)."""
+    try:
+        return write_q4_probe(folder)
+    except ExportError as err:
+        print(f"warning: the default model has no probe graph: {err}", file=sys.stderr)
+        return {"file": None, "error": str(err)}
+
+
 def add_q4_probe(folder: Path) -> dict:
     """Add (or replace) the probe of an installed default model folder and record it in its
-    export_report.json (`probe`, `file_sizes`, `folder_bytes`). Returns the `probe` section."""
-    section = write_q4_probe(folder)
+    export_report.json (`probe`, `file_sizes`, `folder_bytes`). Returns the `probe` section
+    ({"file": None, "error": ...} when it failed its check; see build_default_model)."""
+    section = _probe_or_reason(folder)
     report_path = folder / "export_report.json"
     report = json.loads(report_path.read_text(encoding="utf-8"))
     sizes = _file_sizes(folder)

@@ -211,3 +211,15 @@ def test_make_model_adds_the_probe_to_a_current_folder_without_a_rebuild(q4_fold
     stamp = (folder / "onnx" / "probe_model.onnx").stat().st_mtime_ns
     build_default_model()  # now current, probe included: nothing to do
     assert (folder / "onnx" / "probe_model.onnx").stat().st_mtime_ns == stamp
+
+
+def test_a_probe_that_cannot_be_made_is_left_out_and_the_report_says_why(q4_folder, capsys):
+    chat = q4_folder / "onnx" / "model_q4.onnx"
+    onnx.save_model(onnx.load(str(chat)), str(chat))  # weights inline: nothing to share
+    section = add_q4_probe(q4_folder)
+    assert section["file"] is None and "external data" in section["error"]
+    assert not (q4_folder / "onnx" / "probe_model.onnx").exists()
+    assert json.loads((q4_folder / "export_report.json").read_text())["probe"] == section
+    assert "no probe graph" in capsys.readouterr().err
+    model = load_model(q4_folder, provider="cpu", threads=1)  # it still chats
+    assert model.manifest.probe_graph is None
