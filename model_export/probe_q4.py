@@ -133,7 +133,9 @@ def find_parts(graph: onnx.GraphProto) -> ChatParts:
     return ChatParts(attention, [*residuals, final.output[0]], final, head, x, "logits")
 
 
-def _norm_above(node: onnx.NodeProto, producers: dict[str, onnx.NodeProto], steps: int = 4):
+def _norm_above(
+    node: onnx.NodeProto, producers: dict[str, onnx.NodeProto], steps: int = 4
+) -> onnx.NodeProto | None:
     """The norm node above `node` along first inputs: the one whose output an attention's packed
     Q/K/V MatMul reads (through the carried MatMulNBits + minimum-term Add, or a float32
     MatMul), or the lm_head reads (through its Slice and MatMulNBits)."""
@@ -278,7 +280,7 @@ def _set_io(graph: onnx.GraphProto) -> None:
     del graph.value_info[:]
 
 
-def _read(nodes) -> set[str]:
+def _read(nodes: Sequence[onnx.NodeProto]) -> set[str]:
     """Every tensor name `nodes` read, in their subgraphs (If branches) too."""
     names: set[str] = set()
     for node in nodes:
