@@ -1,8 +1,8 @@
 """Command line: `python -m model_export SOURCE --out DIR [--quantize ...] [--force] [--no-check]
 [--no-probe]`, `python -m model_export SOURCE --out DIR --add-probe` (the probe graph into a
-folder already exported from SOURCE), `python -m model_export default [--probe]` (both bundled
-models into the user's models folder: the default model, with --probe also its probe graph, and
-the dates T5) and `python -m model_export dates` (the dates T5 only).
+folder already exported from SOURCE), `python -m model_export default [--no-probe]` (both bundled
+models into the user's models folder: the default model with its probe graph, made from its 4-bit
+graph, and the dates T5) and `python -m model_export dates` (the dates T5 only).
 
 Also the console script `tokenglass-export`. An `ExportError` becomes one line on stderr and
 exit status 2; the output folder is then absent (the export writes atomically).
@@ -40,7 +40,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--probe",
         action="store_true",
-        help="with 'default': also write the probe graph (float32, adds about 540 MB)",
+        help="with 'default': kept for old scripts; the default model's probe graph (made from its "
+        "4-bit graph, about 0.3 MB) is now written unless --no-probe",
     )
     parser.add_argument(
         "--add-probe",
@@ -50,10 +51,10 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def build_bundled(which: str, force: bool = False, probe: bool = False) -> list[Path]:
+def build_bundled(which: str, force: bool = False, probe: bool = True) -> list[Path]:
     """`default`: both bundled models (SmolLM2-135M-Instruct, then the dates T5); `dates`: the
     dates T5 only. Each is built only when missing or made by an older recipe. probe: also the
-    default model's probe graph (539 MB, so not by default)."""
+    default model's probe graph (from model_q4.onnx; added to a current folder that lacks it)."""
     from .dates_model import build_dates_model
 
     built = []
@@ -69,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         if args.source in ("default", "dates") and args.out is None:
-            for path in build_bundled(args.source, force=args.force, probe=args.probe):
+            for path in build_bundled(args.source, force=args.force, probe=not args.no_probe):
                 print(path)
             return 0
         if args.out is None:

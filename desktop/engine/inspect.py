@@ -39,7 +39,7 @@ MAX_TOKENS = 2048
 MAX_ATTENTION_BYTES = 256 * 2**20
 HOW_TO_MAKE = (
     "make one with `tokenglass-export SOURCE --out FOLDER --add-probe` (SOURCE: the model it was "
-    "exported from; for the default model `tokenglass-export default --probe`)"
+    "exported from; for the default model `tokenglass-export default` adds it)"
 )
 
 

@@ -92,6 +92,17 @@ def test_special_tokens_and_end_of_turn(default_model_dir):
     assert generation["repetition_penalty"] == 1.1
 
 
+def test_probe_is_made_from_the_q4_graph_and_shares_its_weights(report, default_model_dir):
+    """`make model` writes onnx/probe_model.onnx from model_q4.onnx (probe_q4.py): the graph
+    alone, reading model_q4.onnx.data in place, checked against model_q4.onnx at build time."""
+    probe = report["probe"]
+    assert probe["shared_with"] == ["model_q4.onnx.data"]
+    assert probe["bytes"] == (default_model_dir / "onnx" / "probe_model.onnx").stat().st_size
+    assert probe["bytes"] < 2**20  # vs 539.6 MB for a float32 copy
+    assert probe["check"]["top1_equal"] and probe["check"]["lens_last_layer_max_abs_diff"] < 1e-3
+    assert report["file_sizes"]["onnx/probe_model.onnx"] == probe["bytes"]
+
+
 def test_report_records_the_recipe(report):
     from model_export.default_model import RECIPE
 

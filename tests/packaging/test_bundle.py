@@ -54,11 +54,12 @@ def test_bundle_size_within_budget(bundle_dir):
 
 def test_bundle_carries_only_the_graph_the_app_loads(bundle_dir):
     """The default model: the exact int4 graph and its weights file, not the float32 reference
-    (the export's self-check deletes it) nor any other variant. The dates model: its encoder and
-    decoder, and its probe graph (attention and logit lens; its weights are in the two graphs)."""
+    (the export's self-check deletes it) nor any other variant, and its probe graph (attention
+    and logit lens, made from model_q4.onnx: its weights are model_q4.onnx.data). The dates
+    model: its encoder and decoder, and its probe graph (its weights are in the two graphs)."""
     models = bundle_dir / "_internal" / "models"
     default = sorted(p.name for p in (models / "SmolLM2-135M-Instruct").rglob("*.onnx*"))
-    assert default == ["model_q4.onnx", "model_q4.onnx.data"], default
+    assert default == ["model_q4.onnx", "model_q4.onnx.data", "probe_model.onnx"], default
     dates = sorted(p.name for p in (models / "t5-dates-iso8601").rglob("*.onnx*"))
     assert dates == ["decoder_model_merged.onnx", "encoder_model.onnx", "probe_model.onnx"], dates
 

@@ -3,7 +3,7 @@ selected and the Attention tab raised (or the Layers tab, with `--layers`; `--si
 first token out of the colour scale).
 
 Run under a virtual display, from the repository root, with a user folder whose models/ holds a
-model folder with a probe graph (`tokenglass-export default --probe` into that folder's home):
+model folder with a probe graph (`tokenglass-export default` writes the default model's):
 
     TOKENGLASS_HOME=/work/wt/h16ui-home xvfb-run -a -s '-screen 0 1440x900x24' \\
         .venv/bin/python -m tests.ui.inside_screenshot OUT.png [MODEL] [PROMPT] [INDEX] \\
