@@ -10,8 +10,9 @@ load-time copies, vocabulary-sized logits rows), so the heap kept about 6 MB mor
 prefill. Setting the threshold explicitly fixes it at 128 KiB (mallopt turns the adjustment off).
 
 Measured on the default model (`tokenglass chat --temperature 0 --max-new-tokens 32`, peak RSS,
-page cache warm): 254.2 -> 248.7 MB with this setting alone; decode speed unchanged (1 thread,
-6 interleaved runs of 96 steps: x1.009 CPU time per step, within the noise). Other settings
+page cache warm): 260.1 -> 256.0 MB; decode speed unchanged (1 thread, 6 interleaved runs of
+96 steps: x1.009 CPU time per step, within the noise), a 1,000-token prefill too (2 threads, best
+of 8 alternating runs 1.79 vs 1.77 s; medians 2.21 vs 2.03 s on a loaded machine). Other settings
 measured and not used: M_ARENA_MAX 1 or 2 (no change: ONNX Runtime's threads allocate little),
 thresholds of 256 KiB and more (no saving: the blocks it returns are the 192-512 KiB ones), the
 ONNX Runtime CPU arena off (a further 2.2 MB, left on).
