@@ -17,6 +17,8 @@ measured and not used: M_ARENA_MAX 1 or 2 (no change: ONNX Runtime's threads all
 thresholds of 256 KiB and more (no saving: the blocks it returns are the 192-512 KiB ones), the
 ONNX Runtime CPU arena off (a further 2.2 MB, left on).
 
+It acts on blocks allocated after it is set, and glibc still serves a request from a free heap
+chunk of the right size first, so it is applied before the model's files are read (load_model).
 Linux with glibc only; elsewhere (macOS, Windows, musl) it does nothing. Never raises.
 """
 
