@@ -29,7 +29,7 @@ GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 # `make model` rebuilds folders made by an older exporter instead of keeping them forever.
 RECIPE = (
     "smollm2-135m-instruct/q4_1-carry-fused/q8_0-head-rescored-last-position/q8_0-embedding-gather"
-    "/shared-kv/external-data/sampling-card-rp1.1/no-fp32-reference/v7"
+    "/shared-kv/external-data/shared-q8-scales/sampling-card-rp1.1/no-fp32-reference/v8"
 )
 # The sampling the model's authors recommend on its model card (HuggingFaceTB/SmolLM2-135M-Instruct:
 # `generate(..., temperature=0.2, top_p=0.9, do_sample=True)`), plus llama.cpp's default repetition

@@ -34,6 +34,7 @@ from desktop.engine.events import (
 from desktop.engine.generate import LoopLimits, generate
 from desktop.engine.inspect import Inspection, Inspector, Seq2SeqInspection
 from desktop.engine.manifest import ModelManifest, read_manifest
+from desktop.engine.memory import return_large_blocks
 from desktop.engine.message_text import PromptPart
 from desktop.engine.prompt import build_prompt
 from desktop.engine.session import ProviderInfo, open_graphs
@@ -61,6 +62,7 @@ class ChatModel:
     provider is not in use (case D3)."""
 
     def __init__(self, manifest: ModelManifest, provider: str, threads: int | None):
+        return_large_blocks()  # freed load-time and prefill buffers leave the heap (memory.py)
         self.manifest = manifest
         self.name = manifest.name
         self.path = manifest.path
@@ -312,6 +314,7 @@ def load_model(path: str | Path, provider: str = "auto", threads: int | None = N
     """Open the model folder at `path` on `provider` (auto|cpu|cuda|dml|coreml) with `threads`
     intra-op threads (None: up to 4). Raises ModelFolderError naming the file and the fault,
     ProviderError for an unknown provider."""
+    return_large_blocks()  # before tokenizer.json is parsed (memory.py)
     return ChatModel(read_manifest(path), provider, threads)
 
 

@@ -43,6 +43,11 @@ def test_q4_variant_is_the_fused_graph_with_every_block_carried(fused_export):
     gathers = [n for n in graph.node if n.op_type == "GatherBlockQuantized"]
     assert len(gathers) == 2 and quantized["quantized_gathers"] == 2  # embedding and rescoring
     assert all(list(n.input[::2]) == [codes, scales.name] for n in gathers)
+    (head,) = [
+        n for n in graph.node
+        if n.op_type == "MatMulNBits" and any(a.name == "bits" and a.i == 8 for a in n.attribute)
+    ]  # fmt: skip
+    assert head.input[2] == scales.name  # one copy of the Q8_0 scales: lm_head and gathers
     assert ops["MatMulNBits"] == 8 + 1 and ops["Split"] == 2
     assert ops["MatMul"] == 8  # one minima term per Q4_1 MatMul; none is float32 otherwise
     assert ops["TopK"] == ops["Einsum"] == ops["ScatterElements"] == 1
