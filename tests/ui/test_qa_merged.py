@@ -1,0 +1,44 @@
+"""QA of the merged window (issue 15, after the five parts were merged): defects found by using it
+as a new user would, one test each, around the scripted model."""
+
+from __future__ import annotations
+
+import itertools
+
+from PySide6.QtWidgets import QWidget
+
+from tests.ui.test_window import send_and_wait
+
+REPLY_TEXT = (
+    "This function takes one argument x and returns the result of adding num1 and num2. The "
+    "lambda function is used to define a custom function that accepts an optional parameter x, "
+    "which defaults to 0. When called without any additional arguments, it returns x times 5."
+)
+
+
+def overlaps(bubble: QWidget) -> list[tuple[str, str]]:
+    """Pairs of `bubble`'s shown parts (header, body, footer...) that are drawn over each other."""
+    parts = [c for c in bubble.findChildren(QWidget) if c.parentWidget() is bubble]
+    parts = sorted((c for c in parts if c.isVisible()), key=lambda c: c.geometry().top())
+    return [
+        (type(a).__name__, type(b).__name__)
+        for a, b in itertools.pairwise(parts)
+        if a.geometry().bottom() >= b.geometry().top()
+    ]
+
+
+def test_a_regenerated_reply_is_as_tall_as_its_parts(qtbot, scripted_window):
+    """Seen under Xvfb at 1024x700: after Regenerate, the new reply's last line of tokens was
+    drawn over its footer ("148 tokens · TTFT ..."): the column kept each bubble to its size
+    hint, which is shorter than the height its wrapped header and footer need at its width."""
+    built = scripted_window
+    built.window.resize(1024, 700)
+    built.model.reply = [((" " if i else "") + w, 0.5) for i, w in enumerate(REPLY_TEXT.split())]
+    send_and_wait(qtbot, built, "Write a short function")
+    with qtbot.waitSignal(built.controller.runs.reply_done, timeout=10000):
+        built.window.chat.regenerate_button.click()
+    qtbot.wait(50)
+    for turn in built.controller.transcript.turns:
+        bubble = turn.widget
+        assert overlaps(bubble) == [], turn.role
+        assert bubble.height() >= bubble.heightForWidth(bubble.width())
