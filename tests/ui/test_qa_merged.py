@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 
+from PySide6.QtCore import QPoint, Qt
 from PySide6.QtWidgets import QWidget
 
 from tests.ui.test_window import send_and_wait
@@ -14,6 +15,8 @@ REPLY_TEXT = (
     "lambda function is used to define a custom function that accepts an optional parameter x, "
     "which defaults to 0. When called without any additional arguments, it returns x times 5."
 )
+
+LONG_TEXT = " ".join([REPLY_TEXT] * 6)
 
 
 def overlaps(bubble: QWidget) -> list[tuple[str, str]]:
@@ -42,3 +45,27 @@ def test_a_regenerated_reply_is_as_tall_as_its_parts(qtbot, scripted_window):
         bubble = turn.widget
         assert overlaps(bubble) == [], turn.role
         assert bubble.height() >= bubble.heightForWidth(bubble.width())
+
+
+def test_edit_last_scrolls_to_the_editor(qtbot, scripted_window):
+    """Seen under Xvfb at 1024x700: after a long reply, "Edit last" (or Ctrl+Shift+E) opened the
+    editor in the message's bubble above the screen; the column did not scroll, so nothing
+    seemed to happen while the keyboard typed into a box out of sight."""
+    built = scripted_window
+    built.window.resize(1024, 700)
+    built.model.reply = [((" " if i else "") + w, 0.5) for i, w in enumerate(LONG_TEXT.split())]
+    send_and_wait(qtbot, built, "Write a long story")
+    chat = built.window.chat
+    qtbot.waitUntil(lambda: chat.scroll.verticalScrollBar().value() > 0)  # at the reply's end
+    qtbot.mouseClick(chat.edit_button, Qt.MouseButton.LeftButton)
+    box = built.controller.editing.editor.box
+    assert box.hasFocus()
+    viewport = chat.scroll.viewport()
+
+    def box_on_screen() -> bool:
+        top = box.mapTo(viewport, QPoint(0, 0)).y()
+        return top >= 0 and top + box.height() <= viewport.height()
+
+    qtbot.waitUntil(box_on_screen, timeout=2000)
+    qtbot.wait(200)
+    assert box_on_screen()  # and it stays there (the column's follow-the-end left it alone)
