@@ -69,3 +69,33 @@ def test_edit_last_scrolls_to_the_editor(qtbot, scripted_window):
     qtbot.waitUntil(box_on_screen, timeout=2000)
     qtbot.wait(200)
     assert box_on_screen()  # and it stays there (the column's follow-the-end left it alone)
+
+
+def widest_line(document) -> float:
+    """The widest laid-out line of `document` (px)."""
+    widest, block = 0.0, document.begin()
+    while block.isValid():
+        layout = block.layout()
+        for index in range(layout.lineCount()):
+            widest = max(widest, layout.lineAt(index).naturalTextWidth())
+        block = block.next()
+    return widest
+
+
+def test_a_long_code_line_wraps_in_the_text_view(qtbot, scripted_window):
+    """Seen under Xvfb at 1024x700: in a reply's Text view a code line longer than the bubble
+    ("add_two = add_numbers  # This is the original function definition ...") was cut off at
+    the bubble's edge, its end unreadable (code blocks did not wrap and the view does not
+    scroll sideways)."""
+    built = scripted_window
+    built.window.resize(1024, 700)
+    long_line = "add_two = add_numbers  # " + "this comment goes on and on " * 8
+    built.model.reply = (("```python\n", 0.9), (long_line + "\n", 0.9), ("```", 0.9))
+    send_and_wait(qtbot, built, "code please")
+    reply = [t.widget for t in built.controller.transcript.turns if t.role == "assistant"][-1]
+    reply.show_mode("text")
+    view = reply.rendered
+    qtbot.wait(50)
+    assert view.document().toPlainText().strip() == long_line.strip()  # all of it is there
+    assert widest_line(view.document()) <= view.viewport().width()  # ... and on screen
+    assert view.height() >= view.document().size().height()
