@@ -87,6 +87,7 @@ SHORTCUTS: tuple[Shortcut, ...] = (
 CONTROL_KEYS: tuple[tuple[str, str], ...] = (
     ("Enter", "In the message box: send the message"),
     ("Shift+Enter", "In the message box: start a new line"),
+    ("Enter, Esc", "In a message being edited: send the edit as a new version, or cancel it"),
     ("Tab, Shift+Tab", "Go to the next or the previous control"),
     ("Left, Right, Home, End", "In a message or reply: move between its tokens"),
     ("Alt+Left, Alt+Right", "In a message or reply: show its previous or next version"),

@@ -8,6 +8,7 @@ import itertools
 from PySide6.QtCore import QPoint, Qt
 from PySide6.QtWidgets import QWidget
 
+from desktop.ui.shortcuts import ShortcutsDialog
 from tests.ui.test_window import send_and_wait
 
 REPLY_TEXT = (
@@ -99,3 +100,18 @@ def test_a_long_code_line_wraps_in_the_text_view(qtbot, scripted_window):
     assert view.document().toPlainText().strip() == long_line.strip()  # all of it is there
     assert widest_line(view.document()) <= view.viewport().width()  # ... and on screen
     assert view.height() >= view.document().size().height()
+
+
+def test_the_list_of_keys_says_what_esc_does_in_an_edit(qtbot, scripted_window):
+    """F1's list said Esc stops a reply, and nothing of Esc cancelling an edit in place (the
+    editor's own bar says so, the list a person reads to learn the keys did not)."""
+    window = scripted_window.window
+    window.activateWindow()
+    qtbot.keyClick(window, Qt.Key.Key_F1)
+    dialog = window.findChild(ShortcutsDialog)
+    assert dialog is not None and dialog.isVisible()
+    rows = dialog.texts()
+    editing = [does for keys, does in rows if "Esc" in keys.split(", ") and "edit" in does]
+    assert editing and "cancel" in editing[0]
+    enter = [does for keys, does in rows if "Enter" in keys.split(", ") and "edit" in does]
+    assert enter and "new version" in enter[0]
