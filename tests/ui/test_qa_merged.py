@@ -4,6 +4,7 @@ as a new user would, one test each, around the scripted model."""
 from __future__ import annotations
 
 import itertools
+from pathlib import Path
 
 from PySide6.QtCore import QPoint, Qt
 from PySide6.QtWidgets import QWidget
@@ -115,3 +116,22 @@ def test_the_list_of_keys_says_what_esc_does_in_an_edit(qtbot, scripted_window):
     assert editing and "cancel" in editing[0]
     enter = [does for keys, does in rows if "Enter" in keys.split(", ") and "edit" in does]
     assert enter and "new version" in enter[0]
+
+
+def test_export_dialog_opens_in_a_folder_that_exists(qtbot, scripted_window, tmp_path, monkeypatch):
+    """Seen under Xvfb: Export as JSON… opened in the folder the app was started from (here the
+    source tree): Documents was asked for by name and, not existing, Qt's dialog fell back to
+    the working directory (in a packaged app, "/" or the app's own folder)."""
+    home = tmp_path / "account"  # a home without Documents, as on a fresh Linux account
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
+    monkeypatch.chdir(tmp_path)
+    built = scripted_window
+    send_and_wait(qtbot, built, "hello")
+    conv_id = built.controller.session.conversation_id
+    built.controller.chat_menu.ask_export(conv_id, "json")
+    dialog = built.controller.chat_menu.dialog
+    assert dialog is not None
+    assert Path(dialog.directory().absolutePath()) == home
+    dialog.reject()
