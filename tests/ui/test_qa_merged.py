@@ -7,7 +7,7 @@ import itertools
 from pathlib import Path
 
 from PySide6.QtCore import QPoint, Qt
-from PySide6.QtWidgets import QWidget
+from PySide6.QtWidgets import QScrollArea, QWidget
 
 from desktop.ui.shortcuts import ShortcutsDialog
 from tests.ui.test_window import send_and_wait
@@ -135,3 +135,26 @@ def test_export_dialog_opens_in_a_folder_that_exists(qtbot, scripted_window, tmp
     assert dialog is not None
     assert Path(dialog.directory().absolutePath()) == home
     dialog.reject()
+
+
+def test_a_long_tokens_bytes_wrap_in_a_narrow_inspector(qtbot, scripted_window):
+    """Seen under Xvfb at 800x600: a token such as " function" (9 bytes) made the Bytes line
+    "<20 66 75 6E 63 74 69 6F 6E>" wider than the inspector; its end was cut off, and the panel's
+    content grew past the panel, so the legend's "20–50 %" went under the scroll bar."""
+    built = scripted_window
+    window = built.window
+    window.resize(800, 600)
+    built.model.reply = (("Use", 0.9), (" implementation", 0.4), (" details", 0.9))
+    send_and_wait(qtbot, built, "hi")
+    reply = [t.widget for t in built.controller.transcript.turns if t.role == "assistant"][-1]
+    reply.body.select_span(1, emit=True)
+    inspector = window.inspector
+    value = inspector.values["bytes"]
+    assert value.text().startswith("<20 69 6D 70")
+    qtbot.waitUntil(lambda: inspector.isVisible())
+    qtbot.wait(50)
+    assert inspector.width() <= window.inspector_dock.width()  # the panel fits its dock
+    viewport = inspector.findChild(QScrollArea).viewport()
+    right = value.mapTo(viewport, QPoint(value.width(), 0)).x()
+    assert right <= viewport.width()
+    assert value.fontMetrics().horizontalAdvance(value.text()) > value.width()  # so it wrapped
