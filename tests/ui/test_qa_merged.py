@@ -7,6 +7,7 @@ import itertools
 from pathlib import Path
 
 from PySide6.QtCore import QPoint, Qt
+from PySide6.QtGui import QTextCursor
 from PySide6.QtWidgets import QScrollArea, QWidget
 
 from desktop.ui.shortcuts import ShortcutsDialog
@@ -158,3 +159,39 @@ def test_a_long_tokens_bytes_wrap_in_a_narrow_inspector(qtbot, scripted_window):
     right = value.mapTo(viewport, QPoint(value.width(), 0)).x()
     assert right <= viewport.width()
     assert value.fontMetrics().horizontalAdvance(value.text()) > value.width()  # so it wrapped
+
+
+def span_on_screen(chat, body, index: int) -> bool:
+    """Whether token `index` of `body` is inside the chat column's visible area."""
+    span = body.spans[index]
+    cursor = QTextCursor(body.document())
+    cursor.setPosition(span.start)
+    rect = body.cursorRect(cursor)
+    viewport = chat.scroll.viewport()
+    top = body.viewport().mapTo(viewport, rect.topLeft()).y()
+    return body.isVisible() and top >= 0 and top + rect.height() <= viewport.height()
+
+
+def test_a_token_picked_off_screen_is_scrolled_into_view(qtbot, scripted_window):
+    """Seen under Xvfb at 800x600 (150 %): a bar clicked in the inspector's chart, or End / the
+    arrow keys in a long reply, selected a token below the screen; the chat did not move, so the
+    highlighted token (the one the inspector describes) was out of sight."""
+    built = scripted_window
+    built.window.resize(1024, 700)
+    built.model.reply = [((" " if i else "") + w, 0.5) for i, w in enumerate(LONG_TEXT.split())]
+    send_and_wait(qtbot, built, "Write a long story")
+    chat = built.window.chat
+    reply = [t.widget for t in built.controller.transcript.turns if t.role == "assistant"][-1]
+    last = len(reply.body.spans) - 1
+    reply.show_mode("text")  # read as text, then a bar of the chart picked
+    qtbot.wait(50)
+    chat.scroll.verticalScrollBar().setValue(0)
+    assert not span_on_screen(chat, reply.body, last)
+    built.window.inspector.token_clicked.emit(last)
+    assert reply.mode == "tokens" and reply.body.selected == last
+    qtbot.waitUntil(lambda: span_on_screen(chat, reply.body, last), timeout=2000)
+    # The keyboard: Home goes back to the first token, which is scrolled to as well.
+    reply.body.setFocus()
+    qtbot.keyClick(reply.body, Qt.Key.Key_Home)
+    assert reply.body.selected == 0
+    qtbot.waitUntil(lambda: span_on_screen(chat, reply.body, 0), timeout=2000)
