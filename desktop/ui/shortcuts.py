@@ -89,6 +89,7 @@ CONTROL_KEYS: tuple[tuple[str, str], ...] = (
     ("Shift+Enter", "In the message box: start a new line"),
     ("Enter, Esc", "In a message being edited: send the edit as a new version, or cancel it"),
     ("Tab, Shift+Tab", "Go to the next or the previous control"),
+    ("Down, Enter", "In the chat search box: go to the chats found, or open the first one"),
     ("Left, Right, Home, End", "In a message or reply: move between its tokens"),
     ("Alt+Left, Alt+Right", "In a message or reply: show its previous or next version"),
     ("Up, Down, Enter", "In the top alternatives: continue the reply from the chosen token"),

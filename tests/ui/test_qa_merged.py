@@ -195,3 +195,21 @@ def test_a_token_picked_off_screen_is_scrolled_into_view(qtbot, scripted_window)
     qtbot.keyClick(reply.body, Qt.Key.Key_Home)
     assert reply.body.selected == 0
     qtbot.waitUntil(lambda: span_on_screen(chat, reply.body, 0), timeout=2000)
+
+
+def test_search_box_keys_reach_the_chats_found(qtbot, scripted_window):
+    """Seen under Xvfb: after Ctrl+K and a search, Down and Enter in the search box did nothing;
+    a keyboard user had to Tab to the list. Down goes to the first chat found, Enter opens it."""
+    built = scripted_window
+    send_and_wait(qtbot, built, "apples and pears")
+    first = built.controller.session.conversation_id
+    built.window.new_chat_action.trigger()
+    send_and_wait(qtbot, built, "the weather today")
+    chats = built.window.conversations
+    chats.search.setText("apples")
+    qtbot.waitUntil(lambda: chats.items.count() == 1)
+    qtbot.keyClick(chats.search, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: built.controller.session.conversation_id == first)
+    chats.search.setFocus()
+    qtbot.keyClick(chats.search, Qt.Key.Key_Down)
+    assert chats.items.hasFocus() and chats.items.currentRow() == 0
