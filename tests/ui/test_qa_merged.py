@@ -10,7 +10,10 @@ from PySide6.QtCore import QPoint, Qt
 from PySide6.QtGui import QTextCursor
 from PySide6.QtWidgets import QScrollArea, QWidget
 
+from desktop.ui.attention_view import AttentionView
 from desktop.ui.shortcuts import ShortcutsDialog
+from desktop.ui.token_view import percent
+from tests.ui.test_inside_views import reply_of, select
 from tests.ui.test_window import send_and_wait
 
 REPLY_TEXT = (
@@ -213,3 +216,48 @@ def test_search_box_keys_reach_the_chats_found(qtbot, scripted_window):
     chats.search.setFocus()
     qtbot.keyClick(chats.search, Qt.Key.Key_Down)
     assert chats.items.hasFocus() and chats.items.currentRow() == 0
+
+
+def test_the_attention_panel_leaves_the_chat_its_width_at_800x600(
+    qtbot, real_window, tiny_llama_dir
+):
+    """Seen under Xvfb at 800x600: with the Attention panel shown for a token, its toggle's one
+    line "Leave the first token out of the colour scale (it takes 31.5 %)" made the panel
+    ~400 px at least; with the chat's own minimum that is more than 800 px, so the message box
+    went under the Send button and the panel's right edge off the screen."""
+    window, controller = real_window
+    window.resize(800, 600)
+    turn = reply_of(qtbot, window, controller, tiny_llama_dir)
+    window.attention_dock.show()
+    window.attention_dock.raise_()
+    qtbot.waitUntil(controller.inside.on_screen)
+    select(qtbot, controller, turn, 2)
+    view = window.attention
+    view.sink.setChecked(True)
+    assert f"it takes {percent(float(view.shown[0]))}" in view.sink.text()  # still said
+    qtbot.wait(50)
+    assert window.minimumSizeHint().width() <= 800
+    chat = window.chat
+    assert chat.width() >= chat.minimumSizeHint().width()
+    box, send = chat.input.geometry(), chat.send_button.geometry()
+    assert box.right() < send.left()  # side by side, not one over the other
+
+
+def test_the_attention_pickers_wrap_in_a_narrow_panel(qtbot, qapp_theme):
+    """An encoder-decoder's three pickers ("Cross-attention (to the input)", a layer, a head)
+    stood on one line 440 px wide: the Attention panel alone then asked for more than the 800 px
+    window leaves it beside the chat. They wrap."""
+    view = AttentionView()
+    qtbot.addWidget(view)
+    view.kind.addItems(["Cross-attention (to the input)", "Decoder self-attention"])
+    view.layer.addItems(["Mean of all layers", *(f"Layer {i}" for i in range(1, 31))])
+    view.head.addItems(["Mean of heads", *(f"Head {i}" for i in range(1, 10))])
+    for picker in (view.kind, view.layer, view.head):
+        picker.setVisible(True)
+    view.resize(300, 500)
+    view.show()
+    qtbot.wait(20)
+    one_line = sum(p.sizeHint().width() for p in (view.kind, view.layer, view.head))
+    assert one_line > 400
+    assert view.minimumSizeHint().width() <= 320
+    assert view.head.geometry().top() > view.kind.geometry().top()  # on a line of its own
