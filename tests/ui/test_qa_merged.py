@@ -8,7 +8,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QPoint, Qt
 from PySide6.QtGui import QTextCursor
-from PySide6.QtWidgets import QScrollArea, QWidget
+from PySide6.QtWidgets import QApplication, QScrollArea, QWidget
 
 from desktop.ui.attention_view import AttentionView
 from desktop.ui.shortcuts import ShortcutsDialog
@@ -261,3 +261,29 @@ def test_the_attention_pickers_wrap_in_a_narrow_panel(qtbot, qapp_theme):
     assert one_line > 400
     assert view.minimumSizeHint().width() <= 320
     assert view.head.geometry().top() > view.kind.geometry().top()  # on a line of its own
+
+
+def test_tab_from_the_edit_box_stays_in_the_conversation(qtbot, scripted_window):
+    """Found by walking the keys: the editor, added to a bubble after the window's focus order
+    was set, sat at the end of the window's chain, so Tab after its Send jumped to the message
+    box below and Shift+Tab from the box to a panel's tab bar, not to the message's own
+    buttons."""
+    built = scripted_window
+    window = built.window
+    window.activateWindow()
+    send_and_wait(qtbot, built, "hi")
+    send_and_wait(qtbot, built, "there")
+    user, reply = [t.widget for t in built.controller.transcript.turns][-2:]
+    qtbot.mouseClick(window.chat.edit_button, Qt.MouseButton.LeftButton)
+    editor = built.controller.editing.editor
+    qtbot.waitUntil(editor.send_button.isVisible)
+    assert editor.box.hasFocus()
+    walked = []
+    for _ in range(3):
+        qtbot.keyClick(QApplication.focusWidget(), Qt.Key.Key_Tab)
+        walked.append(QApplication.focusWidget())
+    assert walked[:2] == [editor.cancel_button, editor.send_button]
+    assert reply.isAncestorOf(walked[2])  # then the reply below the message
+    editor.box.setFocus()
+    qtbot.keyClick(editor.box, Qt.Key.Key_Backtab)
+    assert QApplication.focusWidget() is user.copy_button  # back to the message's own buttons
