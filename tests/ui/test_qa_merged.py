@@ -287,3 +287,18 @@ def test_tab_from_the_edit_box_stays_in_the_conversation(qtbot, scripted_window)
     editor.box.setFocus()
     qtbot.keyClick(editor.box, Qt.Key.Key_Backtab)
     assert QApplication.focusWidget() is user.copy_button  # back to the message's own buttons
+
+
+def test_the_message_box_stays_put_when_the_count_line_appears(qtbot, scripted_window):
+    """Seen under Xvfb: the first key typed in the message box showed the token count line
+    under it, and the whole row (box, Send, Regenerate, Edit last) jumped up ~17 px and the
+    chat above shrank; deleting the text made it jump back."""
+    built = scripted_window
+    chat = built.window.chat
+    qtbot.wait(50)
+    before = (chat.input.mapTo(chat, QPoint(0, 0)).y(), chat.scroll.height())
+    assert not chat.count_label.isVisible()
+    chat.input.setPlainText("hello there")
+    qtbot.waitUntil(chat.count_label.isVisible)
+    qtbot.wait(50)
+    assert (chat.input.mapTo(chat, QPoint(0, 0)).y(), chat.scroll.height()) == before
