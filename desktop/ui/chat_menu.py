@@ -55,9 +55,9 @@ def chat_menu(chats: Any, conv_id: int, title: str, parent: QWidget | None = Non
 
 
 def file_name(title: str, suffix: str) -> str:
-    """A file name for a chat titled `title`: characters that no file system takes out,
-    at most 60 characters before the suffix ("chat" when nothing is left)."""
-    stem = re.sub(r'[\\/:*?"<>|\x00-\x1f]+', " ", title)
+    """A file name for a chat titled `title`: characters that no file system takes and the "…"
+    of a cut title out, at most 60 characters before the suffix ("chat" when nothing is left)."""
+    stem = re.sub(r'[\\/:*?"<>|\x00-\x1f]+', " ", title.rstrip("…"))  # a cut title's "…" goes
     stem = " ".join(stem.split()).strip(" .")[:60].rstrip(" .")
     return f"{stem or 'chat'}.{suffix}"
 

@@ -11,6 +11,7 @@ from PySide6.QtGui import QTextCursor
 from PySide6.QtWidgets import QApplication, QScrollArea, QWidget
 
 from desktop.ui.attention_view import AttentionView
+from desktop.ui.chat_menu import file_name
 from desktop.ui.shortcuts import ShortcutsDialog
 from desktop.ui.token_view import percent
 from tests.ui.test_inside_views import reply_of, select
@@ -302,3 +303,13 @@ def test_the_message_box_stays_put_when_the_count_line_appears(qtbot, scripted_w
     qtbot.waitUntil(chat.count_label.isVisible)
     qtbot.wait(50)
     assert (chat.input.mapTo(chat, QPoint(0, 0)).y(), chat.scroll.height()) == before
+
+
+def test_an_export_is_not_named_with_the_titles_ellipsis():
+    """Seen in the export dialog: a long first message's title is cut with "…", and the file
+    was offered as "Write a short Python function that adds two numbers, in a c….json"."""
+    title = "Write a short Python function that adds two numbers, in a c…"
+    assert (
+        file_name(title, "json")
+        == "Write a short Python function that adds two numbers, in a c.json"
+    )
