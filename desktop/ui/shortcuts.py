@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
     QDialogButtonBox,
     QDockWidget,
     QHeaderView,
+    QScrollArea,
     QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
@@ -182,6 +183,8 @@ def show_panel(dock: QDockWidget) -> None:
     dock.show()
     dock.raise_()
     target = first_stop(dock.widget()) if dock.widget() is not None else None
+    if isinstance(target, QScrollArea) and target.widget() is not None:
+        target = first_stop(target.widget()) or target  # a control, not the scrolling area
     (target or dock).setFocus(Qt.FocusReason.ShortcutFocusReason)
 
 

@@ -12,9 +12,11 @@ from PySide6.QtWidgets import QApplication, QScrollArea, QWidget
 
 from desktop.ui.attention_view import AttentionView
 from desktop.ui.chat_menu import file_name
-from desktop.ui.shortcuts import ShortcutsDialog
+from desktop.ui.focus_order import first_stop
+from desktop.ui.shortcuts import PANELS, ShortcutsDialog
 from desktop.ui.token_view import percent
 from tests.ui.test_inside_views import reply_of, select
+from tests.ui.test_keyboard_access import press
 from tests.ui.test_window import send_and_wait
 
 REPLY_TEXT = (
@@ -313,3 +315,20 @@ def test_an_export_is_not_named_with_the_titles_ellipsis():
         file_name(title, "json")
         == "Write a short Python function that adds two numbers, in a c.json"
     )
+
+
+def test_a_panels_key_puts_the_focus_on_its_first_control(qtbot, scripted_window):
+    """Seen under Xvfb: Ctrl+2 (Settings) and Ctrl+3 (Token inspector) put the focus, and the
+    ring, on the panel's whole scrolling area; one more Tab reached the first control, although
+    the key's handler means "its first control". (A panel with no control yet, such as Pipeline
+    before a reply, keeps the focus on its area.)"""
+    window = scripted_window.window
+    window.activateWindow()
+    for attr, _title, key in PANELS[:3]:
+        press(qtbot, window, key)
+        focused = QApplication.focusWidget()
+        dock = getattr(window, attr)
+        assert dock.isAncestorOf(focused), attr
+        assert not isinstance(focused, QScrollArea), (attr, type(focused).__name__)
+    press(qtbot, window, "Ctrl+2")
+    assert QApplication.focusWidget() is first_stop(window.settings.findChild(QScrollArea).widget())
