@@ -18,7 +18,6 @@ from PySide6.QtGui import QColor, QImage, QMouseEvent, QPainter, QPaintEvent, QP
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
-    QHBoxLayout,
     QLabel,
     QScrollArea,
     QSizePolicy,
@@ -27,6 +26,7 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.ui import theme
+from desktop.ui.flow_layout import WrappingRow
 from desktop.ui.inside_data import (
     AttentionSet,
     InsideResult,
@@ -160,11 +160,11 @@ class AttentionView(QWidget):
         self.tokens.setAccessibleName("Attention of the selected token")
         self.grid = AttentionGrid()
         self.grid.setAccessibleName("Attention maps, layers by heads")
-        pickers = QHBoxLayout()
+        pickers = WrappingRow()  # the pickers wrap in a narrow panel (three are 440 px wide)
         for widget in (self.kind, self.layer, self.head):
             widget.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
-            pickers.addWidget(widget)
-        pickers.addStretch(1)
+            pickers.flow.addWidget(widget)
+        pickers.flow.addStretch(1)
         tokens_area = QScrollArea()
         tokens_area.setWidgetResizable(True)
         tokens_area.setWidget(self.tokens)
@@ -174,7 +174,7 @@ class AttentionView(QWidget):
         self.grid_caption.setObjectName("footer")
         layout = QVBoxLayout(self)
         layout.addWidget(self.heading)
-        layout.addLayout(pickers)
+        layout.addWidget(pickers)
         layout.addWidget(self.sink)
         layout.addWidget(tokens_area, 1)
         layout.addWidget(self.grid_caption)
@@ -270,7 +270,8 @@ class AttentionView(QWidget):
         sink = self.sink.isChecked() and len(self.colours) > 1
         if sink:  # off the scale: drawn grey, its share said beside the toggle
             self.colours[0] = tint(base, theme.muted_color(theme.is_dark(pal)), 0.45)
-        share = f" (it takes {percent(float(self.shown[0]))})" if len(self.shown) else ""
+        # the share on a line of its own: on one line the toggle set a panel too wide for 800 px
+        share = f"\n(it takes {percent(float(self.shown[0]))})" if len(self.shown) else ""
         self.sink.setText(SINK_TEXT + share)
         spans = []
         for label, colour in zip(current.labels, self.colours, strict=True):

@@ -55,11 +55,19 @@ def chat_menu(chats: Any, conv_id: int, title: str, parent: QWidget | None = Non
 
 
 def file_name(title: str, suffix: str) -> str:
-    """A file name for a chat titled `title`: characters that no file system takes out,
-    at most 60 characters before the suffix ("chat" when nothing is left)."""
-    stem = re.sub(r'[\\/:*?"<>|\x00-\x1f]+', " ", title)
+    """A file name for a chat titled `title`: characters that no file system takes and the "…"
+    of a cut title out, at most 60 characters before the suffix ("chat" when nothing is left)."""
+    stem = re.sub(r'[\\/:*?"<>|\x00-\x1f]+', " ", title.rstrip("…"))  # a cut title's "…" goes
     stem = " ".join(stem.split()).strip(" .")[:60].rstrip(" .")
     return f"{stem or 'chat'}.{suffix}"
+
+
+def export_folder() -> str:
+    """Where a first export is offered: the Documents folder when it exists, else the home
+    folder (a save dialog handed a folder that does not exist opens in the working directory,
+    which for a packaged app is "/" or the app's own folder)."""
+    documents = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.DocumentsLocation)
+    return documents if documents and Path(documents).is_dir() else str(Path.home())
 
 
 class ChatMenuController(QObject):
@@ -72,9 +80,7 @@ class ChatMenuController(QObject):
         self.store = store
         self.feedback = feedback
         self.dialog: QFileDialog | None = None
-        self._folder = QStandardPaths.writableLocation(
-            QStandardPaths.StandardLocation.DocumentsLocation
-        ) or str(Path.home())
+        self._folder: str | None = None  # the last export's folder (this session)
         window.conversations.export_requested.connect(self.ask_export)
         window.conversations.copy_requested.connect(self.copy_conversation)
 
@@ -99,7 +105,7 @@ class ChatMenuController(QObject):
         dialog.setFileMode(QFileDialog.FileMode.AnyFile)
         dialog.setNameFilter(name_filter)
         dialog.setDefaultSuffix(suffix)
-        dialog.setDirectory(self._folder)
+        dialog.setDirectory(self._folder or export_folder())
         title = self.window.conversations.title_of(conv_id) or f"chat {conv_id}"
         dialog.selectFile(file_name(title, suffix))
         dialog.fileSelected.connect(lambda path: self.export_to(conv_id, fmt, Path(path)))

@@ -1,4 +1,5 @@
 """The conversation list (left dock): search, new chat, open, rename, delete with confirmation.
+In the search box, Enter opens the first chat found and Down goes to the list of chats found.
 
 A view: the controller fills it with `(id, title, subtitle, tooltip)` rows and reacts to its
 signals. Signals: open_requested(int), rename_requested(int, str), delete_requested(int),
@@ -10,7 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from PySide6.QtCore import QPoint, Qt, Signal
+from PySide6.QtCore import QEvent, QObject, QPoint, Qt, Signal
+from PySide6.QtGui import QKeyEvent
 from PySide6.QtWidgets import (
     QInputDialog,
     QLabel,
@@ -49,6 +51,8 @@ class ConversationList(QWidget):
         self.search.setClearButtonEnabled(True)
         self.search.setAccessibleName("Search chats")
         self.search.textChanged.connect(self.search_changed)
+        self.search.returnPressed.connect(self._open_first)  # Enter opens the first chat found
+        self.search.installEventFilter(self)  # Down goes to the chats found
         self.items = QListWidget()
         self.items.setAccessibleName("Conversations")
         self.items.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
@@ -85,6 +89,23 @@ class ConversationList(QWidget):
         query = self.search.text().strip()
         self.no_match.setText(f"Nothing matches “{query}”.")
         self.no_match.setVisible(not rows and bool(query))
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if (
+            watched is self.search
+            and event.type() == QEvent.Type.KeyPress
+            and isinstance(event, QKeyEvent)
+            and event.key() == Qt.Key.Key_Down
+            and self.items.count()
+        ):
+            self.items.setFocus(Qt.FocusReason.TabFocusReason)
+            self.items.setCurrentRow(0)
+            return True
+        return super().eventFilter(watched, event)
+
+    def _open_first(self) -> None:
+        if self.items.count():
+            self._activated(self.items.item(0))
 
     def _activated(self, item: QListWidgetItem) -> None:
         self.open_requested.emit(int(item.data(Qt.ItemDataRole.UserRole)))

@@ -132,6 +132,12 @@ class InlineEditor(QFrame):
         bubble.body.setVisible(False)
         bubble.info.setVisible(False)
         bubble.edit_button.setEnabled(False)
+        # Tab goes on from the message's text (hidden, keeping its place) to the box, Cancel,
+        # Send, then to what followed the text; not to the end of the window's focus chain,
+        # where Qt puts a widget added after the window's focus order was set.
+        QWidget.setTabOrder(bubble.body, self.box)
+        QWidget.setTabOrder(self.box, self.cancel_button)
+        QWidget.setTabOrder(self.cancel_button, self.send_button)
         self.box.moveCursor(QTextCursor.MoveOperation.End)
         self.box.setFocus(Qt.FocusReason.OtherFocusReason)
 

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 import shiboken6
-from PySide6.QtCore import QObject, Slot
+from PySide6.QtCore import QObject, QTimer, Slot
 
 from desktop.conversation import Node
 from desktop.ui.edit_box import InlineEditor
@@ -78,6 +78,13 @@ class EditController(QObject):
         editor.cancelled.connect(self.cancel)
         self.editing, self.editor = user, editor
         editor.open_in(bubble)
+        QTimer.singleShot(0, self._reveal)  # once the bubble's layout has made room for it
+
+    def _reveal(self) -> None:
+        """Scroll the chat column so the open editor is on screen (the edited message may be
+        far above the end of a long reply)."""
+        if self.editor is not None and shiboken6.isValid(self.editor):
+            self.window.chat.scroll.ensureWidgetVisible(self.editor)
 
     @Slot(str)
     def _submitted(self, text: str) -> None:

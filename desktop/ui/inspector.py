@@ -72,6 +72,7 @@ class InspectorPanel(QWidget):
         ):
             value = QLabel("–")
             value.setTextFormat(Qt.TextFormat.PlainText)  # bytes like <DD 80> are not a tag
+            value.setWordWrap(True)  # a long token's bytes wrap in a narrow panel, never cut off
             value.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
             self.values[key] = value
             form.addRow(label, value)

@@ -519,7 +519,7 @@ class ChatView(QWidget):
 
     def add_bubble(self, widget: QWidget) -> None:
         self.empty.setVisible(False)
-        widget.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Maximum)
+        widget.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Preferred)
         self.column.insertWidget(self.column.count() - 1, widget)
         widget.show()  # now, not on the layout's queued show (a re-rendered turn is at once there)
         self._stick = True

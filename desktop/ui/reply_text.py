@@ -9,7 +9,8 @@ bubble. What a reply's text may do there is limited on purpose:
 - Links are shown, never followed: a click opens nothing (their address is in the tooltip and
   in the right-click menu's "Copy Link Location"); images are never loaded, local or remote.
 - A single newline is a line break (as chat apps show a model's lines), not a space as in
-  CommonMark; blank lines still separate paragraphs. Code blocks keep their lines.
+  CommonMark; blank lines still separate paragraphs. Code blocks keep their lines; a code line
+  wider than the bubble wraps (the chat column never scrolls sideways).
 - Code (blocks and `inline`) is in the monospace font; a tab is 4 spaces wide (Qt's default tab
   stop is 80 px, about 10 spaces). md4c itself turns a code line's leading tab into 4 spaces.
 
@@ -22,7 +23,13 @@ import math
 import re
 
 from PySide6.QtCore import QSize, Qt, QTimer, QUrl, Signal
-from PySide6.QtGui import QFontMetricsF, QTextCharFormat, QTextCursor, QTextDocument
+from PySide6.QtGui import (
+    QFontMetricsF,
+    QTextBlockFormat,
+    QTextCharFormat,
+    QTextCursor,
+    QTextDocument,
+)
 from PySide6.QtWidgets import (
     QButtonGroup,
     QFrame,
@@ -89,8 +96,13 @@ def render_markdown(document: QTextDocument, text: str) -> None:
     cursor = QTextCursor(document)
     cursor.beginEditBlock()
     block = document.begin()
+    wrap = QTextBlockFormat()
+    wrap.setNonBreakableLines(False)
     while block.isValid():
         in_code = block.blockFormat().nonBreakableLines()  # how md4c's code blocks come out
+        if in_code:  # a long code line wraps: the view is as wide as the bubble, never wider
+            cursor.setPosition(block.position())
+            cursor.mergeBlockFormat(wrap)
         fragments = block.begin()
         while not fragments.atEnd():
             fragment = fragments.fragment()

@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
     QDialogButtonBox,
     QDockWidget,
     QHeaderView,
+    QScrollArea,
     QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
@@ -87,7 +88,9 @@ SHORTCUTS: tuple[Shortcut, ...] = (
 CONTROL_KEYS: tuple[tuple[str, str], ...] = (
     ("Enter", "In the message box: send the message"),
     ("Shift+Enter", "In the message box: start a new line"),
+    ("Enter, Esc", "In a message being edited: send the edit as a new version, or cancel it"),
     ("Tab, Shift+Tab", "Go to the next or the previous control"),
+    ("Down, Enter", "In the chat search box: go to the chats found, or open the first one"),
     ("Left, Right, Home, End", "In a message or reply: move between its tokens"),
     ("Alt+Left, Alt+Right", "In a message or reply: show its previous or next version"),
     ("Up, Down, Enter", "In the top alternatives: continue the reply from the chosen token"),
@@ -180,6 +183,8 @@ def show_panel(dock: QDockWidget) -> None:
     dock.show()
     dock.raise_()
     target = first_stop(dock.widget()) if dock.widget() is not None else None
+    if isinstance(target, QScrollArea) and target.widget() is not None:
+        target = first_stop(target.widget()) or target  # a control, not the scrolling area
     (target or dock).setFocus(Qt.FocusReason.ShortcutFocusReason)
 
 

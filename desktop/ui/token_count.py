@@ -104,5 +104,8 @@ def count_label(parent: QWidget | None = None) -> QLabel:
         "Your message as the model reads it, in tokens of the loaded model's tokenizer, and "
         "the context left after the chat so far and this message"
     )
+    policy = label.sizePolicy()
+    policy.setRetainSizeWhenHidden(True)  # its line is kept: the box does not jump as one types
+    label.setSizePolicy(policy)
     label.setVisible(False)
     return label

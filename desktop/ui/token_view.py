@@ -18,7 +18,7 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from PySide6.QtCore import QEvent, QSize, Qt, Signal
+from PySide6.QtCore import QEvent, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import (
     QAccessible,
     QAccessibleAnnouncementEvent,
@@ -32,7 +32,7 @@ from PySide6.QtGui import (
     QTextCharFormat,
     QTextCursor,
 )
-from PySide6.QtWidgets import QFrame, QSizePolicy, QTextEdit, QToolTip, QWidget
+from PySide6.QtWidgets import QFrame, QScrollArea, QSizePolicy, QTextEdit, QToolTip, QWidget
 
 from desktop.engine.events import TokenStep
 
@@ -241,10 +241,28 @@ class TokenSpanView(QTextEdit):
             selections.append(extra)
         self.setExtraSelections(selections)
         self.setAccessibleDescription(span.accessible)
+        QTimer.singleShot(0, self, lambda: self._reveal(index))  # once a switch of view is laid out
         if self.hasFocus() and QAccessible.isActive():  # said now, as the selection moves
             QAccessible.updateAccessibility(QAccessibleAnnouncementEvent(self, span.accessible))
         if emit:
             self.span_activated.emit(index)
+
+    def _reveal(self, index: int) -> None:
+        """Scroll the area this view is in (the chat column) so span `index`, still selected, is
+        on screen: a token picked in the chart or reached with the arrow keys may be far below."""
+        if index != self.selected or not self.isVisible() or index >= len(self.spans):
+            return
+        area = self.parentWidget()
+        while area is not None and not isinstance(area, QScrollArea):
+            area = area.parentWidget()
+        if area is None or area.widget() is None:
+            return
+        cursor = QTextCursor(self.document())
+        cursor.setPosition(self.spans[index].start)
+        rect = self.cursorRect(cursor)
+        centre = self.viewport().mapTo(area.widget(), rect.center())
+        margin = rect.height() * 2  # a line of context above and below
+        area.ensureVisible(centre.x(), centre.y(), 0, margin)
 
     def set_marked(self, indices: Iterable[int]) -> None:
         """Outline these spans (e.g. the token a branch picked)."""
