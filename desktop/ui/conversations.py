@@ -1,5 +1,6 @@
 """The conversation list (left dock): search, new chat, open, rename, delete with confirmation.
-In the search box, Enter opens the first chat found and Down goes to the list of chats found.
+In the search box, Enter opens the first chat found, Down goes to the list of chats found and Esc
+clears the search.
 
 A view: the controller fills it with `(id, title, subtitle, tooltip)` rows and reacts to its
 signals. Signals: open_requested(int), rename_requested(int, str), delete_requested(int),
@@ -91,6 +92,19 @@ class ConversationList(QWidget):
         self.no_match.setVisible(not rows and bool(query))
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if (
+            watched is self.search
+            and event.type() in (QEvent.Type.ShortcutOverride, QEvent.Type.KeyPress)
+            and isinstance(event, QKeyEvent)
+            and event.key() == Qt.Key.Key_Escape
+            and self.search.text()
+        ):
+            # Esc clears a search (as in a browser's find bar) before it is the window's Stop:
+            # taking the shortcut override keeps the key here.
+            event.accept()
+            if event.type() == QEvent.Type.KeyPress:
+                self.search.clear()
+            return True
         if (
             watched is self.search
             and event.type() == QEvent.Type.KeyPress

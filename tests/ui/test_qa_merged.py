@@ -332,3 +332,19 @@ def test_a_panels_key_puts_the_focus_on_its_first_control(qtbot, scripted_window
         assert not isinstance(focused, QScrollArea), (attr, type(focused).__name__)
     press(qtbot, window, "Ctrl+2")
     assert QApplication.focusWidget() is first_stop(window.settings.findChild(QScrollArea).widget())
+
+
+def test_esc_in_the_search_box_clears_the_search_before_it_stops(qtbot, scripted_window):
+    """QA: Esc in the chat search box ran the window's Stop and left the search as it was. Esc
+    clears a search first (a browser's find bar does); in an empty box it is Stop again."""
+    built = scripted_window
+    chats = built.window.conversations
+    stops: list[bool] = []
+    built.window.stop_shortcut.connect(lambda: stops.append(True))
+    built.window.show()
+    chats.search.setFocus()
+    chats.search.setText("apples")
+    qtbot.keyClick(chats.search, Qt.Key.Key_Escape)
+    assert chats.search.text() == "" and stops == []
+    qtbot.keyClick(chats.search, Qt.Key.Key_Escape)
+    assert stops == [True]
