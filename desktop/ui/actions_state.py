@@ -73,11 +73,12 @@ def _regenerate(s: ChatState) -> ActionState:
         return ActionState(False, "The last message has no reply to regenerate")
     if s.refused:
         return ActionState(
-            False, f"The model could not read your message ({s.last_reply_error}): edit it"
+            False, f"The model could not read your message. {_sentence(s.last_reply_error)} Edit it"
         )
     if s.last_reply_error:
         return ActionState(
-            True, f"The last reply ended in an error ({s.last_reply_error}): generate it again"
+            True,
+            f"The last reply ended in an error. {_sentence(s.last_reply_error)} Generate it again",
         )
     return ActionState(True, TIPS[REGENERATE])
 
@@ -98,9 +99,18 @@ def _copy_reply(s: ChatState) -> ActionState:
     if s.last_reply_text is None:
         return ActionState(False, "No reply to copy yet")
     if not s.last_reply_text:
-        why = f" (it ended in an error: {s.last_reply_error})" if s.last_reply_error else ""
+        why = (
+            f": it ended in an error. {_sentence(s.last_reply_error)}" if s.last_reply_error else ""
+        )
         return ActionState(False, f"The last reply has no text{why}")
     return ActionState(True, TIPS[COPY_REPLY])
+
+
+def _sentence(text: str | None) -> str:
+    """An engine error as a sentence of its own (it may or may not end with a full stop): the
+    tooltips quote it between sentences, never inside brackets."""
+    text = (text or "").strip()
+    return text if text.endswith((".", "!", "?")) else text + "."
 
 
 def chat_state(rows: Sequence[Any], model_loaded: bool, busy: bool) -> ChatState:

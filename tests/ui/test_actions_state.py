@@ -46,13 +46,14 @@ def test_actions_follow_model_chat_and_errors(qtbot, real_window, tiny_llama_dir
     refused = controller.transcript.turns[-1].node.done
     assert refused.error and refused.finish_reason == "error"
     state = shown(window)
+    assert refused.error.endswith(".")  # quoted as its own sentence, not inside brackets
     assert state[REGENERATE] == (
         False,
-        f"The model could not read your message ({refused.error}): edit it",
+        f"The model could not read your message. {refused.error} Edit it",
     )
     assert state[COPY_REPLY] == (
         False,
-        f"The last reply has no text (it ended in an error: {refused.error})",
+        f"The last reply has no text: it ended in an error. {refused.error}",
     )
     assert state[EDIT_LAST] == (True, with_key(EDIT_LAST, TIPS[EDIT_LAST]))  # how to fix it
 
@@ -77,7 +78,10 @@ def test_a_reply_that_failed_while_written_can_be_tried_again_and_says_so():
     state = ChatState(True, False, True, True, "Par", "The sampler failed.", False)
     states = action_states(state)
     assert states[REGENERATE].enabled
-    assert "ended in an error (The sampler failed.)" in states[REGENERATE].tip
+    assert (
+        states[REGENERATE].tip
+        == "The last reply ended in an error. The sampler failed. Generate it again"
+    )
     assert states[COPY_REPLY].enabled  # its tokens so far can be copied
     busy = action_states(ChatState(True, True, True, True, "Par", None, False))
     assert not any(s.enabled for s in busy.values())
