@@ -91,6 +91,7 @@ CONTROL_KEYS: tuple[tuple[str, str], ...] = (
     ("Enter, Esc", "In a message being edited: send the edit as a new version, or cancel it"),
     ("Tab, Shift+Tab", "Go to the next or the previous control"),
     ("Down, Enter", "In the chat search box: go to the chats found, or open the first one"),
+    ("Esc", "In the chat search box: clear the search"),
     ("Left, Right, Home, End", "In a message or reply: move between its tokens"),
     ("Alt+Left, Alt+Right", "In a message or reply: show its previous or next version"),
     ("Up, Down, Enter", "In the top alternatives: continue the reply from the chosen token"),
