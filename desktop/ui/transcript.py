@@ -94,7 +94,6 @@ class TranscriptController(QObject):
         self.feedback = feedback
         self._is_busy = is_busy
         self.rows: list[Shown] = []
-        self._hidden_from: Node | None = None  # a message being edited: hidden with what follows
         self._unsubscribe: Callable[[], None] | None = None
         session.replaced.connect(self._replaced)
         window.copy_reply_action.triggered.connect(self.copy_last_reply)
@@ -125,7 +124,6 @@ class TranscriptController(QObject):
     @Slot(object)
     def _replaced(self, conversation: Conversation) -> None:
         self._watch(conversation)
-        self._hidden_from = None
         for row in self.rows:
             self.bubble_removed.emit(row.node)
         self.rows = []
@@ -143,10 +141,9 @@ class TranscriptController(QObject):
             self.sync()
 
     def sync(self) -> None:
-        """Make the bubbles equal the active path (up to a message being edited)."""
+        """Make the bubbles equal the active path (a message being edited stays on screen: the
+        editor opens in its bubble)."""
         path = self.conversation.path()
-        if self._hidden_from is not None and self._hidden_from in path:
-            path = path[: path.index(self._hidden_from)]
         same = 0
         while same < min(len(self.rows), len(path)) and self.rows[same].node is path[same]:
             same += 1
@@ -246,14 +243,6 @@ class TranscriptController(QObject):
             widget = self.widget_of(target)
             if widget is not None:
                 widget.body.setFocus()  # Alt+arrows go on switching the same message
-
-    # ---- editing -----------------------------------------------------------------------------
-    def hide_from(self, node: Node | None, render: bool = True) -> None:
-        """Hide `node` and every message after it (None: show them again). render=False: only
-        remember it (the change that follows renders)."""
-        self._hidden_from = node
-        if render:
-            self.sync()
 
     # ---- copying -----------------------------------------------------------------------------
     def _copy(self, row: Shown) -> None:
