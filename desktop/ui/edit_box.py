@@ -15,26 +15,25 @@ from PySide6.QtWidgets import (
     QFrame,
     QHBoxLayout,
     QLabel,
-    QPlainTextEdit,
     QPushButton,
     QVBoxLayout,
     QWidget,
 )
 
+from desktop.ui.message_box import MessageBox
+
 BAR_TEXT = "Editing message — Enter sends it as a new version (the old one is kept), Esc cancels"
 MAX_LINES = 12  # the box grows with the text up to this many lines, then scrolls
 
 
-class EditBox(QPlainTextEdit):
+class EditBox(MessageBox):
     """The editor's text box: Enter submits, Shift+Enter a new line, Esc cancels (taken before
     the window's Esc shortcut, which stops a reply), Tab moves the focus."""
 
-    submitted = Signal()
     cancelled = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.setTabChangesFocus(True)
         self.textChanged.connect(self._fit)
 
     def event(self, event: QEvent) -> bool:
@@ -47,19 +46,8 @@ class EditBox(QPlainTextEdit):
             return True
         return super().event(event)
 
-    def keyPressEvent(self, event: QKeyEvent) -> None:
-        if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
-            if event.modifiers() & Qt.KeyboardModifier.ShiftModifier:
-                self.insertPlainText("\n")
-            else:
-                self.submitted.emit()
-            event.accept()
-            return
-        if event.key() == Qt.Key.Key_Escape:
-            self.cancelled.emit()
-            event.accept()
-            return
-        super().keyPressEvent(event)
+    def escape(self) -> None:
+        self.cancelled.emit()
 
     def resizeEvent(self, event) -> None:  # a new width wraps the text anew
         super().resizeEvent(event)

@@ -1,9 +1,12 @@
-"""Small layout helpers shared by the side panels (views only; no behaviour)."""
+"""Small layout helpers shared by the views (no behaviour): side panels that scroll, and text
+views as tall as their content."""
 
 from __future__ import annotations
 
+import math
+
 from PySide6.QtCore import QSize, Qt
-from PySide6.QtWidgets import QFrame, QScrollArea, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QFrame, QScrollArea, QSizePolicy, QTextEdit, QVBoxLayout, QWidget
 
 
 def fill_with_scrolling(panel: QWidget, inner: QWidget) -> QScrollArea:
@@ -36,3 +39,29 @@ class _FitWidthScroll(QScrollArea):
             + 2 * self.frameWidth()
         )
         return QSize(max(hint.width(), width), hint.height())
+
+
+class GrowsToContent:
+    """Mixin for a QTextEdit (or QTextBrowser) in the chat column: no frame, no scroll bars, as
+    tall as its document at the width it is given (the column scrolls, not the view). List it
+    before the Qt class; call `grow_to_content()` in __init__."""
+
+    def grow_to_content(self: QTextEdit) -> None:  # type: ignore[misc]
+        self.setFrameShape(QFrame.Shape.NoFrame)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+        self.document().setDocumentMargin(2)
+        self.document().documentLayout().documentSizeChanged.connect(self._fit_height)
+        self._fit_height()
+
+    def _fit_height(self: QTextEdit, *_args) -> None:  # type: ignore[misc]
+        height = math.ceil(self.document().size().height()) + 2 * self.frameWidth() + 2
+        self.setFixedHeight(max(height, self.fontMetrics().height() + 6))
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)  # type: ignore[misc]
+        self._fit_height()
+
+    def sizeHint(self) -> QSize:
+        return QSize(400, self.height())  # type: ignore[attr-defined]

@@ -15,14 +15,13 @@ import html
 from collections.abc import Sequence
 
 from PySide6.QtCore import QPoint, Qt, Signal
-from PySide6.QtGui import QKeyEvent, QKeySequence, QShortcut
+from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QButtonGroup,
     QFrame,
     QHBoxLayout,
     QLabel,
     QMenu,
-    QPlainTextEdit,
     QPushButton,
     QScrollArea,
     QSizePolicy,
@@ -35,6 +34,7 @@ from desktop.engine.events import GenerationDone, TokenStep
 from desktop.history_export import size_and_speed
 from desktop.ui import theme
 from desktop.ui.flow_layout import WrappingRow
+from desktop.ui.message_box import MessageBox
 from desktop.ui.reply_text import ReplyModeButtons, ReplyTextView
 from desktop.ui.spoken import piece_text, step_text
 from desktop.ui.token_count import count_label
@@ -424,30 +424,14 @@ def footer_text(done: GenerationDone, partial: bool = False) -> str:
     return " · ".join(parts)
 
 
-class InputBox(QPlainTextEdit):
-    """Enter sends, Shift+Enter makes a new line, Esc stops, Tab and Shift+Tab move the focus
-    (a keyboard user can leave the box; a tab character can still be pasted)."""
+class InputBox(MessageBox):
+    """The message box: Enter sends, Shift+Enter makes a new line, Esc stops, Tab and Shift+Tab
+    move the focus (see MessageBox)."""
 
-    submitted = Signal()
     stop_requested = Signal()
 
-    def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.setTabChangesFocus(True)
-
-    def keyPressEvent(self, event: QKeyEvent) -> None:
-        if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
-            if event.modifiers() & Qt.KeyboardModifier.ShiftModifier:
-                self.insertPlainText("\n")
-            else:
-                self.submitted.emit()
-            event.accept()
-            return
-        if event.key() == Qt.Key.Key_Escape:
-            self.stop_requested.emit()
-            event.accept()
-            return
-        super().keyPressEvent(event)
+    def escape(self) -> None:
+        self.stop_requested.emit()
 
 
 class ChatView(QWidget):

@@ -19,10 +19,9 @@ Knows text, not tokens: the bubble hands it the reply's text (the join of its to
 
 from __future__ import annotations
 
-import math
 import re
 
-from PySide6.QtCore import QSize, Qt, QTimer, QUrl, Signal
+from PySide6.QtCore import QTimer, QUrl, Signal
 from PySide6.QtGui import (
     QFontMetricsF,
     QTextBlockFormat,
@@ -32,9 +31,7 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import (
     QButtonGroup,
-    QFrame,
     QHBoxLayout,
-    QSizePolicy,
     QTextBrowser,
     QToolButton,
     QToolTip,
@@ -42,6 +39,7 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.ui import theme
+from desktop.ui.layout import GrowsToContent
 
 _FEATURES = QTextDocument.MarkdownFeature
 MARKDOWN_FEATURES = _FEATURES(
@@ -118,7 +116,7 @@ def render_markdown(document: QTextDocument, text: str) -> None:
     cursor.endEditBlock()
 
 
-class ReplyTextView(QTextBrowser):
+class ReplyTextView(GrowsToContent, QTextBrowser):
     """A reply as rendered Markdown, read-only, as tall as its content (the chat column
     scrolls, not the view). Signal: link_clicked(QUrl) (nothing is opened)."""
 
@@ -130,19 +128,13 @@ class ReplyTextView(QTextBrowser):
         self.setOpenExternalLinks(False)
         self.anchorClicked.connect(self.link_clicked)
         self.highlighted.connect(self._hovered_link)
-        self.setFrameShape(QFrame.Shape.NoFrame)
-        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        self.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
         self.setAccessibleName("Assistant reply as formatted text")
-        self.document().setDocumentMargin(2)
         self.setTabStopDistance(tab_width())
-        self.document().documentLayout().documentSizeChanged.connect(self._fit_height)
         self.source_text = ""
         self._pending: str | None = None
         self._later = QTimer(self, singleShot=True, interval=STREAM_RENDER_MS)
         self._later.timeout.connect(self._render_pending)
-        self._fit_height()
+        self.grow_to_content()
 
     def set_reply_text(self, text: str) -> None:
         """Show `text` rendered now (nothing is done when it is what is shown already)."""
@@ -172,17 +164,6 @@ class ReplyTextView(QTextBrowser):
         self.setToolTip(url.toString() if not url.isEmpty() else "")
         if url.isEmpty():
             QToolTip.hideText()
-
-    def _fit_height(self, *_args) -> None:
-        height = math.ceil(self.document().size().height()) + 2 * self.frameWidth() + 2
-        self.setFixedHeight(max(height, self.fontMetrics().height() + 6))
-
-    def resizeEvent(self, event) -> None:
-        super().resizeEvent(event)
-        self._fit_height()
-
-    def sizeHint(self) -> QSize:
-        return QSize(400, self.height())
 
 
 def tab_width() -> float:

@@ -18,7 +18,7 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from PySide6.QtCore import QEvent, QSize, Qt, QTimer, Signal
+from PySide6.QtCore import QEvent, Qt, QTimer, Signal
 from PySide6.QtGui import (
     QAccessible,
     QAccessibleAnnouncementEvent,
@@ -32,9 +32,10 @@ from PySide6.QtGui import (
     QTextCharFormat,
     QTextCursor,
 )
-from PySide6.QtWidgets import QFrame, QScrollArea, QSizePolicy, QTextEdit, QToolTip, QWidget
+from PySide6.QtWidgets import QScrollArea, QTextEdit, QToolTip, QWidget
 
 from desktop.engine.events import TokenStep
+from desktop.ui.layout import GrowsToContent
 
 
 def visible_token(token: str) -> str:
@@ -132,7 +133,7 @@ def span_index(spans: Sequence[Span], position: int) -> int:
     return -1
 
 
-class TokenSpanView(QTextEdit):
+class TokenSpanView(GrowsToContent, QTextEdit):
     """Read-only text built from spans; grows to its content's height (no scroll bars).
 
     Signals: span_activated(int) when a span is clicked or reached with the arrow keys;
@@ -145,25 +146,19 @@ class TokenSpanView(QTextEdit):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setReadOnly(True)
-        self.setFrameShape(QFrame.Shape.NoFrame)
-        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        self.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
         self.setTextInteractionFlags(
             Qt.TextInteractionFlag.TextSelectableByMouse
             | Qt.TextInteractionFlag.TextSelectableByKeyboard
         )
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self.viewport().setCursor(Qt.CursorShape.PointingHandCursor)
-        self.document().setDocumentMargin(2)
         # a tab (in a message shown as text) is 4 spaces wide, not Qt's default 80 px
         self.setTabStopDistance(4 * self.fontMetrics().horizontalAdvance(" "))
-        self.document().documentLayout().documentSizeChanged.connect(self._fit_height)
         self.spans: list[Span] = []
         self.selected = -1
         self.marked: set[int] = set()  # spans drawn with an outline
         self.span_menus = False  # a right-click on a span asks for its menu (replies only)
-        self._fit_height()
+        self.grow_to_content()
 
     # ---- building ----------------------------------------------------------------------------
     def clear_spans(self) -> None:
@@ -345,18 +340,6 @@ class TokenSpanView(QTextEdit):
                 QToolTip.hideText()
             return True
         return super().event(event)
-
-    # ---- size --------------------------------------------------------------------------------
-    def _fit_height(self, *_args) -> None:
-        height = math.ceil(self.document().size().height()) + 2 * self.frameWidth() + 2
-        self.setFixedHeight(max(height, self.fontMetrics().height() + 6))
-
-    def resizeEvent(self, event) -> None:
-        super().resizeEvent(event)
-        self._fit_height()
-
-    def sizeHint(self) -> QSize:
-        return QSize(400, self.height())
 
 
 def piece_format(index: int, special: bool, dark: bool) -> QTextCharFormat:
