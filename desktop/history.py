@@ -240,7 +240,7 @@ class History:
         some message contains this text (case-insensitive, Unicode case folding)."""
         query = (
             "SELECT c.id, c.title, c.model, c.created_at, c.updated_at, "
-            "(SELECT count(*) FROM messages m WHERE m.conversation_id = c.id), "
+            f"{_ACTIVE_PATH_COUNT}, "
             "c.system_prompt, c.settings "
             "FROM conversations c"
         )
@@ -261,7 +261,7 @@ class History:
         with self._transaction("read a conversation", write=False) as db:
             row = db.execute(
                 "SELECT c.id, c.title, c.model, c.created_at, c.updated_at, "
-                "(SELECT count(*) FROM messages m WHERE m.conversation_id = c.id), "
+                f"{_ACTIVE_PATH_COUNT}, "
                 "c.system_prompt, c.settings "
                 "FROM conversations c WHERE c.id = ?",
                 (conv_id,),
@@ -513,6 +513,18 @@ def _clean_title(title: str) -> str:
     if not title:
         raise HistoryError("A conversation needs a title that is not empty.")
     return title
+
+
+_ACTIVE_PATH_COUNT = (
+    "(WITH RECURSIVE path(id) AS ("
+    "SELECT m.id FROM messages m "
+    "WHERE m.conversation_id = c.id AND m.parent_id IS NULL AND m.active = 1 "
+    "UNION ALL SELECT m.id FROM messages m JOIN path ON m.parent_id = path.id WHERE m.active = 1"
+    ") SELECT count(*) FROM path)"
+)
+"""SQL for a conversation's `message_count` (`c` is its row): the messages on its active path,
+what the window shows and an export's `messages` holds; other versions are not counted (one
+active version per parent, see history_migrations.m002)."""
 
 
 def _no_conversation(conv_id: int) -> HistoryError:

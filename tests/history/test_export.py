@@ -171,6 +171,8 @@ def test_export_has_the_tree_and_markdown_names_versions(tmp_path):
         )
     data = json.loads(to_json(summary, messages, tree))
     assert [m["id"] for m in data["messages"]] == [user, second]
+    # the chat list and `history` count what the window shows (QA: "4 messages" for these two)
+    assert summary.message_count == len(data["messages"]) == 2
     by_id = {m["id"]: m for m in data["tree"]}
     assert list(by_id) == [user, first, second, third]
     assert [by_id[i]["parent_id"] for i in by_id] == [None, user, user, user]
