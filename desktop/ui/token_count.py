@@ -69,6 +69,7 @@ class TokenCount(QObject):
         self.label = label
         self._model = model
         self.used = 0
+        self._base: str | None = None  # the box's own accessible description
         self.timer = QTimer(self, singleShot=True, interval=DEBOUNCE_MS)
         self.timer.timeout.connect(self.refresh)
         box.textChanged.connect(self.timer.start)
@@ -93,6 +94,16 @@ class TokenCount(QObject):
             line = count_text(model, text, self.used)
         self.label.setText(line)
         self.label.setVisible(bool(line))
+        self._describe(line)
+
+    def _describe(self, line: str) -> None:
+        """A screen reader hears the count with the box: its accessible description is its own
+        (set once the window is built: kept from the first count) followed by the count."""
+        if self._base is None:
+            if not line:
+                return
+            self._base = self.box.accessibleDescription()
+        self.box.setAccessibleDescription(f"{self._base} {line}." if line else self._base)
 
 
 def count_label(parent: QWidget | None = None) -> QLabel:

@@ -201,6 +201,10 @@ def test_token_count_is_the_tokenizers_count_and_follows_typing(qtbot, real_wind
     longer = len(model.tokenizer.encode(text + " And more words"))
     assert longer > count
     qtbot.waitUntil(lambda: label.text().startswith(f"{longer} tokens · "))
+    # a screen reader hears the count with the box (its own description, then the count)
+    description = box.accessibleDescription()
+    assert description.startswith("Type your message. Enter sends it")
+    assert description.endswith(f" {label.text()}.")
     # after a reply, the chat so far counts against the context
     window.settings.max_new_tokens.setValue(3)
     done = send_real(qtbot, window, controller, "hello")
