@@ -266,6 +266,7 @@ class AssistantMessageWidget(QFrame):
         self.footer.setObjectName("footer")
         self.footer.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.footer.setWordWrap(True)  # else its one line sets the chat column's minimum width
+        self.footer.setVisible(False)  # until the reply ends (an empty line under a streaming one)
         self.error = QLabel("")
         self.error.setObjectName("error")
         self.error.setWordWrap(True)
@@ -399,6 +400,7 @@ class AssistantMessageWidget(QFrame):
         if done.error:
             self.show_error(done.error)
         self.footer.setText(footer_text(done, partial))
+        self.footer.setVisible(bool(self.footer.text()))
         self.set_busy(False)
 
     def show_error(self, message: str) -> None:

@@ -95,3 +95,17 @@ def test_the_inspector_shows_a_fragment_s_bytes_as_text(qtbot, qapp_theme):
     panel.show_step(0)
     label = panel.values["bytes"]
     assert label.text() == "<DD>" and label.textFormat() == Qt.TextFormat.PlainText
+
+
+def test_a_streaming_reply_has_no_empty_footer_line(qtbot, qapp_theme):
+    """QA: an empty band one line high sat under a reply while it streamed (its footer, empty
+    until the end). The footer shows when the reply ends, with its figures."""
+    from tests.history.records import make_done
+
+    steps = [scripted_step(i, text, 0.5) for i, text in enumerate(["Hel", "lo"])]
+    reply = AssistantMessageWidget("m")
+    qtbot.addWidget(reply)
+    reply.show_steps(steps)
+    assert not reply.footer.isVisibleTo(reply)
+    reply.finish(make_done(tuple(steps)))
+    assert reply.footer.isVisibleTo(reply) and reply.footer.text().startswith("2 tokens")
