@@ -37,9 +37,6 @@ class Feedback(QObject):
         self.window.statusBar().showMessage(message, ms)
         self._line = (kind, message)
 
-    def clear_status(self) -> None:
-        self.window.statusBar().clearMessage()
-
     def end(self, kind: str) -> None:
         """The state `kind` is over: its status line goes, if it is still the one shown."""
         bar = self.window.statusBar()

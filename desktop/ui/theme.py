@@ -168,16 +168,6 @@ def available_fallbacks() -> list[str]:
     return [family for family in FALLBACK_FAMILIES if family in installed]
 
 
-def ui_font(point_size: float | None = None) -> QFont:
-    """The application font with the CJK/emoji fallback chain."""
-    font = QFont(QApplication.font())
-    families = [font.family(), *[f for f in available_fallbacks() if f != font.family()]]
-    font.setFamilies(families)
-    if point_size:
-        font.setPointSizeF(point_size)
-    return font
-
-
 def mono_font() -> QFont:
     installed = set(QFontDatabase.families())
     mono = next((f for f in MONO_FAMILIES if f in installed), "monospace")

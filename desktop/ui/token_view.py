@@ -192,14 +192,6 @@ class TokenSpanView(GrowsToContent, QTextEdit):
         cursor.movePosition(QTextCursor.MoveOperation.End)
         cursor.insertText(text, QTextCharFormat())
 
-    def restyle(self, index: int, fmt: QTextCharFormat) -> None:
-        span = self.spans[index]
-        if span.end > span.start:
-            cursor = QTextCursor(self.document())
-            cursor.setPosition(span.start)
-            cursor.setPosition(span.end, QTextCursor.MoveMode.KeepAnchor)
-            cursor.setCharFormat(fmt)
-
     # ---- selection ---------------------------------------------------------------------------
     def span_at(self, pos) -> int:
         """The index of the span under a viewport position, or -1."""

@@ -146,10 +146,3 @@ def prepare_thread(worker: RunWorker | CallWorker, parent: QObject) -> QThread:
     worker.finished.connect(thread.quit, Qt.ConnectionType.DirectConnection)
     worker.finished.connect(worker.deleteLater)
     return thread
-
-
-def start_in_thread(worker: RunWorker | CallWorker, parent: QObject) -> QThread:
-    """`prepare_thread` and start it. The caller keeps references to both until `finished`."""
-    thread = prepare_thread(worker, parent)
-    thread.start()
-    return thread
